@@ -1,0 +1,326 @@
+"""The :class:`App`: job registry, settings, connection pools and the producer API."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from nightcrew.config import Settings
+from nightcrew.db.migrate import migrate
+from nightcrew.db.url import resolve_database_url
+from nightcrew.errors import ConfigurationError
+from nightcrew.jobs import Backoff, Job, JobType
+from nightcrew.lifecycle import control
+from nightcrew.lifecycle.enqueue import (
+    ainsert_many,
+    ainsert_one,
+    build_job,
+    build_jobs,
+    insert_many,
+    insert_one,
+)
+from nightcrew.queries import query
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """A nightcrew application: register job types, enqueue jobs, run workers.
+
+    ``App()`` reads its settings from ``NIGHTCREW_*`` environment variables; keyword
+    arguments override them. Without a database URL it uses the embedded PostgreSQL.
+    An App is safe to share between threads; async methods may run on any event loop.
+    """
+
+    def __init__(
+        self, database_url: str | None = None, *, strict_types: bool = True, **settings: Any
+    ) -> None:
+        if database_url is not None:
+            settings["database_url"] = database_url
+        self.settings = Settings(**settings)
+        self.registry: dict[str, JobType] = {}
+        self.strict_types = strict_types
+        """When False, enqueue accepts job types this App has not registered (producers)."""
+        self._lock = threading.Lock()
+        self._url: str | None = None
+        self._migrated = False
+        self._pool: ConnectionPool[Any] | None = None
+        self._apools: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncConnectionPool[Any]
+        ] = weakref.WeakKeyDictionary()
+
+    # ---- registration --------------------------------------------------------------------
+
+    def job(
+        self,
+        name: str,
+        *,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        backoff: Backoff = 2.0,
+        public: bool = True,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as the handler of job type ``name``.
+
+        ``handler(ctx, payload)``: ``async def`` runs on the worker's loop, plain ``def`` in
+        a thread. Annotate ``payload`` with a Pydantic model to validate it at enqueue.
+        ``public=False`` keeps the type off the HTTP API.
+        """
+
+        def register(handler: F) -> F:
+            if name in self.registry:
+                raise ConfigurationError(f"job type {name!r} is already registered")
+            self.registry[name] = JobType(
+                name=name, handler=handler, queue=queue, priority=priority,
+                max_attempts=max_attempts, timeout=timeout, backoff=backoff, public=public,
+            )  # fmt: skip
+            return handler
+
+        return register
+
+    # ---- connections ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database URL in use (starts the embedded server when none is configured)."""
+        with self._lock:
+            if self._url is None:
+                self._url = resolve_database_url(self.settings.database_url)
+            return self._url
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations now; return the versions applied."""
+        applied = migrate(self.url)
+        self._migrated = True
+        return applied
+
+    def _ensure_ready(self) -> str:
+        url = self.url
+        if self.settings.migrate_on_start and not self._migrated:
+            with self._lock:
+                if not self._migrated:
+                    migrate(url)
+                    self._migrated = True
+        return url
+
+    def pool(self) -> ConnectionPool[Any]:
+        """The synchronous connection pool (autocommit connections)."""
+        if self._pool is None:
+            url = self._ensure_ready()
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ConnectionPool(
+                        url, min_size=self.settings.pool_min_size,
+                        max_size=self.settings.pool_max_size, kwargs={"autocommit": True},
+                        open=True, name="nightcrew-sync",
+                    )  # fmt: skip
+        return self._pool
+
+    async def apool(self) -> AsyncConnectionPool[Any]:
+        """The async connection pool of the running event loop (autocommit connections)."""
+        loop = asyncio.get_running_loop()
+        pool = self._apools.get(loop)
+        if pool is None:
+            url = await asyncio.to_thread(self._ensure_ready)
+            pool = self._apools.get(loop)
+            if pool is None:
+                pool = AsyncConnectionPool(
+                    url, min_size=self.settings.pool_min_size,
+                    max_size=self.settings.pool_max_size, kwargs={"autocommit": True},
+                    open=False, name="nightcrew-async",
+                )  # fmt: skip
+                self._apools[loop] = pool
+                await pool.open()
+        return pool
+
+    def close(self) -> None:
+        """Close the synchronous pool (async pools close with :meth:`aclose`)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    async def aclose(self) -> None:
+        """Close the async pool of the running loop, and the synchronous pool."""
+        pool = self._apools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> App:
+        await self.apool()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---- enqueue -------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        type: str,
+        payload: Any = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        dedupe_key: str | None = None,
+        user_id: str | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> UUID:
+        """Enqueue one job and return its id.
+
+        With ``dedupe_key``, while a job with that key is pending, processing or retrying
+        the existing job's id is returned instead. With ``conn`` the job is written in
+        that connection's current transaction (rolled back: no job).
+        """
+        job = build_job(
+            self.registry, type, payload, strict_types=self.strict_types, queue=queue,
+            priority=priority, delay=delay, run_at=run_at, dedupe_key=dedupe_key,
+            user_id=user_id, max_attempts=max_attempts, timeout=timeout,
+        )  # fmt: skip
+        if conn is not None:
+            return insert_one(conn, job)
+        with self.pool().connection() as pooled:
+            return insert_one(pooled, job)
+
+    async def aenqueue(
+        self,
+        type: str,
+        payload: Any = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        dedupe_key: str | None = None,
+        user_id: str | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        conn: psycopg.AsyncConnection[Any] | None = None,
+    ) -> UUID:
+        """Async twin of :meth:`enqueue`."""
+        job = build_job(
+            self.registry, type, payload, strict_types=self.strict_types, queue=queue,
+            priority=priority, delay=delay, run_at=run_at, dedupe_key=dedupe_key,
+            user_id=user_id, max_attempts=max_attempts, timeout=timeout,
+        )  # fmt: skip
+        if conn is not None:
+            return await ainsert_one(conn, job)
+        pool = await self.apool()
+        async with pool.connection() as pooled:
+            return await ainsert_one(pooled, job)
+
+    def enqueue_many(
+        self, items: Iterable[Mapping[str, Any]], *, conn: psycopg.Connection[Any] | None = None
+    ) -> list[UUID]:
+        """Enqueue many jobs with COPY, in one transaction; return ids in input order.
+
+        Each item is a dict with ``enqueue``'s argument names (``type``, ``payload``, ...).
+        Items sharing a live dedupe key all get the one job's id.
+        """
+        jobs = build_jobs(self.registry, items, strict_types=self.strict_types)
+        if conn is not None:
+            return insert_many(conn, jobs)
+        with self.pool().connection() as pooled:
+            return insert_many(pooled, jobs)
+
+    async def aenqueue_many(
+        self,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        conn: psycopg.AsyncConnection[Any] | None = None,
+    ) -> list[UUID]:
+        """Async twin of :meth:`enqueue_many`."""
+        jobs = build_jobs(self.registry, items, strict_types=self.strict_types)
+        if conn is not None:
+            return await ainsert_many(conn, jobs)
+        pool = await self.apool()
+        async with pool.connection() as pooled:
+            return await ainsert_many(pooled, jobs)
+
+    # ---- reading and steering --------------------------------------------------------------
+
+    def get_job(self, job_id: UUID | str) -> Job | None:
+        """The job with this id, or ``None``."""
+        uid = control.parse_id(job_id)
+        if uid is None:
+            return None
+        with self.pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(query("get_job"), {"id": uid}).fetchone()
+        return Job.from_row(row) if row else None
+
+    async def aget_job(self, job_id: UUID | str) -> Job | None:
+        """Async twin of :meth:`get_job`."""
+        uid = control.parse_id(job_id)
+        if uid is None:
+            return None
+        pool = await self.apool()
+        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query("get_job"), {"id": uid})
+            row = await cur.fetchone()
+        return Job.from_row(row) if row else None
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+        before: UUID | str | None = None,
+    ) -> list[Job]:
+        """Jobs newest first; pass the last id seen as ``before`` for the next page."""
+        params = {"status": status, "type": type, "limit": limit,
+                  "before": control.parse_id(before) if before else None}  # fmt: skip
+        with self.pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(query("list_jobs"), params).fetchall()
+        return [Job.from_row(row) for row in rows]
+
+    def cancel(self, job_id: UUID | str) -> bool:
+        """Cancel a job: a waiting job at once, a running one at its next save.
+
+        Returns False when the job does not exist or has already finished.
+        """
+        with self.pool().connection() as conn:
+            return control.cancel(conn, job_id)
+
+    async def acancel(self, job_id: UUID | str) -> bool:
+        """Async twin of :meth:`cancel`."""
+        pool = await self.apool()
+        async with pool.connection() as conn:
+            return await control.acancel(conn, job_id)
+
+    def retry(self, job_id: UUID | str) -> bool:
+        """Send a failed or cancelled job back to pending with its attempts reset."""
+        with self.pool().connection() as conn:
+            return control.retry(conn, job_id)
+
+    async def aretry(self, job_id: UUID | str) -> bool:
+        """Async twin of :meth:`retry`."""
+        pool = await self.apool()
+        async with pool.connection() as conn:
+            return await control.aretry(conn, job_id)
+
+    # ---- workers -------------------------------------------------------------------------
+
+    def worker(
+        self, *, queues: Sequence[str] | None = None, concurrency: int | None = None
+    ) -> Any:
+        """A :class:`~nightcrew.worker.Worker` for this app (call ``await w.run()``)."""
+        from nightcrew.worker import Worker
+
+        return Worker(self, queues=queues, concurrency=concurrency)

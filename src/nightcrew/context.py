@@ -1,0 +1,220 @@
+"""What a handler sees while it runs: :class:`JobContext` (async handlers) and
+:class:`SyncJobContext` (plain ``def`` handlers, run in a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+
+from nightcrew.errors import JobCancelled, LeaseLost
+from nightcrew.queries import query
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """The job being run, as fetched for this attempt."""
+
+    id: UUID
+    type: str
+    queue: str
+    attempt: int
+    """1-based: 1 on the first run, 2 on the first retry..."""
+    max_attempts: int
+    payload: Any
+    """The stored JSON payload (the handler's ``payload`` argument may be a model of it)."""
+    priority: int
+    user_id: str | None
+    created_at: datetime
+
+
+def _save_params(
+    ctx: JobContext, progress: float | None, stage: str | None, metrics: dict[str, Any] | None,
+    checkpoint: Any,
+) -> dict[str, Any]:  # fmt: skip
+    if progress is not None:
+        if isinstance(progress, bool) or not isinstance(progress, int | float):
+            raise TypeError(f"progress must be a number, got {progress!r}")
+        if not math.isfinite(progress) or not 0 <= progress <= 100:
+            raise ValueError(f"progress must be between 0 and 100, got {progress}")
+    if metrics is not None and not isinstance(metrics, dict):
+        raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
+    return {
+        "id": ctx.job.id,
+        "worker_id": ctx.worker_id,
+        "attempt": ctx.job.attempt,
+        "progress": progress,
+        "stage": stage,
+        "metrics": None if metrics is None else json.dumps(metrics, allow_nan=False),
+        "set_checkpoint": checkpoint is not _UNSET,
+        "checkpoint": None if checkpoint is _UNSET else json.dumps(checkpoint, allow_nan=False),
+    }
+
+
+class JobContext:
+    """Handle of one running attempt: progress, checkpoints and fenced transactions.
+
+    Every write goes through the lease: when this worker no longer owns the job (it was
+    rescued elsewhere) the write fails with :class:`LeaseLost`; when the job was cancelled
+    it fails with :class:`JobCancelled`, which interrupts the handler.
+    """
+
+    def __init__(
+        self, app: App, job: JobInfo, checkpoint: Any, worker_id: str,
+    ) -> None:  # fmt: skip
+        self.app = app
+        self.job = job
+        self.checkpoint: Any = checkpoint
+        """The checkpoint saved by an earlier attempt (or earlier in this one); ``None`` at first."""
+        self.worker_id = worker_id
+        self._cancelled = False
+        self._lost = False
+        self._tx: psycopg.AsyncConnection[Any] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancellation was requested; the next save or transaction raises."""
+        return self._cancelled
+
+    @property
+    def lease_lost(self) -> bool:
+        """True once this worker learned it no longer owns the job."""
+        return self._lost
+
+    def _raise_if_stopped(self) -> None:
+        if self._lost:
+            raise LeaseLost(f"job {self.job.id}: lease lost")
+        if self._cancelled:
+            raise JobCancelled(f"job {self.job.id} was cancelled")
+
+    def _after_write(self, row: tuple[Any, ...] | None, params: dict[str, Any]) -> None:
+        if row is None:
+            self._lost = True
+            raise LeaseLost(f"job {self.job.id}: lease lost, write refused")
+        if params["set_checkpoint"]:
+            self.checkpoint = json.loads(params["checkpoint"])
+        if row[0]:
+            self._cancelled = True
+            raise JobCancelled(f"job {self.job.id} was cancelled")
+
+    async def save(
+        self,
+        *,
+        progress: float | None = None,
+        stage: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        checkpoint: Any = _UNSET,
+    ) -> None:
+        """Record progress (0-100), stage, metrics (merged into the job's) and/or a checkpoint.
+
+        Inside :meth:`transaction` the write joins that transaction.
+        """
+        self._raise_if_stopped()
+        params = _save_params(self, progress, stage, metrics, checkpoint)
+        if self._tx is not None:
+            cur = await self._tx.execute(query("save_progress"), params)
+            row = await cur.fetchone()
+        else:
+            pool = await self.app.apool()
+            async with pool.connection() as conn:
+                cur = await conn.execute(query("save_progress"), params)
+                row = await cur.fetchone()
+        self._after_write(row, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A database transaction fenced by this attempt's lease.
+
+        The job row is locked first (proving the lease), so the work done on the yielded
+        connection and any ``save(checkpoint=...)`` inside commit together, or not at all.
+        """
+        self._raise_if_stopped()
+        if self._tx is not None:
+            raise RuntimeError("ctx.transaction() blocks cannot be nested")
+        pool = await self.app.apool()
+        async with pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(query("lock_lease"), _lease_params(self))
+            self._after_write(await cur.fetchone(), {"set_checkpoint": False})
+            self._tx = conn
+            try:
+                yield conn
+            finally:
+                self._tx = None
+
+
+def _lease_params(ctx: JobContext) -> dict[str, Any]:
+    return {"id": ctx.job.id, "worker_id": ctx.worker_id, "attempt": ctx.job.attempt}
+
+
+class SyncJobContext:
+    """The context given to plain ``def`` handlers (which run in a worker thread)."""
+
+    def __init__(self, ctx: JobContext, loop: asyncio.AbstractEventLoop) -> None:
+        self._ctx = ctx
+        self._loop = loop
+        self._tx: psycopg.Connection[Any] | None = None
+
+    @property
+    def job(self) -> JobInfo:
+        """See :attr:`JobContext.job`."""
+        return self._ctx.job
+
+    @property
+    def checkpoint(self) -> Any:
+        """See :attr:`JobContext.checkpoint`."""
+        return self._ctx.checkpoint
+
+    @property
+    def cancelled(self) -> bool:
+        """See :attr:`JobContext.cancelled`."""
+        return self._ctx.cancelled
+
+    def save(
+        self,
+        *,
+        progress: float | None = None,
+        stage: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        checkpoint: Any = _UNSET,
+    ) -> None:
+        """See :meth:`JobContext.save`."""
+        if self._tx is None:
+            future = asyncio.run_coroutine_threadsafe(
+                self._ctx.save(progress=progress, stage=stage, metrics=metrics,
+                               checkpoint=checkpoint),  # fmt: skip
+                self._loop,
+            )
+            future.result()
+            return
+        self._ctx._raise_if_stopped()
+        params = _save_params(self._ctx, progress, stage, metrics, checkpoint)
+        row = self._tx.execute(query("save_progress"), params).fetchone()
+        self._ctx._after_write(row, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """See :meth:`JobContext.transaction`; yields a synchronous connection."""
+        self._ctx._raise_if_stopped()
+        if self._tx is not None:
+            raise RuntimeError("ctx.transaction() blocks cannot be nested")
+        with self._ctx.app.pool().connection() as conn, conn.transaction():
+            row = conn.execute(query("lock_lease"), _lease_params(self._ctx)).fetchone()
+            self._ctx._after_write(row, {"set_checkpoint": False})
+            self._tx = conn
+            try:
+                yield conn
+            finally:
+                self._tx = None

@@ -1,0 +1,152 @@
+"""The job: its states, the row as users read it, and registered job types.
+
+States and transitions (drawn in docs/architecture.md)::
+
+    pending ──fetch──> processing ──ok──> completed
+       ^                  │  │ └──error, attempts left──> retrying ──(run_at)──fetch──> processing
+       │                  │  └──error, attempts spent──> failed (dead letter)
+       │                  └──cancel──> cancelled
+       └──retry()── failed | cancelled         (shutdown gives the attempt back: -> pending)
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from nightcrew.errors import ConfigurationError
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for completed, failed and cancelled."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A snapshot of one job row."""
+
+    id: UUID
+    type: str
+    queue: str
+    payload: Any
+    status: JobStatus
+    priority: int
+    run_at: datetime
+    attempts: int
+    max_attempts: int
+    timeout_seconds: float | None
+    progress: float
+    stage: str | None
+    metrics: dict[str, Any]
+    checkpoint: Any
+    result: Any
+    error: str | None
+    errors: list[dict[str, Any]]
+    dedupe_key: str | None
+    user_id: str | None
+    cancel_requested: bool
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        """Build from a ``nightcrew.jobs`` row (as a dict); unknown columns are ignored."""
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["status"] = JobStatus(values["status"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict of the job."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, UUID):
+                value = str(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, JobStatus):
+                value = value.value
+            out[name] = value
+        return out
+
+
+Backoff = float | Callable[[int], float]
+
+
+def backoff_delay(backoff: Backoff, attempt: int) -> float:
+    """Seconds to wait before retrying after failed ``attempt`` (1-based).
+
+    A number is the base of exponential backoff, ``base * 2**(attempt-1)``, jittered by
+    ±25 % so that jobs failing together don't retry together; a callable decides alone.
+    """
+    if callable(backoff):
+        return max(0.0, float(backoff(attempt)))
+    return float(backoff) * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
+
+
+@dataclass
+class JobType:
+    """A registered job type: the handler and its defaults."""
+
+    name: str
+    handler: Callable[..., Any]
+    queue: str = "default"
+    priority: int = 0
+    max_attempts: int = 3
+    timeout: float | None = None
+    backoff: Backoff = 2.0
+    public: bool = True
+    model: type[BaseModel] | None = field(default=None)
+    is_async: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigurationError("a job type needs a non-empty name")
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"{self.name}: max_attempts must be >= 1")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigurationError(f"{self.name}: timeout must be > 0 seconds")
+        if not callable(self.backoff) and float(self.backoff) < 0:
+            raise ConfigurationError(f"{self.name}: backoff must be >= 0")
+        self.is_async = inspect.iscoroutinefunction(self.handler)
+        self.model = _payload_model(self.handler)
+
+
+def _payload_model(handler: Callable[..., Any]) -> type[BaseModel] | None:
+    """The Pydantic model the handler's payload parameter is annotated with, if any."""
+    try:
+        params = list(inspect.signature(handler, eval_str=True).parameters.values())
+    except (NameError, TypeError):
+        return None
+    if len(params) < 2:
+        raise ConfigurationError(
+            f"handler {getattr(handler, '__name__', handler)!r} must take (ctx, payload)"
+        )
+    annotation = params[1].annotation
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    return None

@@ -1,0 +1,266 @@
+"""Enqueue: validate arguments into rows, then write them — one row with a single
+statement, many rows with COPY. Nothing is written when any argument is wrong."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from pydantic import BaseModel, ValidationError
+
+from nightcrew.errors import EnqueueError, PayloadValidationError
+from nightcrew.ids import uuid7
+from nightcrew.jobs import JobType
+from nightcrew.queries import query
+
+PRIORITY_RANGE = (-1000, 1000)
+MAX_ATTEMPTS_LIMIT = 1000
+_LIVE_COLUMNS = (
+    "id", "type", "queue", "payload", "priority", "run_at", "max_attempts",
+    "timeout_seconds", "dedupe_key", "user_id",
+)  # fmt: skip
+ENQUEUE_KEYS = frozenset(
+    {"type", "payload", "queue", "priority", "delay", "run_at", "dedupe_key", "user_id",
+     "max_attempts", "timeout"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job, ready to be written."""
+
+    id: UUID
+    type: str
+    queue: str
+    payload_json: str
+    priority: int
+    run_at: datetime | None
+    delay: float
+    max_attempts: int
+    timeout_seconds: float | None
+    dedupe_key: str | None
+    user_id: str | None
+
+    def params(self) -> dict[str, Any]:
+        """Parameters of the ``insert_job`` query."""
+        return {
+            "id": self.id, "type": self.type, "queue": self.queue,
+            "payload": self.payload_json, "priority": self.priority, "run_at": self.run_at,
+            "delay": self.delay, "max_attempts": self.max_attempts,
+            "timeout_seconds": self.timeout_seconds, "dedupe_key": self.dedupe_key,
+            "user_id": self.user_id,
+        }  # fmt: skip
+
+
+def build_job(
+    registry: Mapping[str, JobType],
+    type: str,
+    payload: Any = None,
+    *,
+    strict_types: bool = True,
+    queue: str | None = None,
+    priority: int | None = None,
+    delay: float | timedelta | None = None,
+    run_at: datetime | None = None,
+    dedupe_key: str | None = None,
+    user_id: str | None = None,
+    max_attempts: int | None = None,
+    timeout: float | None = None,
+) -> NewJob:
+    """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
+    if not isinstance(type, str) or not type:
+        raise EnqueueError(f"job type must be a non-empty string, got {type!r}")
+    spec = registry.get(type)
+    if spec is None and strict_types:
+        known = ", ".join(sorted(registry)) or "none registered"
+        raise EnqueueError(f"unknown job type {type!r} (known: {known})")
+    payload_json = _payload_json(type, payload, spec)
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    delay = 0.0 if delay is None else delay
+    if not isinstance(delay, int | float) or isinstance(delay, bool) or not math.isfinite(delay):
+        raise EnqueueError(f"delay must be a number of seconds, got {delay!r}")
+    if delay < 0:
+        raise EnqueueError(f"delay must not be negative, got {delay}")
+    if run_at is not None:
+        if not isinstance(run_at, datetime):
+            raise EnqueueError(f"run_at must be a datetime, got {run_at!r}")
+        if run_at.tzinfo is None:
+            raise EnqueueError("run_at must be timezone-aware (e.g. datetime.now(UTC))")
+    priority = spec.priority if priority is None and spec else (priority or 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise EnqueueError(f"priority must be an integer, got {priority!r}")
+    if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
+        raise EnqueueError(f"priority must be between {PRIORITY_RANGE[0]} and "
+                           f"{PRIORITY_RANGE[1]}, got {priority}")  # fmt: skip
+    attempts = max_attempts if max_attempts is not None else (spec.max_attempts if spec else 3)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+        raise EnqueueError(f"max_attempts must be an integer >= 1, got {attempts!r}")
+    if attempts > MAX_ATTEMPTS_LIMIT:
+        raise EnqueueError(f"max_attempts must be at most {MAX_ATTEMPTS_LIMIT}, got {attempts}")
+    timeout = timeout if timeout is not None else (spec.timeout if spec else None)
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise EnqueueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    queue = queue or (spec.queue if spec else "default")
+    for name, value in (("queue", queue), ("dedupe_key", dedupe_key), ("user_id", user_id)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise EnqueueError(f"{name} must be a non-empty string, got {value!r}")
+    return NewJob(
+        id=uuid7(), type=type, queue=queue, payload_json=payload_json, priority=priority,
+        run_at=run_at, delay=float(delay), max_attempts=attempts,
+        timeout_seconds=float(timeout) if timeout is not None else None,
+        dedupe_key=dedupe_key, user_id=user_id,
+    )  # fmt: skip
+
+
+def build_jobs(
+    registry: Mapping[str, JobType], items: Iterable[Mapping[str, Any]], *, strict_types: bool
+) -> list[NewJob]:
+    """Validate a bulk request: dicts with the same keys as ``enqueue``'s arguments."""
+    jobs = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise EnqueueError(f"item {index}: expected a dict, got {type(item).__name__}")
+        unknown = set(item) - ENQUEUE_KEYS
+        if unknown:
+            raise EnqueueError(f"item {index}: unknown keys {sorted(unknown)}")
+        if "type" not in item:
+            raise EnqueueError(f"item {index}: missing 'type'")
+        args = dict(item)
+        job_type = args.pop("type")
+        payload = args.pop("payload", None)
+        try:
+            jobs.append(build_job(registry, job_type, payload, strict_types=strict_types, **args))
+        except EnqueueError as exc:
+            raise type(exc)(f"item {index}: {exc}") from None
+    return jobs
+
+
+def _payload_json(job_type: str, payload: Any, spec: JobType | None) -> str:
+    if spec is not None and spec.model is not None:
+        try:
+            if isinstance(payload, spec.model):
+                model = payload
+            else:
+                model = spec.model.model_validate(payload if payload is not None else {})
+        except ValidationError as exc:
+            raise PayloadValidationError(f"payload for {job_type!r} is invalid: {exc}") from None
+        return model.model_dump_json()
+    if isinstance(payload, BaseModel):
+        return payload.model_dump_json()
+    try:
+        return json.dumps(payload if payload is not None else {}, allow_nan=False,
+                          separators=(",", ":"))  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        raise EnqueueError(f"payload for {job_type!r} is not JSON-serialisable: {exc}") from None
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+
+def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
+    """Write one job (or find the live job with its dedupe key); return the id."""
+    row = conn.execute(query("insert_job"), job.params()).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
+    """Async twin of :func:`insert_one`."""
+    cur = await conn.execute(query("insert_job"), job.params())
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def _copy_rows(jobs: Sequence[NewJob], with_ord: bool) -> Iterable[tuple[Any, ...]]:
+    for index, job in enumerate(jobs):
+        row: tuple[Any, ...] = (
+            job.id, job.type, job.queue, job.payload_json, job.priority, job.run_at,
+            job.max_attempts, job.timeout_seconds, job.dedupe_key, job.user_id,
+        )  # fmt: skip
+        yield (*row, index) if with_ord else row
+
+
+def _resolve_run_at(jobs: Sequence[NewJob], now: datetime) -> list[NewJob]:
+    # COPY bypasses column defaults, so the database's now() is applied here.
+    return [
+        job if job.run_at is not None and not job.delay
+        else replace(job, run_at=(job.run_at or now) + timedelta(seconds=job.delay))
+        for job in jobs
+    ]  # fmt: skip
+
+
+def _map_ids(jobs: Sequence[NewJob], returned: Iterable[tuple[UUID, str | None]]) -> list[UUID]:
+    by_key = {key: job_id for job_id, key in returned}
+    return [by_key[job.dedupe_key] if job.dedupe_key else job.id for job in jobs]
+
+
+_COPY_JOBS = (
+    "COPY nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts,"
+    " timeout_seconds, dedupe_key, user_id) FROM STDIN"
+)
+_COPY_STAGED = (
+    "COPY nightcrew_staged_jobs (id, type, queue, payload, priority, run_at, max_attempts,"
+    " timeout_seconds, dedupe_key, user_id, ord) FROM STDIN"
+)
+
+
+def insert_many(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[UUID]:
+    """Write many jobs with COPY in one transaction; dedupe keys are honoured."""
+    if not jobs:
+        return []
+    with conn.transaction():
+        now_row = conn.execute("SELECT now()").fetchone()
+        assert now_row is not None
+        rows = _resolve_run_at(jobs, now_row[0])
+        plain = [job for job in rows if job.dedupe_key is None]
+        keyed = [job for job in rows if job.dedupe_key is not None]
+        returned: list[tuple[UUID, str | None]] = []
+        if plain:
+            with conn.cursor().copy(_COPY_JOBS) as copy:
+                for row in _copy_rows(plain, with_ord=False):
+                    copy.write_row(row)
+        if keyed:
+            conn.execute(query("stage_jobs"))
+            with conn.cursor().copy(_COPY_STAGED) as copy:
+                for row in _copy_rows(keyed, with_ord=True):
+                    copy.write_row(row)
+            returned = conn.execute(query("insert_staged_jobs")).fetchall()  # type: ignore[assignment]
+            conn.execute("DELETE FROM nightcrew_staged_jobs")
+        conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in rows})})
+    return _map_ids(rows, returned)
+
+
+async def ainsert_many(conn: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob]) -> list[UUID]:
+    """Async twin of :func:`insert_many`."""
+    if not jobs:
+        return []
+    async with conn.transaction():
+        cur = await conn.execute("SELECT now()")
+        now_row = await cur.fetchone()
+        assert now_row is not None
+        rows = _resolve_run_at(jobs, now_row[0])
+        plain = [job for job in rows if job.dedupe_key is None]
+        keyed = [job for job in rows if job.dedupe_key is not None]
+        returned: list[tuple[UUID, str | None]] = []
+        if plain:
+            async with conn.cursor().copy(_COPY_JOBS) as copy:
+                for row in _copy_rows(plain, with_ord=False):
+                    await copy.write_row(row)
+        if keyed:
+            await conn.execute(query("stage_jobs"))
+            async with conn.cursor().copy(_COPY_STAGED) as copy:
+                for row in _copy_rows(keyed, with_ord=True):
+                    await copy.write_row(row)
+            cur = await conn.execute(query("insert_staged_jobs"))
+            returned = await cur.fetchall()  # type: ignore[assignment]
+            await conn.execute("DELETE FROM nightcrew_staged_jobs")
+        await conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in rows})})
+    return _map_ids(rows, returned)

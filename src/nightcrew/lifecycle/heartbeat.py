@@ -1,0 +1,28 @@
+"""Heartbeat: renew the leases a worker holds, in one statement for all its running jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from nightcrew.queries import query
+
+
+async def renew_leases(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    worker_id: str,
+    held: Sequence[tuple[UUID, int]],
+    lease_seconds: float,
+) -> dict[UUID, bool]:
+    """Extend the leases in ``held`` (id, attempt). Returns ``{id: cancel_requested}`` for
+    the leases still held; a missing id means that lease is lost."""
+    cur = await conn.execute(
+        query("renew_leases"),
+        {"worker_id": worker_id, "ids": [h[0] for h in held],
+         "attempts": [h[1] for h in held], "lease_seconds": lease_seconds},  # fmt: skip
+    )
+    return {row[0]: row[1] for row in await cur.fetchall()}

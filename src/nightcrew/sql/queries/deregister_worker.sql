@@ -1,0 +1,1 @@
+DELETE FROM nightcrew.workers WHERE id = %(id)s

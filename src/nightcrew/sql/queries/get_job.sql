@@ -1,0 +1,1 @@
+SELECT * FROM nightcrew.jobs WHERE id = %(id)s

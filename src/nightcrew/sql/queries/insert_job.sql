@@ -1,0 +1,21 @@
+-- Insert one job; with a dedupe key that is live, return the existing job instead.
+-- The no-op DO UPDATE makes the statement return the conflicting row's id atomically.
+WITH ins AS (
+    INSERT INTO nightcrew.jobs AS j (
+        id, type, queue, payload, priority, run_at, max_attempts, timeout_seconds,
+        dedupe_key, user_id
+    )
+    VALUES (
+        %(id)s, %(type)s, %(queue)s, %(payload)s::jsonb, %(priority)s,
+        coalesce(%(run_at)s, now()) + make_interval(secs => %(delay)s),
+        %(max_attempts)s, %(timeout_seconds)s, %(dedupe_key)s, %(user_id)s
+    )
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL
+        AND status IN ('pending', 'processing', 'retrying')
+    DO UPDATE SET dedupe_key = EXCLUDED.dedupe_key
+    RETURNING j.id, j.queue, j.run_at, (j.xmax = 0) AS inserted
+)
+SELECT id, inserted,
+       CASE WHEN inserted AND run_at <= now()
+            THEN pg_notify('nightcrew_jobs', queue)::text END AS notified
+FROM ins

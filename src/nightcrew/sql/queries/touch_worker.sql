@@ -1,0 +1,1 @@
+UPDATE nightcrew.workers SET heartbeat_at = now() WHERE id = %(id)s

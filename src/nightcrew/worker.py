@@ -1,0 +1,384 @@
+"""The worker loop: fetch -> run -> finish, with heartbeats, rescue and graceful shutdown.
+
+One asyncio task per running job; the loop keeps ``concurrency`` jobs running, fetching a
+batch whenever slots are free. It wakes on LISTEN/NOTIFY and polls as a fallback, so it
+also runs where LISTEN is unavailable (PgBouncer in transaction mode: ``listen=False``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+
+from nightcrew.context import JobContext, JobInfo, SyncJobContext
+from nightcrew.errors import ConfigurationError, JobCancelled, LeaseLost, Retry
+from nightcrew.ids import uuid7
+from nightcrew.jobs import JobType, backoff_delay
+from nightcrew.lifecycle.fetch import fetch_jobs
+from nightcrew.lifecycle.finish import Completer, Outcome, error_record
+from nightcrew.lifecycle.heartbeat import renew_leases
+from nightcrew.lifecycle.rescue import rescue_expired
+from nightcrew.queries import query
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
+
+log = logging.getLogger("nightcrew.worker")
+
+
+@dataclass
+class _Running:
+    ctx: JobContext
+    task: asyncio.Task[None]
+
+
+class Worker:
+    """Runs jobs of an :class:`~nightcrew.App` until :meth:`stop` is called.
+
+    ``queues`` defaults to every queue of the app's registered job types.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.queues = sorted(set(queues) if queues else {t.queue for t in app.registry.values()})
+        if not self.queues:
+            raise ConfigurationError("the worker has no queue: register a job type or pass queues")
+        self.concurrency = concurrency or self.settings.concurrency
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid7().hex[-8:]}"
+        self.running: dict[UUID, _Running] = {}
+        self.processed = 0
+        self._wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._completer: Completer | None = None
+        self._listening = asyncio.Event()
+
+    # ---- control ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop fetching; running jobs get ``shutdown_grace_seconds`` to finish."""
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    async def wait_listening(self, timeout: float = 10.0) -> None:
+        """Wait until LISTEN is active (tests and benchmarks use this)."""
+        await asyncio.wait_for(self._listening.wait(), timeout)
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; then drain gracefully and return."""
+        pool = await self.app.apool()
+        self._completer = Completer(
+            pool, self.id, batch=self.settings.complete_batch,
+            interval=self.settings.complete_interval_ms / 1000,
+        )  # fmt: skip
+        await self._with_retry(self._register)
+        helpers = [
+            asyncio.create_task(self._completer.run(), name="nightcrew-completer"),
+            asyncio.create_task(self._heartbeat_loop(), name="nightcrew-heartbeat"),
+            asyncio.create_task(self._rescue_loop(), name="nightcrew-rescue"),
+        ]
+        if self.settings.listen:
+            helpers.append(asyncio.create_task(self._listen_loop(), name="nightcrew-listen"))
+        try:
+            await self._fetch_loop()
+            await self._shutdown()
+        finally:
+            await self._completer.close()
+            await helpers[0]
+            for task in helpers[1:]:
+                task.cancel()
+            await asyncio.gather(*helpers[1:], return_exceptions=True)
+            with contextlib.suppress(psycopg.Error):
+                async with pool.connection() as conn:
+                    await conn.execute(query("deregister_worker"), {"id": self.id})
+            self._stopped.set()
+
+    async def run_until_idle(self, *, timeout: float = 60.0) -> int:
+        """Run until no job is runnable or running, then stop; return jobs processed.
+
+        Meant for tests and scripts (jobs scheduled in the future are left alone).
+        """
+        runner = asyncio.create_task(self.run())
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await asyncio.sleep(0.02)
+                    if self.running or (self._completer and self._completer.backlog):
+                        continue
+                    if not await self._has_runnable():
+                        break
+        finally:
+            self.stop()
+            await runner
+        return self.processed
+
+    async def _has_runnable(self) -> bool:
+        pool = await self.app.apool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM nightcrew.jobs WHERE queue = ANY(%s)"
+                " AND status IN ('pending', 'retrying', 'processing') AND run_at <= now())",
+                (self.queues,),
+            )
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    # ---- fetching -----------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self.running)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            limit = min(free, self.settings.fetch_batch)
+            self._wake.clear()
+            try:
+                pool = await self.app.apool()
+                async with pool.connection() as conn:
+                    rows = await fetch_jobs(
+                        conn, worker_id=self.id, queues=self.queues, limit=limit,
+                        lease_seconds=self.settings.lease_seconds,
+                    )  # fmt: skip
+                failures = 0
+            except psycopg.OperationalError as exc:
+                failures += 1
+                delay = min(5.0, 0.05 * 2**failures)
+                log.warning("fetch failed (%s); retrying in %.2fs", exc, delay)
+                await self._sleep_unless_stopping(delay)
+                continue
+            for row in rows:
+                self._start(row)
+            if len(rows) < limit:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def _start(self, row: tuple[Any, ...]) -> None:
+        (job_id, job_type, queue, payload, priority, attempt, max_attempts, timeout,
+         checkpoint, user_id, _run_at, created_at) = row  # fmt: skip
+        info = JobInfo(
+            id=job_id, type=job_type, queue=queue, attempt=attempt, max_attempts=max_attempts,
+            payload=payload, priority=priority, user_id=user_id, created_at=created_at,
+        )  # fmt: skip
+        ctx = JobContext(self.app, info, checkpoint, self.id)
+        task = asyncio.create_task(self._run_job(ctx, timeout), name=f"nightcrew-job-{job_id}")
+        self.running[job_id] = _Running(ctx, task)
+
+    # ---- running one job ----------------------------------------------------------------
+
+    async def _run_job(self, ctx: JobContext, timeout: float | None) -> None:
+        info = ctx.job
+        spec = self.app.registry.get(info.type)
+        outcome: Outcome | None = None
+        try:
+            if spec is None:
+                raise ConfigurationError(f"no handler registered for job type {info.type!r}")
+            outcome = await self._invoke(spec, ctx, timeout)
+        except asyncio.CancelledError:
+            # Lease lost (nothing may be written) or shutdown past its grace (give back).
+            if not ctx.lease_lost:
+                outcome = Outcome(info.id, info.attempt, "pending")
+        except Exception as exc:  # a handler error, or an unknown type
+            outcome = self._failure(spec, info, exc)
+        finally:
+            self.running.pop(info.id, None)
+            self._slot_free.set()
+            self.processed += 1
+            if outcome is not None and self._completer is not None:
+                self._completer.add(outcome)
+
+    async def _invoke(self, spec: JobType, ctx: JobContext, timeout: float | None) -> Outcome:
+        info = ctx.job
+        payload = spec.model.model_validate(info.payload) if spec.model else info.payload
+        try:
+            async with asyncio.timeout(timeout):
+                if spec.is_async:
+                    result = await spec.handler(ctx, payload)
+                else:
+                    sync_ctx = SyncJobContext(ctx, asyncio.get_running_loop())
+                    result = await asyncio.to_thread(spec.handler, sync_ctx, payload)
+        except TimeoutError as exc:
+            if timeout is not None and not ctx.cancelled:
+                return self._failure(spec, info, exc, f"timed out after {timeout:g}s")
+            raise
+        except JobCancelled:
+            return Outcome(info.id, info.attempt, "cancelled")
+        except LeaseLost:
+            ctx._lost = True
+            raise asyncio.CancelledError from None
+        try:
+            result_json = json.dumps(result, allow_nan=False, default=_json_default)
+        except (TypeError, ValueError) as exc:
+            return self._failure(spec, info, exc, f"result is not JSON-serialisable: {exc}")
+        return Outcome(info.id, info.attempt, "completed", result_json=result_json)
+
+    def _failure(
+        self, spec: JobType | None, info: JobInfo, exc: BaseException, message: str | None = None
+    ) -> Outcome:
+        record = error_record(info.attempt, exc, message)
+        if info.attempt >= info.max_attempts:
+            log.warning("job %s (%s) failed for good: %s", info.id, info.type, exc)
+            return Outcome(info.id, info.attempt, "failed", error_json=record)
+        if isinstance(exc, Retry) and exc.delay is not None:
+            delay = exc.delay
+        else:
+            delay = backoff_delay(spec.backoff if spec else 2.0, info.attempt)
+        return Outcome(info.id, info.attempt, "retrying", error_json=record, delay=delay)
+
+    # ---- background duties ----------------------------------------------------------------
+
+    async def _register(self) -> None:
+        pool = await self.app.apool()
+        async with pool.connection() as conn:
+            await conn.execute(
+                query("register_worker"),
+                {"id": self.id, "hostname": socket.gethostname(), "pid": os.getpid(),
+                 "queues": self.queues, "concurrency": self.concurrency},  # fmt: skip
+            )
+
+    async def _with_retry(self, step: Any) -> None:
+        for attempt in range(1, 1_000_000):
+            try:
+                await step()
+                return
+            except psycopg.OperationalError as exc:
+                delay = min(5.0, 0.1 * 2**attempt)
+                log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+                await self._sleep_unless_stopping(delay)
+                if self._stopping.is_set():
+                    return
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                await self.heartbeat()
+            except psycopg.OperationalError as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def heartbeat(self) -> None:
+        """Renew the leases of running jobs; stop the ones this worker lost."""
+        held = [(job_id, r.ctx.job.attempt) for job_id, r in self.running.items()]
+        pool = await self.app.apool()
+        async with pool.connection() as conn:
+            await conn.execute(query("touch_worker"), {"id": self.id})
+            if not held:
+                return
+            alive = await renew_leases(
+                conn, worker_id=self.id, held=held, lease_seconds=self.settings.lease_seconds
+            )
+        for job_id, _attempt in held:
+            running = self.running.get(job_id)
+            if running is None:
+                continue
+            if job_id not in alive:
+                log.warning("job %s: lease lost; stopping its handler", job_id)
+                running.ctx._lost = True
+                running.task.cancel()
+            elif alive[job_id]:
+                running.ctx._cancelled = True
+
+    async def _rescue_loop(self) -> None:
+        while True:
+            # Jitter so that many workers don't rescue in lockstep.
+            await asyncio.sleep(self.settings.rescue_seconds * random.uniform(0.5, 1.5))
+            try:
+                await self.rescue()
+            except psycopg.OperationalError as exc:
+                log.warning("rescue failed: %s", exc)
+
+    async def rescue(self) -> int:
+        """Rescue expired leases now; return how many jobs were rescued."""
+        pool = await self.app.apool()
+        async with pool.connection() as conn:
+            rescued = await rescue_expired(conn)
+        if rescued:
+            log.warning("rescued %d jobs whose lease expired", len(rescued))
+            self._wake.set()
+        return len(rescued)
+
+    async def _listen_loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.app.url, autocommit=True)
+                async with conn:
+                    await conn.execute("LISTEN nightcrew_jobs")
+                    await conn.execute("LISTEN nightcrew_cancel")
+                    self._listening.set()
+                    failures = 0
+                    self._wake.set()  # anything enqueued while we were not listening
+                    async for note in conn.notifies():
+                        self._on_notify(note.channel, note.payload)
+            except psycopg.OperationalError as exc:
+                self._listening.clear()
+                failures += 1
+                delay = min(5.0, 0.1 * 2**failures)
+                log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        if channel == "nightcrew_jobs":
+            if payload in self.queues:
+                self._wake.set()
+        elif channel == "nightcrew_cancel":
+            with contextlib.suppress(ValueError):
+                running = self.running.get(UUID(payload))
+                if running is not None:
+                    running.ctx._cancelled = True
+
+    # ---- shutdown -----------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        if not self.running:
+            return
+        tasks = [r.task for r in self.running.values()]
+        log.info("stopping: waiting up to %.0fs for %d running jobs",
+                 self.settings.shutdown_grace_seconds, len(tasks))  # fmt: skip
+        _done, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("releasing %d unfinished jobs back to pending", len(late))
+            await asyncio.gather(*late, return_exceptions=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
