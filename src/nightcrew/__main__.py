@@ -1,0 +1,3 @@
+from nightcrew.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""Enqueue: single, bulk (COPY), dedupe, inside the caller's transaction, bad arguments."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from pydantic import BaseModel
+
+from nightcrew import App, EnqueueError, JobContext, JobStatus, PayloadValidationError
+
+
+class Week(BaseModel):
+    week: int
+
+
+def register(app: App) -> None:
+    @app.job("reports.weekly", priority=2, max_attempts=4, timeout=30)
+    async def weekly(ctx: JobContext, payload: dict[str, object]) -> None:
+        return None
+
+    @app.job("reports.typed")
+    async def typed(ctx: JobContext, payload: Week) -> None:
+        return None
+
+
+def count_jobs(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM nightcrew.jobs").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_enqueue_stores_every_field(app: App) -> None:
+    register(app)
+    before = datetime.now(UTC)
+    job_id = app.enqueue("reports.weekly", {"week": 12}, delay=10, dedupe_key="w12", user_id="u1")
+    job = app.get_job(job_id)
+    assert job is not None
+    assert job.status is JobStatus.PENDING
+    assert (job.type, job.queue, job.payload) == ("reports.weekly", "default", {"week": 12})
+    assert (job.priority, job.max_attempts, job.timeout_seconds) == (2, 4, 30)
+    assert (job.dedupe_key, job.user_id, job.attempts, job.progress) == ("w12", "u1", 0, 0)
+    assert job.run_at >= before + timedelta(seconds=9)
+    assert job.errors == [] and job.checkpoint is None and job.result is None
+
+
+def test_per_call_options_override_type_defaults(app: App) -> None:
+    register(app)
+    at = datetime.now(UTC) + timedelta(hours=1)
+    job = app.get_job(app.enqueue("reports.weekly", {}, priority=-5, run_at=at, max_attempts=1))
+    assert job is not None
+    assert (job.priority, job.max_attempts) == (-5, 1)
+    assert abs((job.run_at - at).total_seconds()) < 0.001
+
+
+def test_get_unknown_or_malformed_id_returns_none(app: App) -> None:
+    assert app.get_job("01a2e5d3-0000-7000-8000-000000000000") is None
+    assert app.get_job("not-a-uuid") is None
+
+
+def test_ids_are_time_ordered(app: App) -> None:
+    register(app)
+    ids = [app.enqueue("reports.weekly", {}) for _ in range(5)]
+    assert ids == sorted(ids)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"type": "nope"}, "unknown job type 'nope'"),
+        ({"payload": {"x": object()}}, "not JSON-serialisable"),
+        ({"payload": {"x": float("nan")}}, "not JSON-serialisable"),
+        ({"delay": -1}, "delay must not be negative"),
+        ({"max_attempts": 0}, "max_attempts must be an integer >= 1"),
+        ({"priority": 10**9}, "priority must be between"),
+        ({"priority": "high"}, "priority must be an integer"),
+        ({"run_at": datetime(2030, 1, 1)}, "timezone-aware"),  # noqa: DTZ001
+        ({"dedupe_key": ""}, "dedupe_key must be a non-empty string"),
+    ],
+)
+def test_bad_arguments_raise_and_write_nothing(
+    app: App, kwargs: dict[str, object], message: str
+) -> None:
+    register(app)
+    args: dict[str, object] = {"type": "reports.weekly", "payload": {}} | kwargs
+    with pytest.raises(EnqueueError, match=message):
+        app.enqueue(**args)  # type: ignore[arg-type]
+    with pytest.raises(EnqueueError, match=message):
+        app.enqueue_many([args])
+    assert count_jobs(app.settings.database_url or "") == 0
+
+
+def test_pydantic_payload_is_validated_at_enqueue(app: App) -> None:
+    register(app)
+    with pytest.raises(PayloadValidationError, match="reports.typed"):
+        app.enqueue("reports.typed", {"week": "twelve"})
+    job = app.get_job(app.enqueue("reports.typed", Week(week=3)))
+    assert job is not None and job.payload == {"week": 3}
+
+
+def test_dedupe_returns_the_live_job_and_frees_the_key_when_done(app: App) -> None:
+    register(app)
+    first = app.enqueue("reports.weekly", {}, dedupe_key="k")
+    assert app.enqueue("reports.weekly", {"other": 1}, dedupe_key="k") == first
+    assert app.cancel(first)
+    second = app.enqueue("reports.weekly", {}, dedupe_key="k")
+    assert second != first
+
+
+def test_concurrent_enqueues_with_one_dedupe_key_make_one_job(app: App) -> None:
+    register(app)
+    barrier = threading.Barrier(20)
+    ids: list[object] = []
+
+    def enqueue() -> None:
+        barrier.wait()
+        ids.append(app.enqueue("reports.weekly", {}, dedupe_key="race"))
+
+    threads = [threading.Thread(target=enqueue) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 20 and len(set(ids)) == 1
+    assert count_jobs(app.settings.database_url or "") == 1
+
+
+def test_enqueue_many_keeps_order_and_honours_dedupe(app: App) -> None:
+    register(app)
+    existing = app.enqueue("reports.weekly", {}, dedupe_key="a")
+    ids = app.enqueue_many(
+        [
+            {"type": "reports.weekly", "payload": {"i": 0}},
+            {"type": "reports.weekly", "payload": {"i": 1}, "dedupe_key": "a"},
+            {"type": "reports.weekly", "payload": {"i": 2}, "dedupe_key": "b"},
+            {"type": "reports.weekly", "payload": {"i": 3}, "dedupe_key": "b"},
+            {"type": "reports.weekly", "payload": {"i": 4}, "delay": 60, "priority": 7},
+        ]
+    )
+    assert ids[1] == existing
+    assert ids[2] == ids[3] != ids[0]
+    assert count_jobs(app.settings.database_url or "") == 4
+    kept = app.get_job(ids[2])
+    assert kept is not None and kept.payload == {"i": 2}  # first of the batch wins
+    late = app.get_job(ids[4])
+    assert late is not None and late.priority == 7 and late.run_at > late.created_at
+
+
+def test_enqueue_many_rejects_unknown_keys(app: App) -> None:
+    register(app)
+    with pytest.raises(EnqueueError, match=r"item 1: unknown keys \['colour'\]"):
+        app.enqueue_many([{"type": "reports.weekly"}, {"type": "reports.weekly", "colour": 1}])
+
+
+def test_enqueue_in_callers_transaction(app: App) -> None:
+    register(app)
+    url = app.settings.database_url or ""
+    with psycopg.connect(url) as conn:
+        app.enqueue("reports.weekly", {}, conn=conn)
+        app.enqueue_many([{"type": "reports.weekly"}], conn=conn)
+        conn.rollback()
+    assert count_jobs(url) == 0
+    with psycopg.connect(url) as conn:
+        job_id = app.enqueue("reports.weekly", {}, conn=conn)
+        conn.commit()
+    assert app.get_job(job_id) is not None
+
+
+async def test_async_enqueue_twins(aapp: App) -> None:
+    register(aapp)
+    job_id = await aapp.aenqueue("reports.weekly", {"a": 1}, dedupe_key="x")
+    assert await aapp.aenqueue("reports.weekly", {}, dedupe_key="x") == job_id
+    ids = await aapp.aenqueue_many([{"type": "reports.weekly"}, {"type": "reports.typed",
+                                                                   "payload": {"week": 1}}])
+    assert len(ids) == 2
+    job = await aapp.aget_job(ids[1])
+    assert job is not None and job.type == "reports.typed"
