@@ -1,0 +1,136 @@
+"""Migrations: exactly the expected schema, idempotent, safe when run concurrently; the
+fetch query's plan uses its index."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from nightcrew.db.migrate import applied_versions, available_migrations, migrate
+from nightcrew.queries import query
+from tests.conftest import create_database, drop_database
+
+SNAPSHOT = Path(__file__).with_name("schema_snapshot.txt")
+
+DESCRIBE = """
+SELECT 'column ' || c.table_name || '.' || c.column_name || ' ' || c.data_type
+       || CASE WHEN c.data_type = 'USER-DEFINED' THEN ':' || c.udt_name ELSE '' END
+       || CASE WHEN c.is_nullable = 'NO' THEN ' not null' ELSE '' END
+       || coalesce(' default ' || c.column_default, '')
+FROM information_schema.columns c WHERE c.table_schema = 'nightcrew'
+UNION ALL
+SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'nightcrew'
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' '
+       || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE connamespace = 'nightcrew'::regnamespace
+UNION ALL
+SELECT 'type ' || t.typname || ' ' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
+WHERE t.typnamespace = 'nightcrew'::regnamespace GROUP BY t.typname
+UNION ALL
+SELECT 'function ' || p.proname FROM pg_proc p WHERE p.pronamespace = 'nightcrew'::regnamespace
+UNION ALL
+SELECT 'trigger ' || tgrelid::regclass || ' ' || tgname FROM pg_trigger
+WHERE NOT tgisinternal AND tgrelid::regclass::text LIKE 'nightcrew.%%'
+UNION ALL
+SELECT 'policy ' || tablename || ' ' || policyname FROM pg_policies
+WHERE schemaname = 'nightcrew'
+ORDER BY 1
+"""
+
+
+def describe(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return "\n".join(row[0] for row in conn.execute(DESCRIBE)) + "\n"
+
+
+def test_migrations_produce_exactly_the_expected_schema(db_url: str) -> None:
+    actual = describe(db_url)
+    if os.environ.get("NIGHTCREW_UPDATE_SCHEMA_SNAPSHOT") == "1":
+        SNAPSHOT.write_text(actual)
+    assert actual == SNAPSHOT.read_text(), (
+        "schema differs from tests/core/schema_snapshot.txt; if the change is intended, "
+        "rerun with NIGHTCREW_UPDATE_SCHEMA_SNAPSHOT=1"
+    )
+
+
+def test_migrations_are_numbered_and_all_applied(db_url: str) -> None:
+    shipped = [m.version for m in available_migrations()]
+    assert shipped == list(range(1, len(shipped) + 1))
+    with psycopg.connect(db_url) as conn:
+        assert applied_versions(conn) == shipped
+    assert migrate(db_url) == []
+
+
+def test_concurrent_migrations_apply_each_version_once(server_url: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS nightcrew_empty_tpl")
+        conn.execute("CREATE DATABASE nightcrew_empty_tpl")
+    url = create_database(server_url, "nightcrew_empty_tpl", "concurrent_migrate")
+    try:
+        results: list[list[int]] = []
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(4)
+
+        def run() -> None:
+            barrier.wait()
+            try:
+                results.append(migrate(url))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        shipped = [m.version for m in available_migrations()]
+        assert sorted(v for r in results for v in r) == shipped  # each applied exactly once
+        with psycopg.connect(url) as conn:
+            assert applied_versions(conn) == shipped
+    finally:
+        drop_database(server_url, url)
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS nightcrew_empty_tpl")
+
+
+def _plan_nodes(plan: dict[str, object]) -> list[dict[str, object]]:
+    nodes = [plan]
+    for child in plan.get("Plans", []):  # type: ignore[union-attr]
+        nodes.extend(_plan_nodes(child))
+    return nodes
+
+
+def test_fetch_query_uses_the_partial_fetch_index(clean_db: str) -> None:
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO nightcrew.jobs (id, type, queue, status, priority)"
+            " SELECT gen_random_uuid(), 't', CASE WHEN i % 3 = 0 THEN 'a' ELSE 'b' END,"
+            " CASE WHEN i % 10 = 0 THEN 'pending' ELSE 'completed' END::nightcrew.job_status,"
+            " i % 5 FROM generate_series(1, 20000) i"
+        )
+        conn.execute("ANALYZE nightcrew.jobs")
+        params = {"queues": ["a", "b"], "limit": 10, "worker_id": "w", "lease_seconds": 30,
+                  "now": None}  # fmt: skip
+        sql = query("fetch_jobs").as_string(conn)
+        # Plain EXPLAIN plans without running: nothing is leased.
+        row = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
+        assert row is not None
+    plan = row[0] if isinstance(row[0], list) else json.loads(row[0])
+    nodes = _plan_nodes(plan[0]["Plan"])
+    scans = {(n.get("Node Type"), n.get("Index Name")) for n in nodes}
+    assert ("Index Scan", "jobs_fetch_idx") in scans, scans
+    assert not any(n.get("Node Type") == "Seq Scan" and n.get("Relation Name") == "jobs"
+                   for n in nodes), scans  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["fetch_jobs", "finish_jobs", "insert_job", "rescue_jobs"])
+def test_named_queries_load(name: str) -> None:
+    assert len(query(name).as_string(None)) > 20

@@ -1,0 +1,99 @@
+"""Fault-test fixtures: worker processes that are always reaped, and small DB helpers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.support import wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Short leases so that a lost worker is noticed within a couple of seconds.
+FAST_SETTINGS = {
+    "lease_seconds": "2",
+    "heartbeat_seconds": "0.5",
+    "rescue_seconds": "0.5",
+    "poll_seconds": "0.2",
+    "shutdown_grace_seconds": "5",
+    "migrate_on_start": "false",
+}
+
+
+def scalar(url: str, statement: str, params: Any = None) -> Any:
+    """The first column of the first row of ``statement``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(statement, params).fetchone()
+    return None if row is None else row[0]
+
+
+class WorkerProcesses:
+    """Starts ``python -m nightcrew worker`` processes on ``tests.faults.apps:app``."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, url: str, *, concurrency: int = 4, **settings: Any) -> subprocess.Popen[bytes]:
+        """Start a worker; ``settings`` override :data:`FAST_SETTINGS` (as NIGHTCREW_* vars)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCREW_")}
+        env["NIGHTCREW_DATABASE_URL"] = url
+        for name, value in {**FAST_SETTINGS, **settings}.items():
+            env[f"NIGHTCREW_{name.upper()}"] = str(value)
+        log = (self.log_dir / f"worker-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nightcrew", "worker", "--app", "tests.faults.apps:app",
+             "--concurrency", str(concurrency)],
+            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def log(self, proc: subprocess.Popen[bytes]) -> str:
+        """Everything the worker printed so far."""
+        index = self.procs.index(proc)
+        return (self.log_dir / f"worker-{index}.log").read_text(errors="replace")
+
+    def wait_registered(self, url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+        """Wait until the worker process has registered itself in ``nightcrew.workers``."""
+
+        def registered() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"worker exited with {proc.returncode}:\n{self.log(proc)}")
+            return bool(scalar(url, "SELECT count(*) FROM nightcrew.workers WHERE pid = %s",
+                               (proc.pid,)))  # fmt: skip
+
+        wait_until(registered, timeout, f"worker {proc.pid} to register")
+
+    def signal(self, proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        """Send ``sig`` to one worker."""
+        os.kill(proc.pid, sig)
+
+    def reap(self) -> None:
+        """SIGKILL every worker still running and wait for all of them."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs:
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[WorkerProcesses]:
+    """Worker processes, all killed and reaped at teardown (their logs printed)."""
+    procs = WorkerProcesses(tmp_path)
+    try:
+        yield procs
+    finally:
+        procs.reap()
+        for proc in procs.procs:
+            print(f"--- worker pid {proc.pid} exit {proc.returncode} ---\n{procs.log(proc)[-4000:]}")
