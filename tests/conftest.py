@@ -87,9 +87,14 @@ def clean_db(db_url: str) -> str:
 def app(clean_db: str) -> Iterator[App]:
     """An App on the clean test database, with short leases for fast fault tests."""
     instance = App(
-        clean_db, migrate_on_start=False, lease_seconds=3, heartbeat_seconds=0.5,
-        poll_seconds=0.2, rescue_seconds=0.5, shutdown_grace_seconds=5,
-    )  # fmt: skip
+        clean_db,
+        migrate_on_start=False,
+        lease_seconds=3,
+        heartbeat_seconds=0.5,
+        poll_seconds=0.2,
+        rescue_seconds=0.5,
+        shutdown_grace_seconds=5,
+    )
     yield instance
     instance.close()
 

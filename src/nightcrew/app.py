@@ -82,9 +82,15 @@ class App:
             if name in self.registry:
                 raise ConfigurationError(f"job type {name!r} is already registered")
             self.registry[name] = JobType(
-                name=name, handler=handler, queue=queue, priority=priority,
-                max_attempts=max_attempts, timeout=timeout, backoff=backoff, public=public,
-            )  # fmt: skip
+                name=name,
+                handler=handler,
+                queue=queue,
+                priority=priority,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                backoff=backoff,
+                public=public,
+            )
             return handler
 
         return register
@@ -121,10 +127,13 @@ class App:
             with self._lock:
                 if self._pool is None:
                     self._pool = ConnectionPool(
-                        url, min_size=self.settings.pool_min_size,
-                        max_size=self.settings.pool_max_size, kwargs={"autocommit": True},
-                        open=True, name="nightcrew-sync",
-                    )  # fmt: skip
+                        url,
+                        min_size=self.settings.pool_min_size,
+                        max_size=self.settings.pool_max_size,
+                        kwargs={"autocommit": True},
+                        open=True,
+                        name="nightcrew-sync",
+                    )
         return self._pool
 
     async def apool(self) -> AsyncConnectionPool[Any]:
@@ -136,10 +145,13 @@ class App:
             pool = self._apools.get(loop)
             if pool is None:
                 pool = AsyncConnectionPool(
-                    url, min_size=self.settings.pool_min_size,
-                    max_size=self.settings.pool_max_size, kwargs={"autocommit": True},
-                    open=False, name="nightcrew-async",
-                )  # fmt: skip
+                    url,
+                    min_size=self.settings.pool_min_size,
+                    max_size=self.settings.pool_max_size,
+                    kwargs={"autocommit": True},
+                    open=False,
+                    name="nightcrew-async",
+                )
                 self._apools[loop] = pool
                 await pool.open()
         return pool
@@ -189,10 +201,19 @@ class App:
         that connection's current transaction (rolled back: no job).
         """
         job = build_job(
-            self.registry, type, payload, strict_types=self.strict_types, queue=queue,
-            priority=priority, delay=delay, run_at=run_at, dedupe_key=dedupe_key,
-            user_id=user_id, max_attempts=max_attempts, timeout=timeout,
-        )  # fmt: skip
+            self.registry,
+            type,
+            payload,
+            strict_types=self.strict_types,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            dedupe_key=dedupe_key,
+            user_id=user_id,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
         if conn is not None:
             return insert_one(conn, job)
         with self.pool().connection() as pooled:
@@ -215,10 +236,19 @@ class App:
     ) -> UUID:
         """Async twin of :meth:`enqueue`."""
         job = build_job(
-            self.registry, type, payload, strict_types=self.strict_types, queue=queue,
-            priority=priority, delay=delay, run_at=run_at, dedupe_key=dedupe_key,
-            user_id=user_id, max_attempts=max_attempts, timeout=timeout,
-        )  # fmt: skip
+            self.registry,
+            type,
+            payload,
+            strict_types=self.strict_types,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            dedupe_key=dedupe_key,
+            user_id=user_id,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
         if conn is not None:
             return await ainsert_one(conn, job)
         pool = await self.apool()
@@ -284,8 +314,12 @@ class App:
         before: UUID | str | None = None,
     ) -> list[Job]:
         """Jobs newest first; pass the last id seen as ``before`` for the next page."""
-        params = {"status": status, "type": type, "limit": limit,
-                  "before": control.parse_id(before) if before else None}  # fmt: skip
+        params = {
+            "status": status,
+            "type": type,
+            "limit": limit,
+            "before": control.parse_id(before) if before else None,
+        }
         with self.pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(query("list_jobs"), params).fetchall()
         return [Job.from_row(row) for row in rows]
@@ -317,9 +351,7 @@ class App:
 
     # ---- workers -------------------------------------------------------------------------
 
-    def worker(
-        self, *, queues: Sequence[str] | None = None, concurrency: int | None = None
-    ) -> Any:
+    def worker(self, *, queues: Sequence[str] | None = None, concurrency: int | None = None) -> Any:
         """A :class:`~nightcrew.worker.Worker` for this app (call ``await w.run()``)."""
         from nightcrew.worker import Worker
 

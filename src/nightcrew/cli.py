@@ -79,22 +79,26 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     if args.action == "list":
         for job in app.list_jobs(status=args.status, type=args.type, limit=args.limit):
-            print(f"{job.id}  {job.status:<10} {job.type:<30} {job.progress:5.1f}%  "
-                  f"attempts {job.attempts}/{job.max_attempts}  {job.created_at:%Y-%m-%d %H:%M:%S}")  # fmt: skip
+            print(
+                f"{job.id}  {job.status:<10} {job.type:<30} {job.progress:5.1f}%  "
+                f"attempts {job.attempts}/{job.max_attempts}  {job.created_at:%Y-%m-%d %H:%M:%S}"
+            )
         return 0
     if not args.id:
         raise SystemExit(f"nightcrew jobs {args.action} needs a job id")
     if args.action == "show":
-        job = app.get_job(args.id)
-        if job is None:
+        found = app.get_job(args.id)
+        if found is None:
             print(f"no job {args.id}", file=sys.stderr)
             return 1
-        _print_json(job.to_dict())
+        _print_json(found.to_dict())
         return 0
     done = app.retry(args.id) if args.action == "retry" else app.cancel(args.id)
     if not done:
-        print(f"job {args.id} cannot be {args.action}ed (unknown, or in the wrong state)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"job {args.id} cannot be {args.action}ed (unknown, or in the wrong state)",
+            file=sys.stderr,
+        )
         return 1
     print(f"{args.action}: {args.id}")
     return 0

@@ -42,9 +42,12 @@ class JobInfo:
 
 
 def _save_params(
-    ctx: JobContext, progress: float | None, stage: str | None, metrics: dict[str, Any] | None,
+    ctx: JobContext,
+    progress: float | None,
+    stage: str | None,
+    metrics: dict[str, Any] | None,
     checkpoint: Any,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     if progress is not None:
         if isinstance(progress, bool) or not isinstance(progress, int | float):
             raise TypeError(f"progress must be a number, got {progress!r}")
@@ -73,12 +76,16 @@ class JobContext:
     """
 
     def __init__(
-        self, app: App, job: JobInfo, checkpoint: Any, worker_id: str,
-    ) -> None:  # fmt: skip
+        self,
+        app: App,
+        job: JobInfo,
+        checkpoint: Any,
+        worker_id: str,
+    ) -> None:
         self.app = app
         self.job = job
         self.checkpoint: Any = checkpoint
-        """The checkpoint saved by an earlier attempt (or earlier in this one); ``None`` at first."""
+        """The last saved checkpoint (from an earlier attempt or this one); ``None`` at first."""
         self.worker_id = worker_id
         self._cancelled = False
         self._lost = False
@@ -193,8 +200,9 @@ class SyncJobContext:
         """See :meth:`JobContext.save`."""
         if self._tx is None:
             future = asyncio.run_coroutine_threadsafe(
-                self._ctx.save(progress=progress, stage=stage, metrics=metrics,
-                               checkpoint=checkpoint),  # fmt: skip
+                self._ctx.save(
+                    progress=progress, stage=stage, metrics=metrics, checkpoint=checkpoint
+                ),
                 self._loop,
             )
             future.result()

@@ -49,9 +49,13 @@ async def main() -> None:
     worker = app.worker(concurrency=4)
     runner = asyncio.create_task(worker.run())
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-        TextColumn("{task.fields[stage]}"), TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         bars = {i: progress.add_task(f"job {str(i)[-6:]}", total=100, stage="") for i in ids}
         while True:
             jobs = [await app.aget_job(i) for i in ids]
@@ -69,8 +73,9 @@ async def main() -> None:
         assert job is not None
         colour = "green" if job.status is JobStatus.COMPLETED else "red"
         summary = (job.result or {}).get("summary", job.error)
-        console.print(f"[{colour}]{job.status.value}[/] {job.id}: {summary}"
-                      f" (attempts {job.attempts})")  # fmt: skip
+        console.print(
+            f"[{colour}]{job.status.value}[/] {job.id}: {summary} (attempts {job.attempts})"
+        )
     await app.aclose()
 
 

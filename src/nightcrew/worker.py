@@ -93,9 +93,11 @@ class Worker:
         """Run until :meth:`stop`; then drain gracefully and return."""
         pool = await self.app.apool()
         self._completer = Completer(
-            pool, self.id, batch=self.settings.complete_batch,
+            pool,
+            self.id,
+            batch=self.settings.complete_batch,
             interval=self.settings.complete_interval_ms / 1000,
-        )  # fmt: skip
+        )
         await self._with_retry(self._register)
         helpers = [
             asyncio.create_task(self._completer.run(), name="nightcrew-completer"),
@@ -164,9 +166,12 @@ class Worker:
                 pool = await self.app.apool()
                 async with pool.connection() as conn:
                     rows = await fetch_jobs(
-                        conn, worker_id=self.id, queues=self.queues, limit=limit,
+                        conn,
+                        worker_id=self.id,
+                        queues=self.queues,
+                        limit=limit,
                         lease_seconds=self.settings.lease_seconds,
-                    )  # fmt: skip
+                    )
                 failures = 0
             except psycopg.OperationalError as exc:
                 failures += 1
@@ -185,12 +190,31 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _start(self, row: tuple[Any, ...]) -> None:
-        (job_id, job_type, queue, payload, priority, attempt, max_attempts, timeout,
-         checkpoint, user_id, _run_at, created_at) = row  # fmt: skip
+        (
+            job_id,
+            job_type,
+            queue,
+            payload,
+            priority,
+            attempt,
+            max_attempts,
+            timeout,
+            checkpoint,
+            user_id,
+            _run_at,
+            created_at,
+        ) = row
         info = JobInfo(
-            id=job_id, type=job_type, queue=queue, attempt=attempt, max_attempts=max_attempts,
-            payload=payload, priority=priority, user_id=user_id, created_at=created_at,
-        )  # fmt: skip
+            id=job_id,
+            type=job_type,
+            queue=queue,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            payload=payload,
+            priority=priority,
+            user_id=user_id,
+            created_at=created_at,
+        )
         ctx = JobContext(self.app, info, checkpoint, self.id)
         task = asyncio.create_task(self._run_job(ctx, timeout), name=f"nightcrew-job-{job_id}")
         self.running[job_id] = _Running(ctx, task)
@@ -263,8 +287,13 @@ class Worker:
         async with pool.connection() as conn:
             await conn.execute(
                 query("register_worker"),
-                {"id": self.id, "hostname": socket.gethostname(), "pid": os.getpid(),
-                 "queues": self.queues, "concurrency": self.concurrency},  # fmt: skip
+                {
+                    "id": self.id,
+                    "hostname": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "queues": self.queues,
+                    "concurrency": self.concurrency,
+                },
             )
 
     async def _with_retry(self, step: Any) -> None:
@@ -364,8 +393,11 @@ class Worker:
         if not self.running:
             return
         tasks = [r.task for r in self.running.values()]
-        log.info("stopping: waiting up to %.0fs for %d running jobs",
-                 self.settings.shutdown_grace_seconds, len(tasks))  # fmt: skip
+        log.info(
+            "stopping: waiting up to %.0fs for %d running jobs",
+            self.settings.shutdown_grace_seconds,
+            len(tasks),
+        )
         _done, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
         for task in late:
             task.cancel()

@@ -16,13 +16,26 @@ def nightcrew(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, NIGHTCREW_DATABASE_URL=url)
     return subprocess.run(
         [sys.executable, "-m", "nightcrew", *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_enqueue_list_show_cancel_retry(clean_db: str) -> None:
-    out = nightcrew(clean_db, "enqueue", "reports.weekly", '{"week": 12}', "--priority", "3",
-                    "--dedupe-key", "w12")  # fmt: skip
+    out = nightcrew(
+        clean_db,
+        "enqueue",
+        "reports.weekly",
+        '{"week": 12}',
+        "--priority",
+        "3",
+        "--dedupe-key",
+        "w12",
+    )
     assert out.returncode == 0, out.stderr
     job_id = out.stdout.strip()
     again = nightcrew(clean_db, "enqueue", "reports.weekly", "{}", "--dedupe-key", "w12")

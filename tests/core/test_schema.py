@@ -117,8 +117,13 @@ def test_fetch_query_uses_the_partial_fetch_index(clean_db: str) -> None:
             " i % 5 FROM generate_series(1, 20000) i"
         )
         conn.execute("ANALYZE nightcrew.jobs")
-        params = {"queues": ["a", "b"], "limit": 10, "worker_id": "w", "lease_seconds": 30,
-                  "now": None}  # fmt: skip
+        params = {
+            "queues": ["a", "b"],
+            "limit": 10,
+            "worker_id": "w",
+            "lease_seconds": 30,
+            "now": None,
+        }
         sql = query("fetch_jobs").as_string(conn)
         # Plain EXPLAIN plans without running: nothing is leased.
         row = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
@@ -127,8 +132,9 @@ def test_fetch_query_uses_the_partial_fetch_index(clean_db: str) -> None:
     nodes = _plan_nodes(plan[0]["Plan"])
     scans = {(n.get("Node Type"), n.get("Index Name")) for n in nodes}
     assert ("Index Scan", "jobs_fetch_idx") in scans, scans
-    assert not any(n.get("Node Type") == "Seq Scan" and n.get("Relation Name") == "jobs"
-                   for n in nodes), scans  # fmt: skip
+    assert not any(
+        n.get("Node Type") == "Seq Scan" and n.get("Relation Name") == "jobs" for n in nodes
+    ), scans
 
 
 @pytest.mark.parametrize("name", ["fetch_jobs", "finish_jobs", "insert_job", "rescue_jobs"])

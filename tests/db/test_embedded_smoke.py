@@ -34,8 +34,9 @@ async def test_enqueue_and_run_on_the_embedded_server() -> None:
                 await ctx.save(progress=50, checkpoint={"half": True})
             return {"value": payload["n"] * 2}
 
-        ids = await app.aenqueue_many([{"type": "smoke.double", "payload": {"n": n}}
-                                       for n in range(20)])  # fmt: skip
+        ids = await app.aenqueue_many(
+            [{"type": "smoke.double", "payload": {"n": n}} for n in range(20)]
+        )
         assert await app.worker(concurrency=5).run_until_idle(timeout=30) == 20
         jobs = [await app.aget_job(i) for i in ids]
         assert all(j is not None and j.status is JobStatus.COMPLETED for j in jobs)

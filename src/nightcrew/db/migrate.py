@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -37,9 +38,7 @@ def available_migrations() -> list[Migration]:
     for entry in folder.iterdir():
         match = _NAME.match(entry.name)
         if match:
-            found.append(
-                Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8"))
-            )
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
@@ -47,7 +46,7 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-def applied_versions(conn: psycopg.Connection[object]) -> list[int]:
+def applied_versions(conn: psycopg.Connection[Any]) -> list[int]:
     """Versions already applied to the database behind ``conn`` (empty when none)."""
     exists = conn.execute("SELECT to_regclass('nightcrew.migrations') IS NOT NULL").fetchone()
     if not exists or not exists[0]:

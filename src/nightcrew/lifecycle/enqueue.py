@@ -22,13 +22,31 @@ from nightcrew.queries import query
 PRIORITY_RANGE = (-1000, 1000)
 MAX_ATTEMPTS_LIMIT = 1000
 _LIVE_COLUMNS = (
-    "id", "type", "queue", "payload", "priority", "run_at", "max_attempts",
-    "timeout_seconds", "dedupe_key", "user_id",
-)  # fmt: skip
+    "id",
+    "type",
+    "queue",
+    "payload",
+    "priority",
+    "run_at",
+    "max_attempts",
+    "timeout_seconds",
+    "dedupe_key",
+    "user_id",
+)
 ENQUEUE_KEYS = frozenset(
-    {"type", "payload", "queue", "priority", "delay", "run_at", "dedupe_key", "user_id",
-     "max_attempts", "timeout"}
-)  # fmt: skip
+    {
+        "type",
+        "payload",
+        "queue",
+        "priority",
+        "delay",
+        "run_at",
+        "dedupe_key",
+        "user_id",
+        "max_attempts",
+        "timeout",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -50,12 +68,18 @@ class NewJob:
     def params(self) -> dict[str, Any]:
         """Parameters of the ``insert_job`` query."""
         return {
-            "id": self.id, "type": self.type, "queue": self.queue,
-            "payload": self.payload_json, "priority": self.priority, "run_at": self.run_at,
-            "delay": self.delay, "max_attempts": self.max_attempts,
-            "timeout_seconds": self.timeout_seconds, "dedupe_key": self.dedupe_key,
+            "id": self.id,
+            "type": self.type,
+            "queue": self.queue,
+            "payload": self.payload_json,
+            "priority": self.priority,
+            "run_at": self.run_at,
+            "delay": self.delay,
+            "max_attempts": self.max_attempts,
+            "timeout_seconds": self.timeout_seconds,
+            "dedupe_key": self.dedupe_key,
             "user_id": self.user_id,
-        }  # fmt: skip
+        }
 
 
 def build_job(
@@ -97,8 +121,9 @@ def build_job(
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise EnqueueError(f"priority must be an integer, got {priority!r}")
     if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
-        raise EnqueueError(f"priority must be between {PRIORITY_RANGE[0]} and "
-                           f"{PRIORITY_RANGE[1]}, got {priority}")  # fmt: skip
+        raise EnqueueError(
+            f"priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}, got {priority}"
+        )
     attempts = max_attempts if max_attempts is not None else (spec.max_attempts if spec else 3)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
         raise EnqueueError(f"max_attempts must be an integer >= 1, got {attempts!r}")
@@ -112,11 +137,18 @@ def build_job(
         if value is not None and (not isinstance(value, str) or not value):
             raise EnqueueError(f"{name} must be a non-empty string, got {value!r}")
     return NewJob(
-        id=uuid7(), type=type, queue=queue, payload_json=payload_json, priority=priority,
-        run_at=run_at, delay=float(delay), max_attempts=attempts,
+        id=uuid7(),
+        type=type,
+        queue=queue,
+        payload_json=payload_json,
+        priority=priority,
+        run_at=run_at,
+        delay=float(delay),
+        max_attempts=attempts,
         timeout_seconds=float(timeout) if timeout is not None else None,
-        dedupe_key=dedupe_key, user_id=user_id,
-    )  # fmt: skip
+        dedupe_key=dedupe_key,
+        user_id=user_id,
+    )
 
 
 def build_jobs(
@@ -155,8 +187,9 @@ def _payload_json(job_type: str, payload: Any, spec: JobType | None) -> str:
     if isinstance(payload, BaseModel):
         return payload.model_dump_json()
     try:
-        return json.dumps(payload if payload is not None else {}, allow_nan=False,
-                          separators=(",", ":"))  # fmt: skip
+        return json.dumps(
+            payload if payload is not None else {}, allow_nan=False, separators=(",", ":")
+        )
     except (TypeError, ValueError) as exc:
         raise EnqueueError(f"payload for {job_type!r} is not JSON-serialisable: {exc}") from None
 
@@ -182,19 +215,28 @@ async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
 def _copy_rows(jobs: Sequence[NewJob], with_ord: bool) -> Iterable[tuple[Any, ...]]:
     for index, job in enumerate(jobs):
         row: tuple[Any, ...] = (
-            job.id, job.type, job.queue, job.payload_json, job.priority, job.run_at,
-            job.max_attempts, job.timeout_seconds, job.dedupe_key, job.user_id,
-        )  # fmt: skip
+            job.id,
+            job.type,
+            job.queue,
+            job.payload_json,
+            job.priority,
+            job.run_at,
+            job.max_attempts,
+            job.timeout_seconds,
+            job.dedupe_key,
+            job.user_id,
+        )
         yield (*row, index) if with_ord else row
 
 
 def _resolve_run_at(jobs: Sequence[NewJob], now: datetime) -> list[NewJob]:
     # COPY bypasses column defaults, so the database's now() is applied here.
     return [
-        job if job.run_at is not None and not job.delay
+        job
+        if job.run_at is not None and not job.delay
         else replace(job, run_at=(job.run_at or now) + timedelta(seconds=job.delay))
         for job in jobs
-    ]  # fmt: skip
+    ]
 
 
 def _map_ids(jobs: Sequence[NewJob], returned: Iterable[tuple[UUID, str | None]]) -> list[UUID]:
@@ -232,7 +274,7 @@ def insert_many(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[U
             with conn.cursor().copy(_COPY_STAGED) as copy:
                 for row in _copy_rows(keyed, with_ord=True):
                     copy.write_row(row)
-            returned = conn.execute(query("insert_staged_jobs")).fetchall()  # type: ignore[assignment]
+            returned = conn.execute(query("insert_staged_jobs")).fetchall()
             conn.execute("DELETE FROM nightcrew_staged_jobs")
         conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in rows})})
     return _map_ids(rows, returned)
@@ -260,7 +302,7 @@ async def ainsert_many(conn: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob
                 for row in _copy_rows(keyed, with_ord=True):
                     await copy.write_row(row)
             cur = await conn.execute(query("insert_staged_jobs"))
-            returned = await cur.fetchall()  # type: ignore[assignment]
+            returned = await cur.fetchall()
             await conn.execute("DELETE FROM nightcrew_staged_jobs")
         await conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in rows})})
     return _map_ids(rows, returned)

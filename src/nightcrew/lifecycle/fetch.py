@@ -11,9 +11,19 @@ from nightcrew.queries import query
 
 # Column order of fetch_jobs' RETURNING clause.
 FETCHED_COLUMNS = (
-    "id", "type", "queue", "payload", "priority", "attempts", "max_attempts",
-    "timeout_seconds", "checkpoint", "user_id", "run_at", "created_at",
-)  # fmt: skip
+    "id",
+    "type",
+    "queue",
+    "payload",
+    "priority",
+    "attempts",
+    "max_attempts",
+    "timeout_seconds",
+    "checkpoint",
+    "user_id",
+    "run_at",
+    "created_at",
+)
 
 
 async def fetch_jobs(
@@ -27,7 +37,12 @@ async def fetch_jobs(
     """Lease up to ``limit`` jobs from ``queues`` (priority, then run_at order)."""
     cur = await conn.execute(
         query("fetch_jobs"),
-        {"queues": list(queues), "limit": limit, "worker_id": worker_id,
-         "lease_seconds": lease_seconds, "now": None},  # fmt: skip
+        {
+            "queues": list(queues),
+            "limit": limit,
+            "worker_id": worker_id,
+            "lease_seconds": lease_seconds,
+            "now": None,
+        },
     )
     return await cur.fetchall()

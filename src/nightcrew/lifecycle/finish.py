@@ -55,8 +55,13 @@ class Completer:
     """
 
     def __init__(
-        self, pool: AsyncConnectionPool[Any], worker_id: str, *, batch: int, interval: float,
-    ) -> None:  # fmt: skip
+        self,
+        pool: AsyncConnectionPool[Any],
+        worker_id: str,
+        *,
+        batch: int,
+        interval: float,
+    ) -> None:
         self._pool = pool
         self._worker_id = worker_id
         self._batch = batch

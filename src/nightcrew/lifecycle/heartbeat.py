@@ -22,7 +22,11 @@ async def renew_leases(
     the leases still held; a missing id means that lease is lost."""
     cur = await conn.execute(
         query("renew_leases"),
-        {"worker_id": worker_id, "ids": [h[0] for h in held],
-         "attempts": [h[1] for h in held], "lease_seconds": lease_seconds},  # fmt: skip
+        {
+            "worker_id": worker_id,
+            "ids": [h[0] for h in held],
+            "attempts": [h[1] for h in held],
+            "lease_seconds": lease_seconds,
+        },
     )
     return {row[0]: row[1] for row in await cur.fetchall()}
