@@ -54,6 +54,8 @@ class App:
         self._url: str | None = None
         self._migrated = False
         self._pool: ConnectionPool[Any] | None = None
+        self.http_routers: list[tuple[Any, str]] = []
+        """Routers (FastAPI ``APIRouter``) that apps add to ``nightcrew serve``; see add_router."""
         self._apools: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, AsyncConnectionPool[Any]
         ] = weakref.WeakKeyDictionary()
@@ -94,6 +96,11 @@ class App:
             return handler
 
         return register
+
+    def add_router(self, router: Any, *, prefix: str = "") -> None:
+        """Extension point: serve a FastAPI ``APIRouter`` of the application's own beside
+        nightcrew's HTTP API (``nightcrew serve`` / ``nightcrew.http.create_app``)."""
+        self.http_routers.append((router, prefix))
 
     # ---- connections ---------------------------------------------------------------------
 

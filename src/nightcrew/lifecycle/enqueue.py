@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -33,6 +33,8 @@ _LIVE_COLUMNS = (
     "dedupe_key",
     "user_id",
 )
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_TYPE_AND_PAYLOAD = frozenset({"type", "payload"})
 ENQUEUE_KEYS = frozenset(
     {
         "type",
@@ -49,7 +51,7 @@ ENQUEUE_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NewJob:
     """A validated job, ready to be written."""
 
@@ -155,10 +157,26 @@ def build_jobs(
     registry: Mapping[str, JobType], items: Iterable[Mapping[str, Any]], *, strict_types: bool
 ) -> list[NewJob]:
     """Validate a bulk request: dicts with the same keys as ``enqueue``'s arguments."""
-    jobs = []
+    jobs: list[NewJob] = []
+    append = jobs.append
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise EnqueueError(f"item {index}: expected a dict, got {type(item).__name__}")
+        spec = registry.get(item.get("type"))  # type: ignore[arg-type]
+        if spec is not None and spec.model is None and item.keys() <= _TYPE_AND_PAYLOAD:
+            # Fast path for the common bulk item {"type", "payload"}: type defaults apply.
+            payload = item.get("payload")
+            try:
+                payload_json = _ENCODER.encode({} if payload is None else payload)
+            except (TypeError, ValueError) as exc:
+                raise EnqueueError(
+                    f"item {index}: payload for {spec.name!r} is not JSON-serialisable: {exc}"
+                ) from None
+            append(
+                NewJob(uuid7(), spec.name, spec.queue, payload_json, spec.priority, None, 0.0,
+                       spec.max_attempts, spec.timeout, None, None)
+            )  # fmt: skip
+            continue
         unknown = set(item) - ENQUEUE_KEYS
         if unknown:
             raise EnqueueError(f"item {index}: unknown keys {sorted(unknown)}")
@@ -168,7 +186,7 @@ def build_jobs(
         job_type = args.pop("type")
         payload = args.pop("payload", None)
         try:
-            jobs.append(build_job(registry, job_type, payload, strict_types=strict_types, **args))
+            append(build_job(registry, job_type, payload, strict_types=strict_types, **args))
         except EnqueueError as exc:
             raise type(exc)(f"item {index}: {exc}") from None
     return jobs
@@ -187,9 +205,7 @@ def _payload_json(job_type: str, payload: Any, spec: JobType | None) -> str:
     if isinstance(payload, BaseModel):
         return payload.model_dump_json()
     try:
-        return json.dumps(
-            payload if payload is not None else {}, allow_nan=False, separators=(",", ":")
-        )
+        return _ENCODER.encode(payload if payload is not None else {})
     except (TypeError, ValueError) as exc:
         raise EnqueueError(f"payload for {job_type!r} is not JSON-serialisable: {exc}") from None
 
@@ -212,36 +228,52 @@ async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     return row[0]  # type: ignore[no-any-return]
 
 
-def _copy_rows(jobs: Sequence[NewJob], with_ord: bool) -> Iterable[tuple[Any, ...]]:
-    for index, job in enumerate(jobs):
-        row: tuple[Any, ...] = (
-            job.id,
-            job.type,
-            job.queue,
-            job.payload_json,
-            job.priority,
-            job.run_at,
-            job.max_attempts,
-            job.timeout_seconds,
-            job.dedupe_key,
-            job.user_id,
+def _copy_text(value: str) -> str:
+    """Escape a value for COPY's text format (only backslash and control characters)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
         )
-        yield (*row, index) if with_ord else row
+    return value
 
 
-def _resolve_run_at(jobs: Sequence[NewJob], now: datetime) -> list[NewJob]:
-    # COPY bypasses column defaults, so the database's now() is applied here.
-    return [
-        job
-        if job.run_at is not None and not job.delay
-        else replace(job, run_at=(job.run_at or now) + timedelta(seconds=job.delay))
-        for job in jobs
-    ]
+def _copy_lines(jobs: Sequence[NewJob], now: datetime, with_ord: bool) -> Iterator[str]:
+    """COPY text lines; formatting them here is several times faster than per-value adaptation,
+    which dominates bulk enqueue otherwise."""
+    now_text = now.isoformat()
+    for index, job in enumerate(jobs):
+        if job.run_at is None and not job.delay:
+            run_at = now_text
+        else:
+            run_at = ((job.run_at or now) + timedelta(seconds=job.delay)).isoformat()
+        timeout = "\\N" if job.timeout_seconds is None else repr(job.timeout_seconds)
+        dedupe = "\\N" if job.dedupe_key is None else _copy_text(job.dedupe_key)
+        user = "\\N" if job.user_id is None else _copy_text(job.user_id)
+        line = (
+            f"{job.id}\t{_copy_text(job.type)}\t{_copy_text(job.queue)}\t"
+            f"{_copy_text(job.payload_json)}\t{job.priority}\t{run_at}\t{job.max_attempts}\t"
+            f"{timeout}\t{dedupe}\t{user}"
+        )
+        yield f"{line}\t{index}\n" if with_ord else f"{line}\n"
 
 
 def _map_ids(jobs: Sequence[NewJob], returned: Iterable[tuple[UUID, str | None]]) -> list[UUID]:
     by_key = {key: job_id for job_id, key in returned}
     return [by_key[job.dedupe_key] if job.dedupe_key else job.id for job in jobs]
+
+
+def _chunks(lines: Iterator[str], size: int = 2000) -> Iterator[bytes]:
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= size:
+            yield "".join(batch).encode()
+            batch.clear()
+    if batch:
+        yield "".join(batch).encode()
 
 
 _COPY_JOBS = (
@@ -261,23 +293,23 @@ def insert_many(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[U
     with conn.transaction():
         now_row = conn.execute("SELECT now()").fetchone()
         assert now_row is not None
-        rows = _resolve_run_at(jobs, now_row[0])
-        plain = [job for job in rows if job.dedupe_key is None]
-        keyed = [job for job in rows if job.dedupe_key is not None]
+        now = now_row[0]
+        plain = [job for job in jobs if job.dedupe_key is None]
+        keyed = [job for job in jobs if job.dedupe_key is not None]
         returned: list[tuple[UUID, str | None]] = []
         if plain:
             with conn.cursor().copy(_COPY_JOBS) as copy:
-                for row in _copy_rows(plain, with_ord=False):
-                    copy.write_row(row)
+                for chunk in _chunks(_copy_lines(plain, now, with_ord=False)):
+                    copy.write(chunk)
         if keyed:
             conn.execute(query("stage_jobs"))
             with conn.cursor().copy(_COPY_STAGED) as copy:
-                for row in _copy_rows(keyed, with_ord=True):
-                    copy.write_row(row)
+                for chunk in _chunks(_copy_lines(keyed, now, with_ord=True)):
+                    copy.write(chunk)
             returned = conn.execute(query("insert_staged_jobs")).fetchall()
             conn.execute("DELETE FROM nightcrew_staged_jobs")
-        conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in rows})})
-    return _map_ids(rows, returned)
+        conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in jobs})})
+    return _map_ids(jobs, returned)
 
 
 async def ainsert_many(conn: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob]) -> list[UUID]:
@@ -288,21 +320,21 @@ async def ainsert_many(conn: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob
         cur = await conn.execute("SELECT now()")
         now_row = await cur.fetchone()
         assert now_row is not None
-        rows = _resolve_run_at(jobs, now_row[0])
-        plain = [job for job in rows if job.dedupe_key is None]
-        keyed = [job for job in rows if job.dedupe_key is not None]
+        now = now_row[0]
+        plain = [job for job in jobs if job.dedupe_key is None]
+        keyed = [job for job in jobs if job.dedupe_key is not None]
         returned: list[tuple[UUID, str | None]] = []
         if plain:
             async with conn.cursor().copy(_COPY_JOBS) as copy:
-                for row in _copy_rows(plain, with_ord=False):
-                    await copy.write_row(row)
+                for chunk in _chunks(_copy_lines(plain, now, with_ord=False)):
+                    await copy.write(chunk)
         if keyed:
             await conn.execute(query("stage_jobs"))
             async with conn.cursor().copy(_COPY_STAGED) as copy:
-                for row in _copy_rows(keyed, with_ord=True):
-                    await copy.write_row(row)
+                for chunk in _chunks(_copy_lines(keyed, now, with_ord=True)):
+                    await copy.write(chunk)
             cur = await conn.execute(query("insert_staged_jobs"))
             returned = await cur.fetchall()
             await conn.execute("DELETE FROM nightcrew_staged_jobs")
-        await conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in rows})})
-    return _map_ids(rows, returned)
+        await conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in jobs})})
+    return _map_ids(jobs, returned)
