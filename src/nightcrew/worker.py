@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nightcrew.worker")
 
+# Errors that mean "the database is unreachable right now": retry, don't crash the worker.
+DB_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
+
 
 @dataclass
 class _Running:
@@ -79,6 +82,7 @@ class Worker:
         """Stop fetching; running jobs get ``shutdown_grace_seconds`` to finish."""
         self._stopping.set()
         self._wake.set()
+        self._slot_free.set()
 
     @property
     def stopping(self) -> bool:
@@ -111,7 +115,14 @@ class Worker:
             await self._shutdown()
         finally:
             await self._completer.close()
-            await helpers[0]
+            try:
+                # Bounded: with the database gone for good, unwritten outcomes are given up
+                # (their leases expire and the jobs are rescued, then re-run).
+                await asyncio.wait_for(helpers[0], timeout=self.settings.lease_seconds)
+            except TimeoutError:
+                log.error(
+                    "gave up writing %d outcomes: database unreachable", self._completer.backlog
+                )
             for task in helpers[1:]:
                 task.cancel()
             await asyncio.gather(*helpers[1:], return_exceptions=True)
@@ -173,7 +184,7 @@ class Worker:
                         lease_seconds=self.settings.lease_seconds,
                     )
                 failures = 0
-            except psycopg.OperationalError as exc:
+            except DB_UNAVAILABLE as exc:
                 failures += 1
                 delay = min(5.0, 0.05 * 2**failures)
                 log.warning("fetch failed (%s); retrying in %.2fs", exc, delay)
@@ -301,7 +312,7 @@ class Worker:
             try:
                 await step()
                 return
-            except psycopg.OperationalError as exc:
+            except DB_UNAVAILABLE as exc:
                 delay = min(5.0, 0.1 * 2**attempt)
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
                 await self._sleep_unless_stopping(delay)
@@ -313,7 +324,7 @@ class Worker:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
                 await self.heartbeat()
-            except psycopg.OperationalError as exc:
+            except DB_UNAVAILABLE as exc:
                 log.warning("heartbeat failed: %s", exc)
 
     async def heartbeat(self) -> None:
@@ -344,7 +355,7 @@ class Worker:
             await asyncio.sleep(self.settings.rescue_seconds * random.uniform(0.5, 1.5))
             try:
                 await self.rescue()
-            except psycopg.OperationalError as exc:
+            except DB_UNAVAILABLE as exc:
                 log.warning("rescue failed: %s", exc)
 
     async def rescue(self) -> int:
@@ -370,7 +381,7 @@ class Worker:
                     self._wake.set()  # anything enqueued while we were not listening
                     async for note in conn.notifies():
                         self._on_notify(note.channel, note.payload)
-            except psycopg.OperationalError as exc:
+            except DB_UNAVAILABLE as exc:
                 self._listening.clear()
                 failures += 1
                 delay = min(5.0, 0.1 * 2**failures)

@@ -93,7 +93,7 @@ class Completer:
             try:
                 await self.flush()
                 failures = 0
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 failures += 1
                 delay = min(5.0, 0.05 * 2**failures)
                 log.warning("writing outcomes failed (%s); retrying in %.2fs", exc, delay)
