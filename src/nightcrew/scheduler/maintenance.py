@@ -1,0 +1,140 @@
+"""Built-in maintenance schedules (on unless ``maintenance_schedules=False``):
+
+* ``nightcrew.rescue`` (every ``maintenance_rescue_seconds``, critical): rescue jobs whose
+  lease expired, in case no worker did, and report jobs still ``processing`` well past
+  their timeout.
+* ``nightcrew.prune`` (``prune_cron``, non-critical so it waits for a quiet queue):
+  move finished jobs past their retention into ``nightcrew.jobs_history`` (or delete
+  them), in small batches that never lock live jobs.
+
+Both run as ordinary jobs on the ``maintenance_queue``, so any worker serving that queue
+runs them and their results are visible like any job's.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from nightcrew.context import JobContext
+from nightcrew.lifecycle.rescue import rescue_expired
+from nightcrew.queries import query
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
+
+log = logging.getLogger("nightcrew.maintenance")
+
+RESCUE_JOB = "nightcrew.rescue"
+PRUNE_JOB = "nightcrew.prune"
+_RESCUE_BATCH = 1000
+_OVERDUE_SLACK_SECONDS = 60.0  # grace beyond a job's timeout before it is reported
+_OVERDUE_REPORT_LIMIT = 100
+
+
+def install(app: App) -> None:
+    """Register the maintenance job types and declare their schedules (idempotent)."""
+    s = app.settings
+    if not s.maintenance_schedules or RESCUE_JOB in app.registry:
+        return
+    app.job(RESCUE_JOB, queue=s.maintenance_queue, max_attempts=1, public=False)(rescue_job)
+    app.job(PRUNE_JOB, queue=s.maintenance_queue, max_attempts=3, public=False)(prune_job)
+    app.schedule(RESCUE_JOB, every=timedelta(seconds=s.maintenance_rescue_seconds),
+                 missed="skip")  # fmt: skip
+    app.schedule(PRUNE_JOB, cron=s.prune_cron, critical=False)
+
+
+async def rescue_job(ctx: JobContext, payload: Any) -> dict[str, Any]:
+    """Rescue expired leases; report overdue jobs (logged and returned as the result)."""
+    pool = await ctx.app.apool()
+    rescued = 0
+    async with pool.connection() as conn:
+        while True:
+            batch = await rescue_expired(conn, limit=_RESCUE_BATCH)
+            rescued += len(batch)
+            if len(batch) < _RESCUE_BATCH:
+                break
+        overdue = await find_overdue(conn)
+    if rescued:
+        log.warning("maintenance: rescued %d jobs whose lease expired", rescued)
+    for job in overdue:
+        log.warning("maintenance: job %s (%s) has run %s, past its %gs timeout (worker %s)",
+                    job["id"], job["type"], job["running_for"], job["timeout_seconds"],
+                    job["worker_id"])  # fmt: skip
+    return {"rescued": rescued, "overdue": overdue}
+
+
+async def find_overdue(conn: Any, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Jobs processing for longer than their timeout plus a minute's slack."""
+    cur = await conn.execute(
+        query("maintenance_overdue"),
+        {"now": now, "slack": _OVERDUE_SLACK_SECONDS, "limit": _OVERDUE_REPORT_LIMIT},
+    )
+    return [
+        {"id": str(job_id), "type": job_type, "worker_id": worker_id,
+         "started_at": started_at.isoformat(), "timeout_seconds": timeout,
+         "running_for": str(running_for)}
+        for job_id, job_type, worker_id, started_at, timeout, running_for in await cur.fetchall()
+    ]  # fmt: skip
+
+
+async def prune_job(ctx: JobContext, payload: Any) -> dict[str, Any]:
+    """Prune finished jobs past their retention, batch by batch."""
+    s = ctx.app.settings
+    pruned = await prune(
+        ctx.app, completed_after=timedelta(days=s.prune_completed_days),
+        failed_after=timedelta(days=s.prune_failed_days), archive=s.prune_mode == "archive",
+        batch_size=s.prune_batch_size,
+    )  # fmt: skip
+    if pruned:
+        log.info("maintenance: pruned %d finished jobs (%s)", pruned, s.prune_mode)
+    return {"pruned": pruned, "mode": s.prune_mode}
+
+
+def _floor_id(moment: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of ``moment``'s millisecond: every id below it is older."""
+    return uuid.UUID(int=int(moment.timestamp() * 1000) << 80)
+
+
+async def prune(
+    app: App,
+    *,
+    completed_after: timedelta,
+    failed_after: timedelta,
+    archive: bool = True,
+    batch_size: int = 1000,
+    now: datetime | None = None,
+) -> int:
+    """Move (``archive``) or delete completed/cancelled jobs finished more than
+    ``completed_after`` ago and failed ones finished more than ``failed_after`` ago.
+
+    Walks the primary key in batches of ``batch_size``, each its own short transaction, so
+    live jobs are never blocked and vacuum can reuse the freed space as it goes. Only jobs
+    created before the shorter cut-off can qualify, which bounds the walk. Returns the
+    number of jobs pruned.
+    """
+    pool = await app.apool()
+    async with pool.connection() as conn:
+        if now is None:
+            cur = await conn.execute("SELECT now()")
+            row = await cur.fetchone()
+            assert row is not None
+            now = row[0]
+        assert now is not None
+        params = {
+            "after": uuid.UUID(int=0), "upper": _floor_id(now - min(completed_after, failed_after)),
+            "completed_before": now - completed_after, "failed_before": now - failed_after,
+            "archive": archive, "limit": batch_size,
+        }  # fmt: skip
+        total = 0
+        while True:
+            cur = await conn.execute(query("prune_jobs"), params)
+            row = await cur.fetchone()
+            assert row is not None
+            last_id, pruned = row
+            total += int(pruned)
+            if last_id is None:
+                return total
+            params["after"] = last_id
