@@ -22,7 +22,8 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from nightcrew.errors import ConfigurationError
+from nightcrew.errors import ConfigurationError, EnqueueError
+from nightcrew.notify.spec import notify_json
 
 
 class JobStatus(enum.StrEnum):
@@ -122,6 +123,11 @@ class JobType:
     public: bool = True
     model: type[BaseModel] | None = field(default=None)
     is_async: bool = True
+    notify: dict[str, Any] | None = None
+    """Default ``notify`` of this type's jobs (see docs/notifications.md)."""
+    notify_template: Any = None
+    """A :class:`nightcrew.notify.render.EmailTemplate` for this type's emails."""
+    notify_json: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -133,6 +139,10 @@ class JobType:
         if not callable(self.backoff) and float(self.backoff) < 0:
             raise ConfigurationError(f"{self.name}: backoff must be >= 0")
         self.is_async = inspect.iscoroutinefunction(self.handler)
+        try:
+            self.notify_json = notify_json(self.notify)
+        except EnqueueError as exc:
+            raise ConfigurationError(f"{self.name}: {exc}") from None
         self.model = _payload_model(self.handler)
 
 

@@ -182,7 +182,8 @@ async def test_worker_serves_only_its_queues(aapp: App) -> None:
     job_a, job_b = await aapp.aget_job(ja), await aapp.aget_job(jb)
     assert job_a is not None and job_a.status is JobStatus.PENDING
     assert job_b is not None and job_b.status is JobStatus.COMPLETED
-    assert sorted(aapp.worker().queues) == ["alpha", "beta"]
+    # by default also "nightcrew", where notification deliveries run
+    assert sorted(aapp.worker().queues) == ["alpha", "beta", "nightcrew"]
 
 
 async def test_notify_wakes_an_idle_worker_long_before_the_poll(aapp: App) -> None:

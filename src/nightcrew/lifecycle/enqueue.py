@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from nightcrew.errors import EnqueueError, PayloadValidationError
 from nightcrew.ids import uuid7
 from nightcrew.jobs import JobType
+from nightcrew.notify.spec import notify_json
 from nightcrew.queries import query
 
 PRIORITY_RANGE = (-1000, 1000)
@@ -47,6 +48,7 @@ ENQUEUE_KEYS = frozenset(
         "user_id",
         "max_attempts",
         "timeout",
+        "notify",
     }
 )
 
@@ -66,6 +68,7 @@ class NewJob:
     timeout_seconds: float | None
     dedupe_key: str | None
     user_id: str | None
+    notify_json: str | None = None
 
     def params(self) -> dict[str, Any]:
         """Parameters of the ``insert_job`` query."""
@@ -81,6 +84,7 @@ class NewJob:
             "timeout_seconds": self.timeout_seconds,
             "dedupe_key": self.dedupe_key,
             "user_id": self.user_id,
+            "notify": self.notify_json,
         }
 
 
@@ -98,6 +102,7 @@ def build_job(
     user_id: str | None = None,
     max_attempts: int | None = None,
     timeout: float | None = None,
+    notify: Mapping[str, Any] | None = None,
 ) -> NewJob:
     """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
     if not isinstance(type, str) or not type:
@@ -138,6 +143,9 @@ def build_job(
     for name, value in (("queue", queue), ("dedupe_key", dedupe_key), ("user_id", user_id)):
         if value is not None and (not isinstance(value, str) or not value):
             raise EnqueueError(f"{name} must be a non-empty string, got {value!r}")
+    notify_text = (
+        notify_json(notify) if notify is not None else (spec.notify_json if spec else None)
+    )
     return NewJob(
         id=uuid7(),
         type=type,
@@ -150,6 +158,7 @@ def build_job(
         timeout_seconds=float(timeout) if timeout is not None else None,
         dedupe_key=dedupe_key,
         user_id=user_id,
+        notify_json=notify_text,
     )
 
 
@@ -174,7 +183,7 @@ def build_jobs(
                 ) from None
             append(
                 NewJob(uuid7(), spec.name, spec.queue, payload_json, spec.priority, None, 0.0,
-                       spec.max_attempts, spec.timeout, None, None)
+                       spec.max_attempts, spec.timeout, None, None, spec.notify_json)
             )  # fmt: skip
             continue
         unknown = set(item) - ENQUEUE_KEYS
@@ -252,10 +261,11 @@ def _copy_lines(jobs: Sequence[NewJob], now: datetime, with_ord: bool) -> Iterat
         timeout = "\\N" if job.timeout_seconds is None else repr(job.timeout_seconds)
         dedupe = "\\N" if job.dedupe_key is None else _copy_text(job.dedupe_key)
         user = "\\N" if job.user_id is None else _copy_text(job.user_id)
+        notify = "\\N" if job.notify_json is None else _copy_text(job.notify_json)
         line = (
             f"{job.id}\t{_copy_text(job.type)}\t{_copy_text(job.queue)}\t"
             f"{_copy_text(job.payload_json)}\t{job.priority}\t{run_at}\t{job.max_attempts}\t"
-            f"{timeout}\t{dedupe}\t{user}"
+            f"{timeout}\t{dedupe}\t{user}\t{notify}"
         )
         yield f"{line}\t{index}\n" if with_ord else f"{line}\n"
 
@@ -278,11 +288,11 @@ def _chunks(lines: Iterator[str], size: int = 2000) -> Iterator[bytes]:
 
 _COPY_JOBS = (
     "COPY nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts,"
-    " timeout_seconds, dedupe_key, user_id) FROM STDIN"
+    " timeout_seconds, dedupe_key, user_id, notify) FROM STDIN"
 )
 _COPY_STAGED = (
     "COPY nightcrew_staged_jobs (id, type, queue, payload, priority, run_at, max_attempts,"
-    " timeout_seconds, dedupe_key, user_id, ord) FROM STDIN"
+    " timeout_seconds, dedupe_key, user_id, notify, ord) FROM STDIN"
 )
 
 

@@ -3,12 +3,13 @@
 WITH ins AS (
     INSERT INTO nightcrew.jobs AS j (
         id, type, queue, payload, priority, run_at, max_attempts, timeout_seconds,
-        dedupe_key, user_id
+        dedupe_key, user_id, notify
     )
     VALUES (
         %(id)s, %(type)s, %(queue)s, %(payload)s::jsonb, %(priority)s,
         coalesce(%(run_at)s, now()) + make_interval(secs => %(delay)s),
-        %(max_attempts)s, %(timeout_seconds)s, %(dedupe_key)s, %(user_id)s
+        %(max_attempts)s, %(timeout_seconds)s, %(dedupe_key)s, %(user_id)s,
+        %(notify)s::jsonb
     )
     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL
         AND status IN ('pending', 'processing', 'retrying')

@@ -1,0 +1,307 @@
+"""In-app notifications, alerts and per-type health over HTTP.
+
+* ``GET /api/notifications``: the caller's own notifications, newest first, with the unread
+  count for the badge; ``POST /api/notifications/{id}/read``.
+* ``GET /api/notifications/events``: Server-Sent Events with the unread count, pushed on
+  every change (one LISTEN connection per server process, :class:`InboxHub`).
+* ``GET /api/alerts`` (admins): open alerts first, then the history.
+* ``GET /api/stats/types``: per job type success rate, p95 duration, last success and the
+  current failure streak, from the per-minute rollup of the last 24 hours.
+
+Wire it up with ``api.include_router(build_notifications_router(app))``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import psycopg
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
+from nightcrew.http.routes_jobs import ApiKey
+from nightcrew.http.session import acting
+from nightcrew.http.stats import figures
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
+
+log = logging.getLogger("nightcrew.http.notifications")
+INBOX_CHANNEL = "nightcrew_inbox"
+
+
+class Notification(BaseModel):
+    """One in-app notification."""
+
+    id: int
+    job_id: str | None
+    kind: str
+    title: str
+    body: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+class NotificationPage(BaseModel):
+    """The caller's notifications, newest first; ``unread`` is the badge count."""
+
+    items: list[Notification]
+    unread: int
+    next_cursor: int | None
+
+
+class Alert(BaseModel):
+    """A health alert."""
+
+    id: int
+    rule: str
+    status: Literal["open", "resolved"]
+    message: str
+    details: dict[str, Any]
+    opened_at: datetime
+    resolved_at: datetime | None
+
+
+class AlertList(BaseModel):
+    """``GET /api/alerts``."""
+
+    items: list[Alert]
+
+
+class TypeHealth(BaseModel):
+    """Health of one job type over the last 24 hours."""
+
+    type: str
+    success_rate: float | None
+    p95_duration_s: float | None
+    last_success_at: datetime | None
+    failure_streak: int
+
+
+class TypeHealthList(BaseModel):
+    """``GET /api/stats/types``."""
+
+    items: list[TypeHealth]
+
+
+def _notification(row: dict[str, Any]) -> Notification:
+    job_id = row["job_id"]
+    return Notification(**{**row, "job_id": str(job_id) if job_id else None})
+
+
+class InboxHub:
+    """Wakes the badge streams of a user when their notifications change."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    async def subscribe(self, user_id: str, timeout: float = 10.0) -> asyncio.Event:
+        """An event set whenever ``user_id``'s notifications change."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="nightcrew-inbox-listen")
+        wake = asyncio.Event()
+        self._waiters.setdefault(user_id, set()).add(wake)
+        try:
+            await asyncio.wait_for(self._listening.wait(), timeout)
+        except BaseException:
+            self.unsubscribe(user_id, wake)
+            raise
+        return wake
+
+    def unsubscribe(self, user_id: str, wake: asyncio.Event) -> None:
+        """Stop waking ``wake``."""
+        waiters = self._waiters.get(user_id)
+        if waiters is not None:
+            waiters.discard(wake)
+            if not waiters:
+                del self._waiters[user_id]
+
+    def _wake(self, user_id: str | None) -> None:
+        users = list(self._waiters) if user_id is None else [user_id]
+        for user in users:
+            for wake in self._waiters.get(user, ()):
+                wake.set()
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.app.url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {INBOX_CHANNEL}")
+                    self._listening.set()
+                    delay = 0.5
+                    self._wake(None)  # changes while not listening must not be missed
+                    async for note in conn.notifies():
+                        self._wake(note.payload)
+            except psycopg.Error as exc:
+                log.warning("inbox listener lost its connection (%s); reconnecting", exc)
+            self._listening.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            self._listening.clear()
+
+
+def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRouter:
+    """The notification, alert and type-health routes of ``app``."""
+    router = APIRouter(tags=["notifications"], responses=ERROR_RESPONSES)
+    inbox = hub or InboxHub(app)
+
+    @router.get(
+        "/api/notifications",
+        response_model=NotificationPage,
+        summary="Your notifications and the unread count",
+    )
+    async def list_notifications(
+        key: ApiKey,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[
+            int | None, Query(ge=1, le=2**63 - 1, description="next_cursor of the last page")
+        ] = None,
+        unread: Annotated[bool, Query(description="only unread ones")] = False,
+    ) -> NotificationPage:
+        async with acting(app, key) as session:
+            user = session.principal.user_id
+            rows = await session.all(
+                "notify_inbox_list",
+                {"user_id": user, "before": cursor, "unread_only": unread, "limit": limit},
+            )
+            badge = await session.one("notify_inbox_unread", {"user_id": user})
+        items = [_notification(row) for row in rows]
+        more = len(items) == limit
+        return NotificationPage(
+            items=items,
+            unread=badge["unread"] if badge else 0,
+            next_cursor=items[-1].id if more else None,
+        )
+
+    @router.post(
+        "/api/notifications/{notification_id}/read",
+        response_model=Notification,
+        summary="Mark one of your notifications read",
+    )
+    async def mark_read(notification_id: str, key: ApiKey) -> Notification:
+        if not notification_id.isdigit() or len(notification_id) > 18:
+            raise not_found("notification")
+        async with acting(app, key) as session:
+            row = await session.one(
+                "notify_inbox_read",
+                {"id": int(notification_id), "user_id": session.principal.user_id},
+            )
+        if row is None:
+            raise not_found("notification")
+        row.pop("notified", None)
+        return _notification(row)
+
+    @router.get(
+        "/api/notifications/events",
+        summary="Live unread count (Server-Sent Events)",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": 'an "unread" event now and on every change',
+            }
+        },
+    )
+    async def notification_events(key: ApiKey) -> StreamingResponse:
+        async with acting(app, key) as session:  # 401 before the stream starts
+            user = session.principal.user_id
+        wake = await inbox.subscribe(user)
+        heartbeat = app.settings.http_heartbeat_seconds
+        return StreamingResponse(
+            _badge_stream(app, inbox, key, user, wake, heartbeat),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.get(
+        "/api/alerts",
+        response_model=AlertList,
+        summary="Health alerts (admins)",
+        responses={403: {"model": ErrorResponse, "description": "not an admin key"}},
+    )
+    async def list_alerts(
+        key: ApiKey,
+        status: Annotated[Literal["open", "resolved"] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> AlertList:
+        async with acting(app, key) as session:
+            if not session.principal.is_admin:
+                raise ApiError(403, "alerts are visible to admin keys only")
+            rows = await session.all("alert_list", {"status": status, "limit": limit})
+        return AlertList(items=[Alert(**row) for row in rows])
+
+    @router.get(
+        "/api/stats/types",
+        response_model=TypeHealthList,
+        tags=["stats"],
+        summary="Per job type: success rate, p95, last success, failure streak",
+    )
+    async def type_health(key: ApiKey) -> TypeHealthList:
+        async with acting(app, key) as session:
+            window = {row["type"]: row for row in await session.all("stats_window")}
+            health = await session.all("notify_type_health")
+        items = []
+        for row in health:
+            stats = window.get(row["type"])
+            done = (stats["completed"] + stats["failed"]) if stats else 0
+            items.append(
+                TypeHealth(
+                    type=row["type"],
+                    success_rate=stats["completed"] / done if stats and done else None,
+                    p95_duration_s=figures(stats)["p95_duration_s"] if stats else None,
+                    last_success_at=row["last_success_at"],
+                    failure_streak=row["failure_streak"],
+                )
+            )
+        return TypeHealthList(items=items)
+
+    return router
+
+
+async def _badge_stream(
+    app: App, hub: InboxHub, key: str | None, user: str, wake: asyncio.Event, heartbeat: float
+) -> AsyncIterator[str]:
+    try:
+        yield "retry: 2000\n\n"
+        last: dict[str, Any] | None = None
+        while True:
+            wake.clear()  # before reading: a change during the read wakes us again
+            try:
+                async with acting(app, key) as session:
+                    badge = await session.one("notify_inbox_unread", {"user_id": user})
+            except ApiError:  # the key was revoked meanwhile
+                return
+            state = {
+                "unread": badge["unread"] if badge else 0,
+                "latest_id": badge["latest_id"] if badge else None,
+            }
+            if state != last:
+                yield f"event: unread\ndata: {json.dumps(state)}\n\n"
+                last = state
+            try:
+                await asyncio.wait_for(wake.wait(), heartbeat)
+            except TimeoutError:
+                yield ": heartbeat\n\n"
+    finally:
+        hub.unsubscribe(user, wake)

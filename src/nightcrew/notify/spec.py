@@ -1,0 +1,96 @@
+"""What a job asks to be notified about: the ``notify`` argument of enqueue, validated.
+
+``{"email": "ops@example.com", "webhook": "https://example.com/hook", "in_app": true,
+"on": ["completed", "failed", "cancelled"]}``; every key is optional, ``on`` defaults to
+completed and failed. Stored as the job's ``notify`` column (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from nightcrew.errors import EnqueueError
+
+NOTIFY_KEYS = frozenset({"email", "webhook", "in_app", "on"})
+EVENTS = ("completed", "failed", "cancelled")
+DEFAULT_EVENTS = ("completed", "failed")
+# Deliberately loose: one @, no spaces, a dot in the domain. The mail server has the last word.
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+_MAX_LENGTH = 2000
+
+
+def check_email(value: Any, what: str = "notify.email") -> str:
+    """A plausible email address, or :class:`EnqueueError`."""
+    if not isinstance(value, str) or len(value) > 320 or not _EMAIL.match(value):
+        raise EnqueueError(f"{what} must be an email address, got {value!r}")
+    return value
+
+
+def check_webhook_url(value: Any, what: str = "notify.webhook") -> str:
+    """An absolute http(s) URL with a host, or :class:`EnqueueError`."""
+    if not isinstance(value, str) or len(value) > _MAX_LENGTH:
+        raise EnqueueError(f"{what} must be an http(s) URL, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise EnqueueError(f"{what} is not a valid URL: {value!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EnqueueError(f"{what} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def host_allowed(url: str, allowlist: Sequence[str]) -> bool:
+    """Whether ``url``'s host is on ``allowlist`` (an empty list allows every host).
+
+    An entry ``example.com`` allows that host only; ``.example.com`` allows its subdomains.
+    """
+    if not allowlist:
+        return True
+    host = (urlsplit(url).hostname or "").lower()
+    for entry in allowlist:
+        entry = entry.lower()
+        if host == entry or (entry.startswith(".") and host.endswith(entry)):
+            return True
+    return False
+
+
+def notify_json(notify: Any) -> str | None:
+    """Validate a ``notify`` argument; return its JSON (``None`` when there is nothing to send).
+
+    Raises :class:`EnqueueError` naming the problem.
+    """
+    if notify is None:
+        return None
+    if not isinstance(notify, Mapping):
+        raise EnqueueError(f"notify must be a dict, got {type(notify).__name__}")
+    unknown = set(notify) - NOTIFY_KEYS
+    if unknown:
+        raise EnqueueError(
+            f"notify: unknown keys {sorted(unknown)} (known: email, in_app, on, webhook)"
+        )
+    clean: dict[str, Any] = {}
+    if notify.get("email") is not None:
+        clean["email"] = check_email(notify["email"])
+    if notify.get("webhook") is not None:
+        clean["webhook"] = check_webhook_url(notify["webhook"])
+    in_app = notify.get("in_app")
+    if in_app is not None and not isinstance(in_app, bool):
+        raise EnqueueError(f"notify.in_app must be true or false, got {in_app!r}")
+    if in_app:
+        clean["in_app"] = True
+    on = notify.get("on")
+    if on is not None:
+        if isinstance(on, str) or not isinstance(on, Sequence) or not on:
+            raise EnqueueError(f"notify.on must be a non-empty list of {list(EVENTS)}, got {on!r}")
+        bad = [event for event in on if event not in EVENTS]
+        if bad:
+            raise EnqueueError(f"notify.on: unknown events {bad} (known: {list(EVENTS)})")
+        clean["on"] = sorted(set(on), key=EVENTS.index)
+    if not ({"email", "webhook", "in_app"} & clean.keys()):
+        return None  # no channel: nothing would be sent, so keep the trigger's fast path
+    return json.dumps(clean, separators=(",", ":"))
