@@ -89,6 +89,7 @@ class JobContext:
         self.worker_id = worker_id
         self._cancelled = False
         self._lost = False
+        self._interrupted = False  # set when the worker gave up on a thread (timeout, stop)
         self._tx: psycopg.AsyncConnection[Any] | None = None
 
     @property
@@ -104,6 +105,8 @@ class JobContext:
     def _raise_if_stopped(self) -> None:
         if self._lost:
             raise LeaseLost(f"job {self.job.id}: lease lost")
+        if self._interrupted:
+            raise JobCancelled(f"job {self.job.id}: attempt interrupted (timeout or shutdown)")
         if self._cancelled:
             raise JobCancelled(f"job {self.job.id} was cancelled")
 

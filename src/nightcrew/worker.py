@@ -257,12 +257,7 @@ class Worker:
         info = ctx.job
         payload = spec.model.model_validate(info.payload) if spec.model else info.payload
         try:
-            async with asyncio.timeout(timeout):
-                if spec.is_async:
-                    result = await spec.handler(ctx, payload)
-                else:
-                    sync_ctx = SyncJobContext(ctx, asyncio.get_running_loop())
-                    result = await asyncio.to_thread(spec.handler, sync_ctx, payload)
+            result = await self._call_handler(spec, ctx, payload, timeout)
         except TimeoutError as exc:
             if timeout is not None and not ctx.cancelled:
                 return self._failure(spec, info, exc, f"timed out after {timeout:g}s")
@@ -277,6 +272,28 @@ class Worker:
         except (TypeError, ValueError) as exc:
             return self._failure(spec, info, exc, f"result is not JSON-serialisable: {exc}")
         return Outcome(info.id, info.attempt, "completed", result_json=result_json)
+
+    async def _call_handler(
+        self, spec: JobType, ctx: JobContext, payload: Any, timeout: float | None
+    ) -> Any:
+        if spec.is_async:
+            async with asyncio.timeout(timeout):
+                return await spec.handler(ctx, payload)
+        # A thread cannot be interrupted. On timeout, shutdown or a lost lease, keep the job
+        # (and, through heartbeats, its lease) until the thread has really returned, so no
+        # retry can run beside it; meanwhile its ctx.save / ctx.transaction calls are refused.
+        sync_ctx = SyncJobContext(ctx, asyncio.get_running_loop())
+        thread = asyncio.ensure_future(asyncio.to_thread(spec.handler, sync_ctx, payload))
+        try:
+            return await asyncio.wait_for(asyncio.shield(thread), timeout)
+        except asyncio.CancelledError:
+            await _outlast(ctx, thread)
+            if not ctx.lease_lost and thread.exception() is None:
+                return thread.result()  # it finished after all: record it, don't release it
+            raise
+        except TimeoutError:
+            await _outlast(ctx, thread)
+            raise
 
     def _failure(
         self, spec: JobType | None, info: JobInfo, exc: BaseException, message: str | None = None
@@ -415,6 +432,15 @@ class Worker:
         if late:
             log.warning("releasing %d unfinished jobs back to pending", len(late))
             await asyncio.gather(*late, return_exceptions=True)
+
+
+async def _outlast(ctx: JobContext, thread: asyncio.Future[Any]) -> None:
+    """Refuse the thread's further writes and wait until it has returned."""
+    ctx._interrupted = True
+    while not thread.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([thread])
+    thread.exception()  # retrieve it so asyncio does not log it; the outcome is decided above
 
 
 def _json_default(value: Any) -> Any:

@@ -8,8 +8,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from nightcrew import App, JobStatus
 from tests.faults.conftest import WorkerProcesses, count_jobs, job_status, scalar
 from tests.support import wait_until
@@ -41,11 +39,6 @@ def test_sigterm_finishes_short_jobs_and_releases_long_ones(
     assert scalar(clean_db, registered, (proc.pid,)) == 0, "the worker did not deregister"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a plain-def handler cannot be interrupted: its thread keeps running after the job "
-    "is released at the end of the grace period, so another worker runs the job concurrently",
-)
 def test_sync_handler_past_grace_never_runs_twice_at_once(
     producer: App, clean_db: str, workers: WorkerProcesses, tmp_path: Path
 ) -> None:
