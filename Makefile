@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m nightcrew.demo
+	$(BIN)/python -m estimating.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

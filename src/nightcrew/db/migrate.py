@@ -1,6 +1,10 @@
 """Versioned schema migrations: ``sql/migrations/NNNN_name.sql``, tracked in
 ``nightcrew.migrations``, applied in order, each in its own transaction.
 
+Applications built on nightcrew ship their own migration set the same way: files in
+``<package>/sql/migrations/`` tracked in ``<schema>.migrations`` (``migrate(url,
+package="estimating", schema="estimating")``, or ``App.add_migrations``).
+
 Several processes may call :func:`migrate` at once (every ``App`` does on start): a session
 advisory lock serialises them, and the second finds nothing left to do.
 """
@@ -13,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from nightcrew.errors import MigrationError
 
@@ -31,9 +36,9 @@ class Migration:
     sql: str
 
 
-def available_migrations() -> list[Migration]:
-    """The migrations shipped with this version, in order."""
-    folder = resources.files("nightcrew") / "sql" / "migrations"
+def available_migrations(package: str = "nightcrew") -> list[Migration]:
+    """The migrations shipped with ``package`` (default: nightcrew's own), in order."""
+    folder = resources.files(package) / "sql" / "migrations"
     found = []
     for entry in folder.iterdir():
         match = _NAME.match(entry.name)
@@ -46,37 +51,45 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-def applied_versions(conn: psycopg.Connection[Any]) -> list[int]:
+def applied_versions(conn: psycopg.Connection[Any], schema: str = "nightcrew") -> list[int]:
     """Versions already applied to the database behind ``conn`` (empty when none)."""
-    exists = conn.execute("SELECT to_regclass('nightcrew.migrations') IS NOT NULL").fetchone()
+    table = sql.Identifier(schema, "migrations")
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table.as_string(conn),)).fetchone()
     if not exists or not exists[0]:
         return []
-    return [row[0] for row in conn.execute("SELECT version FROM nightcrew.migrations ORDER BY 1")]
+    return [
+        row[0] for row in conn.execute(sql.SQL("SELECT version FROM {} ORDER BY 1").format(table))
+    ]
 
 
-def migrate(url: str) -> list[int]:
+def migrate(url: str, *, package: str = "nightcrew", schema: str = "nightcrew") -> list[int]:
     """Apply every pending migration to the database at ``url``; return the versions applied.
 
-    Raises :class:`MigrationError` when the database is newer than this code.
+    ``package``/``schema`` select another migration set (an application's own, see the
+    module docstring). Raises :class:`MigrationError` when the database is newer than
+    this code.
     """
-    migrations = available_migrations()
+    migrations = available_migrations(package)
+    table = sql.Identifier(schema, "migrations")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET lock_timeout = 0")
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             conn.execute("SET client_min_messages = warning")
-            conn.execute("CREATE SCHEMA IF NOT EXISTS nightcrew")
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS nightcrew.migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(table)
             )
-            done = set(applied_versions(conn))
+            done = set(applied_versions(conn, schema))
             newest_known = migrations[-1].version if migrations else 0
             if done and max(done) > newest_known:
                 raise MigrationError(
-                    f"database schema is at version {max(done)}, newer than this nightcrew "
-                    f"({newest_known}); upgrade nightcrew"
+                    f"database schema {schema!r} is at version {max(done)}, newer than this "
+                    f"{package} ({newest_known}); upgrade {package}"
                 )
             applied = []
             for migration in migrations:
@@ -85,7 +98,7 @@ def migrate(url: str) -> list[int]:
                 with conn.transaction():
                     conn.execute(migration.sql.encode())
                     conn.execute(
-                        "INSERT INTO nightcrew.migrations (version, name) VALUES (%s, %s)",
+                        sql.SQL("INSERT INTO {} (version, name) VALUES (%s, %s)").format(table),
                         (migration.version, migration.name),
                     )
                 applied.append(migration.version)

@@ -1,0 +1,133 @@
+"""The estimating nightcrew App (``estimating.app:app``): job types, schedules, HTTP routes.
+
+``nightcrew worker --app estimating.app:app`` runs the jobs and the scheduler;
+``nightcrew serve --app estimating.app:app`` serves ``/api/estimating`` beside nightcrew's API.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
+from typing import Any
+
+from estimating import bulk, popularity, prices, reports
+from estimating.api import build_router
+from estimating.costs import calculate_costs
+from estimating.models import (
+    BulkAssemblyUpdateRequest,
+    BulkPriceUpdateRequest,
+    CalculationRequest,
+)
+from nightcrew import App, JobContext
+
+QUEUE = "estimating"
+ALERT_EMAIL_ENV = "ESTIMATING_ALERT_EMAIL"
+"""Where price spike alerts are emailed (besides the in-app notification), if set."""
+
+
+async def aggregate_popularity(ctx: JobContext, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """Recompute popularity and co-occurrence over the last 30 days (``as_of`` optional)."""
+    as_of = (payload or {}).get("as_of")
+    now = datetime.fromisoformat(as_of) if as_of else None
+    pool = await ctx.app.apool()
+    async with pool.connection() as conn:
+        result = await popularity.aggregate_popularity(conn, now=now)
+    result["summary"] = (
+        f"popularity of {result['items']} items, {result['pairs']} co-occurrence pairs "
+        f"in {result['seconds']} s"
+    )
+    return result
+
+
+async def capture_price_snapshot(ctx: JobContext, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """Snapshot the day's prices (``day`` optional, default today UTC), then alert on spikes."""
+    day_text = (payload or {}).get("day")
+    day = date.fromisoformat(day_text) if day_text else datetime.now(UTC).date()
+    pool = await ctx.app.apool()
+    async with pool.connection() as conn:
+        counts = await prices.capture_snapshot(conn, day)
+        await ctx.save(progress=80, stage="checking for price spikes")
+        spikes = await prices.detect_spikes(conn, day)
+    for spike in spikes:
+        await raise_price_alert(ctx.app, spike)
+    return {
+        **counts, "day": day.isoformat(), "alerts": spikes,
+        "summary": f"prices of {counts['catalogue']} catalogue entries and {counts['items']} "
+                   f"items captured for {day}; {len(spikes)} spike alert(s)",
+    }  # fmt: skip
+
+
+async def raise_price_alert(target: App, spike: dict[str, Any]) -> None:
+    """Notify a price spike through nightcrew's notifications: a tiny job whose summary is
+    the alert, notified in-app and by email to ``$ESTIMATING_ALERT_EMAIL`` when set."""
+    notify: dict[str, Any] = {"in_app": True, "on": ["completed"]}
+    if os.environ.get(ALERT_EMAIL_ENV):
+        notify["email"] = os.environ[ALERT_EMAIL_ENV]
+    await target.aenqueue(
+        "estimating.price_alert", spike, notify=notify,
+        dedupe_key=f"price-alert:{spike['code']}:{spike['period_start']}",
+    )  # fmt: skip
+
+
+async def price_alert(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Carry one spike alert to the notification system (its summary is the message)."""
+    return {**payload, "summary": payload["message"]}
+
+
+async def calculate_costs_job(ctx: JobContext, payload: CalculationRequest) -> dict[str, Any]:
+    """Price a list of items for a project; per-item failures stay in their rows."""
+    await ctx.save(progress=0, stage=f"pricing {len(payload.items)} items")
+    pool = await ctx.app.apool()
+    async with pool.connection() as conn:
+        result = await calculate_costs(conn, payload)
+    await ctx.save(progress=100, stage=result["summary"])
+    return result
+
+
+async def bulk_price_update(ctx: JobContext, payload: BulkPriceUpdateRequest) -> dict[str, Any]:
+    """Raise catalogue rates by a percentage in checkpointed batches of 50."""
+    return await bulk.bulk_price_update(ctx, payload)
+
+
+async def bulk_assembly_update(
+    ctx: JobContext, payload: BulkAssemblyUpdateRequest
+) -> dict[str, Any]:
+    """Replace one item by another across an assembly tree in checkpointed batches."""
+    return await bulk.bulk_assembly_update(ctx, payload)
+
+
+async def weekly_report(ctx: JobContext, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """The usage report of the past seven days."""
+    return await reports.weekly_report(ctx, payload)
+
+
+async def archive_usage(ctx: JobContext, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """Move usage older than 13 months to the archive table."""
+    return await reports.archive_usage(ctx, payload)
+
+
+def build_app(database_url: str | None = None, **settings: Any) -> App:
+    """A nightcrew App with the estimating job types, schedules, migrations and routes
+    (``database_url`` and ``settings`` as for :class:`nightcrew.App`)."""
+    target = App(database_url, **settings)
+    target.add_migrations("estimating", "estimating")
+    target.job("estimating.aggregate_popularity", queue=QUEUE, timeout=900)(aggregate_popularity)
+    target.job("estimating.capture_price_snapshot", queue=QUEUE, timeout=900)(
+        capture_price_snapshot
+    )
+    target.job("estimating.price_alert", queue=QUEUE, public=False)(price_alert)
+    target.job("estimating.calculate_costs", queue=QUEUE, timeout=600)(calculate_costs_job)
+    target.job("estimating.bulk_price_update", queue=QUEUE, timeout=3600)(bulk_price_update)
+    target.job("estimating.bulk_assembly_update", queue=QUEUE, timeout=3600)(bulk_assembly_update)
+    target.job("estimating.weekly_report", queue=QUEUE)(weekly_report)
+    target.job("estimating.archive_usage", queue=QUEUE, timeout=3600)(archive_usage)
+    target.schedule("estimating.aggregate_popularity", cron="0 * * * *", critical=False)
+    target.schedule("estimating.capture_price_snapshot", cron="0 2 * * *")
+    target.schedule("estimating.weekly_report", cron="0 6 * * 0", critical=False)
+    target.schedule("estimating.archive_usage", cron="0 3 1 * *", critical=False)
+    target.add_router(build_router(target))
+    return target
+
+
+app = build_app()
+"""The App that ``nightcrew worker/serve --app estimating.app:app`` run."""

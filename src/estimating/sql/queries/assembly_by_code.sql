@@ -1,0 +1,1 @@
+SELECT id, code, name, parent_id FROM estimating.assemblies WHERE code = %(code)s

@@ -1,0 +1,1 @@
+SELECT id, code, kind FROM estimating.catalogue WHERE code = ANY(%(codes)s)

@@ -1,0 +1,1 @@
+DELETE FROM estimating.item_factors WHERE item_id = %(item_id)s

@@ -1,0 +1,26 @@
+"""The estimating App as a worker process of the crash test runs it: every batch of a bulk
+update lingers 0.3 s inside its transaction, so a SIGKILL lands mid-run (and mid-batch).
+Settings come from the ``NIGHTCREW_*`` variables the test sets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from estimating import bulk
+from estimating.app import build_app
+from nightcrew import JobContext
+
+_run_batches = bulk.run_batches
+
+
+async def _slow_run_batches(ctx: JobContext, ids: list[int], apply: Any, *, noun: str) -> int:
+    async def slow(conn: Any, batch: list[int]) -> None:
+        await apply(conn, batch)
+        await asyncio.sleep(0.3)
+
+    return await _run_batches(ctx, ids, slow, noun=noun)
+
+
+bulk.run_batches = _slow_run_batches  # type: ignore[assignment]
+app = build_app()
