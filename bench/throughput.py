@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from nightcrew import App
+from nightcrew import App, JobContext
 from nightcrew.db.migrate import migrate
 
 JOB_TYPE = "bench.noop"
@@ -98,7 +98,7 @@ async def _worker(url: str, cfg: DrainConfig, outdir: str) -> None:
     out = open(os.path.join(outdir, f"w{os.getpid()}.log"), "a", buffering=1)  # noqa: SIM115
 
     @app.job(JOB_TYPE, max_attempts=1)
-    async def noop(ctx: Any, payload: dict[str, Any]) -> None:
+    async def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
         now = time.time()
         out.write(f"{int(payload['i']):08d} {float(payload['t']):17.6f} {now:17.6f}\n")
 
@@ -164,7 +164,8 @@ class Bench:
         self.admin.execute("TRUNCATE nightcrew.jobs, nightcrew.workers")
 
     def emit(self, figure: str, **rec: Any) -> None:
-        rec = {"figure": figure, **rec}
+        # The 1-minute load average: on a shared machine it says how noisy the run was.
+        rec = {"figure": figure, **rec, "load1": os.getloadavg()[0]}
         print(json.dumps(rec), flush=True)
         self.runs.setdefault(figure, []).append(rec)
 
@@ -252,6 +253,7 @@ class Bench:
         cfg = DrainConfig(1, concurrency, 100, 500, 5.0)
         procs = start_workers(self.url, cfg, outdir)
         status = "ok"
+        returned: dict[int, float] = {}  # job -> time the enqueue call returned
         try:
             self.app.enqueue(JOB_TYPE, {"i": WARMUP_ID, "t": time.time()})
             _wait(lambda: executed_count(outdir) >= 1, 60, "worker never ran the warm-up job")
@@ -261,16 +263,24 @@ class Bench:
                 delay = t0 + i * LATENCY_INTERVAL - time.time()
                 if delay > 0:
                     time.sleep(delay)
-                self.app.enqueue(JOB_TYPE, {"i": i, "t": time.time()})
+                t_enq = time.time()
+                self.app.enqueue(JOB_TYPE, {"i": i, "t": t_enq})
+                returned[i] = time.time()
             if not _wait(lambda: executed_count(outdir) >= n + 1, 60, None):
                 status = "timeout"
         finally:
             stop_workers(procs)
-        lat = sorted((ts - te) * 1000 for i, te, ts in read_records(outdir) if i != WARMUP_ID)
+        records = [r for r in read_records(outdir) if r[0] != WARMUP_ID]
         shutil.rmtree(outdir, ignore_errors=True)
+        lat = sorted((ts - te) * 1000 for _, te, ts in records)
+        # Split for diagnosis: the enqueue call itself, and pickup after it returned.
+        enq = sorted((returned[i] - te) * 1000 for i, te, _ in records if i in returned)
+        after = sorted((ts - returned[i]) * 1000 for i, _, ts in records if i in returned)
         self.emit("latency", rep=rep, n=n, received=len(lat), status=status,
                   p50=_pct(lat, 50), p95=_pct(lat, 95), p99=_pct(lat, 99),
-                  max=lat[-1] if lat else None, setup=cfg.describe())  # fmt: skip
+                  max=lat[-1] if lat else None, enqueue_p50=_pct(enq, 50),
+                  enqueue_p99=_pct(enq, 99), after_enqueue_p50=_pct(after, 50),
+                  after_enqueue_p99=_pct(after, 99), setup=cfg.describe())  # fmt: skip
 
 
 async def _never_called(ctx: Any, payload: Any) -> None:
@@ -292,7 +302,7 @@ def _pct(values: list[float], p: float) -> float | None:
     """Nearest-rank percentile, the same formula as the peers' harness."""
     if not values:
         return None
-    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
+    k = min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))
     return values[k]
 
 
@@ -318,7 +328,9 @@ def summary(runs: list[dict[str, Any]], key: str) -> str:
         return "n/a"
     fmt = "{:,.0f}" if key == "rate" else "{:.1f}"
     med = fmt.format(statistics.median(values))
-    return med if len(values) == 1 else f"{med} [{fmt.format(min(values))}–{fmt.format(max(values))}]"
+    if len(values) == 1:
+        return med
+    return f"{med} [{fmt.format(min(values))}–{fmt.format(max(values))}]"
 
 
 def report(bench: Bench) -> None:
@@ -354,8 +366,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", default="single,bulk,drain,latency")
     ap.add_argument("--quick", action="store_true", help="smaller runs, 1 rep, 2 drain setups")
     ap.add_argument("--reps", type=int, default=None)
-    ap.add_argument("--drain-config", action="append", metavar="P:CONC:FETCH:CBATCH:CINT_MS",
-                    help="worker setup to try (repeatable); the fastest is measured --reps times")
+    ap.add_argument(
+        "--drain-config",
+        action="append",
+        metavar="P:CONC:FETCH:CBATCH:CINT_MS",
+        help="worker setup to try (repeatable); the fastest is measured --reps times",
+    )
     ap.add_argument("--drain-timeout", type=float, default=240.0)
     ap.add_argument("--latency-concurrency", type=int, default=10)
     a = ap.parse_args(argv)

@@ -13,6 +13,7 @@ from typing import Any
 from estimating import bulk, popularity, prices, reports
 from estimating.api import build_router
 from estimating.costs import calculate_costs
+from estimating.dashboard import build_dashboard_router
 from estimating.models import (
     BulkAssemblyUpdateRequest,
     BulkPriceUpdateRequest,
@@ -126,6 +127,9 @@ def build_app(database_url: str | None = None, **settings: Any) -> App:
     target.schedule("estimating.weekly_report", cron="0 6 * * 0", critical=False)
     target.schedule("estimating.archive_usage", cron="0 3 1 * *", critical=False)
     target.add_router(build_router(target))
+    target.add_dashboard_page(
+        "Estimating", "/estimating", build_dashboard_router(target), templates="estimating"
+    )
     return target
 
 

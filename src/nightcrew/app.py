@@ -6,6 +6,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -28,9 +29,22 @@ from nightcrew.lifecycle.enqueue import (
     insert_many,
     insert_one,
 )
+from nightcrew.notify.install import install_notifications
 from nightcrew.queries import query
+from nightcrew.scheduler.book import ScheduleBook
+from nightcrew.scheduler.store import ScheduleInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class DashboardPage:
+    """A page an application adds to the dashboard (see :meth:`App.add_dashboard_page`)."""
+
+    title: str
+    path: str
+    router: Any
+    templates: str | None = None
 
 
 class App:
@@ -55,10 +69,17 @@ class App:
         self._migrated = False
         self._pool: ConnectionPool[Any] | None = None
         self.http_routers: list[tuple[Any, str]] = []
+        self.dashboard_pages: list[DashboardPage] = []
+        """Pages that apps add to the dashboard's navigation; see add_dashboard_page."""
+        self.migration_sets: list[tuple[str, str]] = []
+        """Applications' own migration sets (package, schema); see add_migrations."""
         """Routers (FastAPI ``APIRouter``) that apps add to ``nightcrew serve``; see add_router."""
         self._apools: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, AsyncConnectionPool[Any]
         ] = weakref.WeakKeyDictionary()
+        self.schedules = ScheduleBook(self)
+        """The schedules declared with :meth:`schedule`, and their stored state."""
+        install_notifications(self)
 
     # ---- registration --------------------------------------------------------------------
 
@@ -72,12 +93,15 @@ class App:
         timeout: float | None = None,
         backoff: Backoff = 2.0,
         public: bool = True,
+        notify: dict[str, Any] | None = None,
+        notify_template: Any = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of job type ``name``.
 
         ``handler(ctx, payload)``: ``async def`` runs on the worker's loop, plain ``def`` in
         a thread. Annotate ``payload`` with a Pydantic model to validate it at enqueue.
-        ``public=False`` keeps the type off the HTTP API.
+        ``public=False`` keeps the type off the HTTP API. ``notify`` is the default of
+        enqueue's ``notify``; ``notify_template`` an ``EmailTemplate`` for its emails.
         """
 
         def register(handler: F) -> F:
@@ -92,6 +116,8 @@ class App:
                 timeout=timeout,
                 backoff=backoff,
                 public=public,
+                notify=notify,
+                notify_template=notify_template,
             )
             return handler
 
@@ -101,6 +127,32 @@ class App:
         """Extension point: serve a FastAPI ``APIRouter`` of the application's own beside
         nightcrew's HTTP API (``nightcrew serve`` / ``nightcrew.http.create_app``)."""
         self.http_routers.append((router, prefix))
+
+    def add_dashboard_page(
+        self, title: str, path: str, router: Any, *, templates: str | None = None
+    ) -> None:
+        """Extension point: add ``router`` (a FastAPI ``APIRouter`` of HTML pages) to the
+        dashboard, with a navigation entry ``title`` linking to ``path``.
+
+        ``templates`` names a package whose ``templates/`` folder holds the pages' Jinja2
+        templates; they may extend nightcrew's ``base.html``. Handlers render with
+        ``nightcrew.http.dashboard.render`` inside ``dashboard_session(request)``.
+        """
+        if not path.startswith("/"):
+            raise ConfigurationError(f"dashboard page path must start with '/', got {path!r}")
+        self.dashboard_pages.append(DashboardPage(title, path, router, templates))
+
+    def add_migrations(self, package: str, schema: str) -> None:
+        """Extension point: also apply ``<package>/sql/migrations/NNNN_name.sql``, tracked
+        in ``<schema>.migrations``, whenever this App migrates (after nightcrew's own)."""
+        if (package, schema) not in self.migration_sets:
+            self.migration_sets.append((package, schema))
+
+    def _migrate_all(self, url: str) -> list[int]:
+        applied = migrate(url)
+        for package, schema in self.migration_sets:
+            applied += migrate(url, package=package, schema=schema)
+        return applied
 
     # ---- connections ---------------------------------------------------------------------
 
@@ -113,8 +165,9 @@ class App:
             return self._url
 
     def migrate(self) -> list[int]:
-        """Apply pending migrations now; return the versions applied."""
-        applied = migrate(self.url)
+        """Apply pending migrations now (nightcrew's, then each added set); return the
+        versions applied."""
+        applied = self._migrate_all(self.url)
         self._migrated = True
         return applied
 
@@ -123,7 +176,7 @@ class App:
         if self.settings.migrate_on_start and not self._migrated:
             with self._lock:
                 if not self._migrated:
-                    migrate(url)
+                    self._migrate_all(url)
                     self._migrated = True
         return url
 
@@ -199,13 +252,15 @@ class App:
         user_id: str | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        notify: Mapping[str, Any] | None = None,
         conn: psycopg.Connection[Any] | None = None,
     ) -> UUID:
         """Enqueue one job and return its id.
 
         With ``dedupe_key``, while a job with that key is pending, processing or retrying
         the existing job's id is returned instead. With ``conn`` the job is written in
-        that connection's current transaction (rolled back: no job).
+        that connection's current transaction (rolled back: no job). ``notify``
+        (``{"email", "webhook", "in_app", "on"}``) sends notifications when the job finishes.
         """
         job = build_job(
             self.registry,
@@ -220,6 +275,7 @@ class App:
             user_id=user_id,
             max_attempts=max_attempts,
             timeout=timeout,
+            notify=notify,
         )
         if conn is not None:
             return insert_one(conn, job)
@@ -239,6 +295,7 @@ class App:
         user_id: str | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        notify: Mapping[str, Any] | None = None,
         conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> UUID:
         """Async twin of :meth:`enqueue`."""
@@ -255,6 +312,7 @@ class App:
             user_id=user_id,
             max_attempts=max_attempts,
             timeout=timeout,
+            notify=notify,
         )
         if conn is not None:
             return await ainsert_one(conn, job)
@@ -355,6 +413,83 @@ class App:
         pool = await self.apool()
         async with pool.connection() as conn:
             return await control.aretry(conn, job_id)
+
+    # ---- schedules -----------------------------------------------------------------------
+
+    def schedule(
+        self,
+        type: str,
+        *,
+        name: str | None = None,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        timezone: str = "UTC",
+        payload: Any = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        critical: bool = True,
+        missed: str = "run_once",
+        defer_delay: timedelta | float = timedelta(hours=2),
+        max_deferrals: int = 3,
+    ) -> None:
+        """Enqueue a ``type`` job on a schedule: ``cron=`` (5 fields, or 6 with leading
+        seconds, or ``@daily``...) in ``timezone``, or ``every=`` an interval.
+
+        ``name`` defaults to the job type. ``missed``: ``"run_once"`` or ``"skip"`` the
+        ticks missed while nothing ran. ``critical=False`` postpones a tick by
+        ``defer_delay`` while the queue is busy, at most ``max_deferrals`` times in a row.
+        Schedules are stored when a scheduler starts (``nightcrew worker``).
+        """
+        self.schedules.add(
+            type, name=name, cron=cron, every=every, timezone=timezone, payload=payload,
+            priority=priority, queue=queue, critical=critical, missed=missed,
+            defer_delay=defer_delay, max_deferrals=max_deferrals,
+        )  # fmt: skip
+
+    def sync_schedules(self) -> None:
+        """Store the declared schedules now (a starting scheduler does this itself)."""
+        self.schedules.sync()
+
+    def schedules_list(self) -> list[ScheduleInfo]:
+        """Every stored schedule with its state (next/last run, last job and outcome)."""
+        return self.schedules.list()
+
+    async def aschedules_list(self) -> list[ScheduleInfo]:
+        """Async twin of :meth:`schedules_list`."""
+        return await asyncio.to_thread(self.schedules.list)
+
+    def set_schedule_enabled(self, name: str, enabled: bool) -> ScheduleInfo:
+        """Enable or disable the stored schedule ``name``."""
+        return self.schedules.set_enabled(name, enabled)
+
+    async def aset_schedule_enabled(self, name: str, enabled: bool) -> ScheduleInfo:
+        """Async twin of :meth:`set_schedule_enabled`."""
+        return await asyncio.to_thread(self.schedules.set_enabled, name, enabled)
+
+    def update_schedule(
+        self,
+        name: str,
+        *,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        timezone: str | None = None,
+    ) -> ScheduleInfo:
+        """Change when the stored schedule ``name`` fires (kept until its code changes)."""
+        return self.schedules.set_timing(name, cron=cron, every=every, timezone=timezone)
+
+    def run_schedule_now(self, name: str) -> UUID:
+        """Enqueue the job of schedule ``name`` now; return its id."""
+        return self.schedules.run_now(name)
+
+    async def arun_schedule_now(self, name: str) -> UUID:
+        """Async twin of :meth:`run_schedule_now`."""
+        return await asyncio.to_thread(self.schedules.run_now, name)
+
+    def scheduler(self) -> Any:
+        """A :class:`~nightcrew.scheduler.Scheduler` for this app (``await s.run()``)."""
+        from nightcrew.scheduler.loop import Scheduler
+
+        return Scheduler(self)
 
     # ---- workers -------------------------------------------------------------------------
 

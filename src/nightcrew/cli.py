@@ -104,19 +104,63 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from nightcrew.http import serve
+
+    serve(load_app(args.app), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from nightcrew import keys
+
+    app = load_app(args.app)
+    with app.pool().connection() as conn:
+        if args.action == "create":
+            if not args.user:
+                raise SystemExit("nightcrew keys create needs --user NAME")
+            record, secret = keys.create_key(conn, args.user, admin=args.admin)
+            role = "admin" if record.is_admin else "user"
+            print(f"created {role} key {record.id} (prefix {record.prefix}) for {record.user_id}")
+            print("store it now: it is shown only once")
+            print(secret)
+        elif args.action == "list":
+            for key in keys.list_keys(conn):
+                state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
+                kind = "admin" if key.is_admin else "user"
+                print(f"{key.id}  {key.prefix}  {key.user_id:<20} {kind:<5}  {state}")
+        else:
+            if not args.key:
+                raise SystemExit("nightcrew keys revoke needs a key id or prefix")
+            record = keys.revoke_key(conn, args.key)
+            print(f"revoked key {record.id} ({record.prefix}) of {record.user_id}")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     queues = [q for q in args.queues.split(",") if q] if args.queues else None
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(run_worker(app, queues=queues, concurrency=args.concurrency))
+    asyncio.run(
+        run_worker(
+            app, queues=queues, concurrency=args.concurrency, scheduler=not args.no_scheduler
+        )
+    )
     return 0
 
 
-async def run_worker(app: App, *, queues: list[str] | None, concurrency: int | None) -> None:
-    """Run a worker until SIGTERM/SIGINT; a second signal skips the grace period."""
+async def run_worker(
+    app: App, *, queues: list[str] | None, concurrency: int | None, scheduler: bool = True
+) -> None:
+    """Run a worker until SIGTERM/SIGINT; a second signal skips the grace period.
+
+    With ``scheduler`` the process also runs the scheduler loop: every process stands by,
+    one leader fires the schedules."""
+    app.schedules.install_maintenance()  # before the worker picks its queues
     worker = app.worker(queues=queues, concurrency=concurrency)
+    sched = app.scheduler() if scheduler else None
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
@@ -125,16 +169,66 @@ async def run_worker(app: App, *, queues: list[str] | None, concurrency: int | N
             for running in list(worker.running.values()):
                 running.task.cancel()
         worker.stop()
+        if sched is not None:
+            sched.stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     logging.getLogger("nightcrew").info(
         "worker %s serving queues %s", worker.id, ",".join(worker.queues)
     )
+    sched_task = None
+    if sched is not None:
+        sched_task = asyncio.create_task(sched.run(), name="nightcrew-scheduler")
+        sched_task.add_done_callback(_report_crash)
     try:
         await worker.run()
     finally:
+        if sched is not None and sched_task is not None:
+            sched.stop()
+            await asyncio.gather(sched_task, return_exceptions=True)
         await app.aclose()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("nightcrew").error(
+            "the scheduler loop stopped", exc_info=task.exception()
+        )
+
+
+def cmd_schedules(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    if args.action == "list":
+        infos = app.schedules_list()
+        if args.json:
+            _print_json([info.to_dict() for info in infos])
+        elif not infos:
+            print("no schedules stored yet (a starting worker stores its app's schedules)")
+        for info in [] if args.json else infos:
+            state = "enabled" if info.enabled else "disabled"
+            state = state if info.in_code else "not in code"
+            last = f"{info.last_run_at:%Y-%m-%d %H:%M:%S}" if info.last_run_at else "never"
+            print(f"{info.name:<28} {state:<12} {info.when:<30} "
+                  f"next {info.next_run_at:%Y-%m-%d %H:%M:%S%z}  last {last} "
+                  f"({info.last_job_status or '-'}) {info.last_outcome or ''}")  # fmt: skip
+        return 0
+    if not args.name:
+        raise SystemExit(f"nightcrew schedules {args.action} needs a schedule name")
+    if args.action == "run":
+        print(app.run_schedule_now(args.name))
+        return 0
+    if args.action == "set":
+        if args.cron is None and args.every is None and args.timezone is None:
+            raise SystemExit("nightcrew schedules set needs --cron, --every or --timezone")
+        info = app.update_schedule(
+            args.name, cron=args.cron, every=args.every, timezone=args.timezone
+        )
+    else:
+        info = app.set_schedule_enabled(args.name, args.action == "enable")
+    print(f"{info.name}: {'enabled' if info.enabled else 'disabled'}, {info.when}, "
+          f"next run {info.next_run_at.isoformat()}")  # fmt: skip
+    return 0
 
 
 # ---- parser -----------------------------------------------------------------------------
@@ -170,6 +264,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("worker", cmd_worker, "run a worker")
     p.add_argument("--concurrency", type=int)
     p.add_argument("--queues", help="comma-separated queues (default: all of the app's)")
+    p.add_argument(
+        "--no-scheduler", action="store_true", help="do not run the scheduler in this process"
+    )
+    p = add("schedules", cmd_schedules, "list, enable, disable, change or run schedules")
+    p.add_argument("action", choices=["list", "enable", "disable", "run", "set"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.add_argument("--cron", help="set: new cron expression")
+    p.add_argument("--every", type=float, help="set: new interval in seconds")
+    p.add_argument("--timezone", help="set: new IANA time zone")
+    p = add("serve", cmd_serve, "serve the HTTP API (uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p = add("keys", cmd_keys, "create, list or revoke HTTP API keys")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("key", nargs="?", help="revoke: the key's id or prefix")
+    p.add_argument("--user", help="create: the user the key acts for")
+    p.add_argument("--admin", action="store_true", help="create: an admin key (sees all jobs)")
     return parser
 
 

@@ -6,8 +6,10 @@ variable named ``NIGHTCREW_<FIELD>`` (upper case). Keyword arguments win.
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -37,8 +39,107 @@ class Settings(BaseSettings):
         5.0, ge=0, description="How long finished jobs may wait to be written in one batch."
     )
     rescue_seconds: float = Field(15.0, gt=0, description="How often workers rescue lost leases.")
+    http_max_body_bytes: int = Field(
+        1 << 20, ge=1, description="Largest request body the HTTP API accepts (413 beyond)."
+    )
+    http_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="How often an idle event stream sends a keep-alive comment."
+    )
+    scheduler_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the scheduler leader re-reads its schedules, and "
+        "how often other processes try to take over leadership (handover time after the "
+        "leader dies).",
+    )
+    scheduler_misfire_grace_seconds: float = Field(
+        10.0, ge=0, description="A tick found more than this late counts as missed (e.g. "
+        "everything was down) and follows the schedule's missed= policy; later ones are "
+        "still fired.",
+    )
+    defer_queue_depth: int = Field(
+        1000, ge=0, description="Runnable jobs (all queues) from which the queue counts as "
+        "busy and non-critical schedules are deferred; 0 ignores queue depth.",
+    )
+    defer_running_jobs: int = Field(
+        500, ge=0, description="Running jobs from which the queue counts as busy and "
+        "non-critical schedules are deferred; 0 ignores running jobs.",
+    )
+    maintenance_schedules: bool = Field(
+        True, description="Declare the built-in nightcrew.rescue and nightcrew.prune schedules."
+    )
+    maintenance_queue: str = Field(
+        "nightcrew", min_length=1, description="Queue of the maintenance jobs."
+    )
+    maintenance_rescue_seconds: float = Field(
+        60.0, ge=1, description="Interval of nightcrew.rescue (expired leases, overdue jobs)."
+    )
+    prune_cron: str = Field(
+        "30 3 * * *", description="When nightcrew.prune runs (UTC cron, deferred under load)."
+    )
+    prune_completed_days: float = Field(
+        30.0, gt=0, description="Completed and cancelled jobs are pruned after this many days."
+    )
+    prune_failed_days: float = Field(
+        90.0, gt=0, description="Failed (dead-letter) jobs are pruned after this many days."
+    )
+    prune_mode: Literal["archive", "delete"] = Field(
+        "archive", description="archive: move pruned jobs to nightcrew.jobs_history; "
+        "delete: drop them.",
+    )
+    prune_batch_size: int = Field(
+        1000, ge=1, le=100_000, description="Jobs pruned per short transaction."
+    )
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(10, ge=1)
+    # ---- notifications and alerts (docs/notifications.md) ----
+    smtp_host: str | None = Field(None, description="SMTP server; unset: no email is sent.")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field("nightcrew@localhost", description="Sender address of emails.")
+    smtp_tls: Literal["none", "starttls", "ssl"] = Field(
+        "starttls", description="none, starttls (true) or ssl (implicit TLS, port 465)."
+    )
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+    alert_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Admins' alert addresses (comma-separated)."
+    )
+    alert_webhook: str | None = Field(None, description="URL that receives alert events.")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC key of webhook signatures.")
+    webhook_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts webhooks may target (comma-separated; empty: any host).",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    notify_backoff_seconds: float = Field(2.0, ge=0, description="Base of delivery backoff.")
+    dashboard_url: str = Field("http://127.0.0.1:8000", description="Base of job links.")
+    alert_check_seconds: float = Field(30.0, ge=1, description="How often alert rules run.")
+    alert_failure_rate: float = Field(0.10, gt=0, le=1)
+    alert_failure_window_seconds: float = Field(3600.0, ge=60)
+    alert_failure_min_jobs: int = Field(20, ge=1)
+    alert_queue_depth: int = Field(100, ge=0)
+    alert_queue_depth_seconds: float = Field(300.0, ge=0)
+    alert_overdue_slack_seconds: float = Field(0.0, ge=0)
+    alert_schedule_periods: int = Field(2, ge=1)
+    alert_stale_types: dict[str, float] = Field(
+        default_factory=dict,
+        description='Seconds without a success before a type alerts ({"type": s, "*": s}).',
+    )
+
+    @field_validator("alert_emails", "webhook_allowlist", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("smtp_tls", mode="before")
+    @classmethod
+    def _tls_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "starttls" if value else "none"
+        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "false", "0", "no"}:
+            return "starttls" if value.lower() in {"true", "1", "yes"} else "none"
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -55,8 +55,10 @@ def version():
 
 def describe(procs, conc):
     c, _, f = str(conc).partition("/")
-    return (f"{procs} proc x concurrency={c} fetch_batch={f or 100} "
-            "complete_batch=1000 complete_interval_ms=5")
+    return (
+        f"{procs} proc x concurrency={c} fetch_batch={f or 100} "
+        "complete_batch=1000 complete_interval_ms=5"
+    )
 
 
 def install():

@@ -1,0 +1,215 @@
+"""The dashboard's form actions: log in and out, retry, cancel, reprioritise, discard, and
+schedule switches. Each needs a valid CSRF token; job actions act through row-level
+security (admins: any job, users: their own), schedule actions need an admin; all audited."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID
+
+import psycopg
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from psycopg.types.json import Jsonb
+
+from nightcrew.http.dashboard.auth import (
+    COOKIE,
+    check_csrf,
+    dashboard_session,
+    nightcrew_app,
+    read_form,
+    safe_next,
+)
+from nightcrew.http.dashboard.views import SECURITY_HEADERS, environment, render
+from nightcrew.http.errors import ApiError
+from nightcrew.http.session import Session, acting
+from nightcrew.lifecycle.enqueue import PRIORITY_RANGE
+from nightcrew.scheduler.store import UnknownScheduleError
+
+BULK_LIMIT = 1000
+"""Jobs changed by one Retry all / Discard all (press again for more)."""
+SESSION_DAYS = 7
+
+
+def done(form: dict[str, str], message: str, default: str = "/") -> RedirectResponse:
+    """Back to the page the form came from, with ``message`` shown there."""
+    target = safe_next(form.get("next"), default)
+    glue = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{glue}msg={quote(message)}", 303)
+
+
+def job_ids(form: dict[str, str]) -> list[str] | None:
+    """The ``ids`` field (comma-separated UUIDs), or ``None`` for "all"."""
+    raw = form.get("ids", "").strip()
+    if raw in ("", "all"):
+        return None
+    try:
+        return [str(UUID(part.strip())) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ApiError(422, "ids: not a list of job ids", field="ids") from None
+
+
+def build_actions_router() -> APIRouter:
+    """POST routes of the dashboard."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request) -> Response:
+        return _login_page(request, None, 200)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await read_form(request)
+        origin = request.headers.get("origin")
+        if origin and origin.rstrip("/") != f"{request.url.scheme}://{request.url.netloc}":
+            raise ApiError(403, "cross-site login refused")
+        key = form.get("key", "").strip()
+        try:
+            async with acting(nightcrew_app(request), key):
+                pass
+        except ApiError:
+            return _login_page(request, "That key is not valid (unknown or revoked).", 401)
+        response = RedirectResponse(safe_next(form.get("next")), 303)
+        response.set_cookie(
+            COOKIE, key, max_age=SESSION_DAYS * 86400, httponly=True, samesite="lax",
+            secure=request.url.scheme == "https", path="/",
+        )  # fmt: skip
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        check_csrf(request, await read_form(request))
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @router.post("/jobs/{job_id}/{action}")
+    async def job_action(request: Request, job_id: str, action: str) -> Response:
+        form = await read_form(request)
+        check_csrf(request, form)
+        form.setdefault("next", f"/jobs/{job_id}")
+        try:
+            uid = str(UUID(job_id))
+        except ValueError:
+            return done(form, "no such job")
+        if action == "discard" and form.get("confirmed") != "1":
+            return await _confirm(request, form, f"Discard failed job {uid}? It is deleted.")
+        async with dashboard_session(request) as session:
+            return done(form, await _job_action(session, action, [uid], form))
+
+    @router.post("/dead/{action}")
+    async def dead_bulk(request: Request, action: str) -> Response:
+        form = await read_form(request)
+        check_csrf(request, form)
+        form.setdefault("next", "/dead")
+        ids = job_ids(form)
+        if ids is None and form.get("confirmed") != "1":
+            verb = "Retry" if action == "retry" else "Discard"
+            return await _confirm(request, form, f"{verb} every failed job you can see "
+                                  f"(up to {BULK_LIMIT})?")  # fmt: skip
+        async with dashboard_session(request) as session:
+            return done(form, await _job_action(session, action, ids, form))
+
+    @router.post("/schedules/{name}/{action}")
+    async def schedule_action(request: Request, name: str, action: str) -> Response:
+        form = await read_form(request)
+        check_csrf(request, form)
+        form.setdefault("next", "/schedules")
+        app = nightcrew_app(request)
+        async with dashboard_session(request) as session:
+            if not session.principal.is_admin:
+                raise ApiError(403, "schedules can be changed by admins only")
+            change: tuple[dict[str, Any] | None, dict[str, Any]]
+            try:
+                if action in ("enable", "disable"):
+                    info = await app.aset_schedule_enabled(name, action == "enable")
+                    change = ({"enabled": not info.enabled}, {"enabled": info.enabled})
+                    message = f"{name} {action}d"
+                elif action == "run":
+                    job_id = await app.arun_schedule_now(name)
+                    change = (None, {"job_id": str(job_id)})
+                    message = f"{name} started: job {job_id}"
+                else:
+                    raise ApiError(404, f"unknown schedule action {action!r}")
+            except UnknownScheduleError:
+                return done(form, f"no schedule named {name!r}")
+            await session.one("dash_audit_insert", {
+                "actor": session.principal.user_id, "action": f"schedule.{action}",
+                "target": f"schedule:{name}", "before": Jsonb(change[0]),
+                "after": Jsonb(change[1]),
+            })  # fmt: skip
+        return done(form, message)
+
+    @router.post("/notifications/{notification_id}/read")
+    async def read_notification(request: Request, notification_id: str) -> Response:
+        form = await read_form(request)
+        check_csrf(request, form)
+        if not notification_id.isdigit():
+            return done(form, "no such notification", "/notifications")
+        async with dashboard_session(request) as session:
+            await session.one(
+                "notify_inbox_read",
+                {"id": int(notification_id), "user_id": session.principal.user_id},
+            )
+        return done(form, "marked read", "/notifications")
+
+    return router
+
+
+async def _job_action(
+    session: Session, action: str, ids: list[str] | None, form: dict[str, str]
+) -> str:
+    """Do ``action`` on the jobs ``ids`` (``None``: every failed job in sight); the message."""
+    actor = session.principal.user_id
+    if action == "priority":
+        try:
+            priority = int(form.get("priority", ""))
+        except ValueError:
+            return "priority: give a whole number"
+        if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
+            return f"priority: between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}"
+        row = await session.one(
+            "http_set_priority",
+            {"id": ids[0] if ids else None, "priority": priority, "actor": actor},
+        )
+        return f"priority set to {priority}" if row else "no such job"  # fmt: skip
+    params: dict[str, Any] = {"ids": ids, "status": None, "type": None, "actor": actor,
+                              "limit": BULK_LIMIT}  # fmt: skip
+    if action == "retry":
+        params["status"] = "failed" if ids is None else None
+        try:
+            rows = await session.all("http_retry_jobs", params)
+        except psycopg.errors.UniqueViolation:
+            return "not retried: a live job holds the same dedupe key"
+        return f"{len(rows)} job(s) sent back to the queue" if rows else "nothing to retry"
+    if action == "cancel":
+        rows = await session.all("http_cancel_jobs", params)
+        return f"{len(rows)} job(s) cancelled" if rows else "nothing to cancel (finished?)"
+    if action == "discard":
+        rows = await session.all("dash_discard_pick", params)
+        picked = [str(row["id"]) for row in rows]
+        if picked:
+            # The API role may not DELETE; the rows were picked (and audited) under the
+            # user's row-level security above, so drop back to the owner for the delete.
+            await session.conn.execute("RESET ROLE")
+            await session.one("dash_discard_delete", {"ids": picked})
+        return f"{len(picked)} failed job(s) discarded" if picked else "nothing to discard"
+    raise ApiError(404, f"unknown action {action!r}")
+
+
+async def _confirm(request: Request, form: dict[str, str], question: str) -> Response:
+    """The no-JavaScript confirmation of a destructive action: the same form, confirmed."""
+    async with dashboard_session(request) as session:
+        fields = {k: v for k, v in form.items() if k not in ("confirmed", "csrf")}
+        fields["next"] = safe_next(fields.get("next"))
+        return await render(request, session, "confirm.html", question=question,
+                            action=request.url.path, fields=fields)  # fmt: skip
+
+
+def _login_page(request: Request, error: str | None, status: int) -> HTMLResponse:
+    env = environment(nightcrew_app(request))
+    html = env.get_template("login.html").render(
+        error=error, next=safe_next(request.query_params.get("next")), nav=[], user=None
+    )
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)

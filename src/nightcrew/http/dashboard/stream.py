@@ -1,0 +1,137 @@
+"""Server-Sent Events for the dashboard, on the HTTP API's one LISTEN connection per process.
+
+``/events`` (overview): subscribed to every job change, it re-reads the running jobs and the
+backlog under the viewer's row-level security — at most every ``COALESCE_SECONDS``, only
+when something changed, never on a timer — and sends them when they differ from what it
+sent last. ``/jobs/{id}/events``: the API's per-job stream, authenticated by the session
+cookie instead of a bearer header (EventSource cannot send headers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response, StreamingResponse
+
+from nightcrew.app import App
+from nightcrew.http.dashboard.auth import COOKIE, nightcrew_app
+from nightcrew.http.errors import ApiError
+from nightcrew.http.models import JobResponse
+from nightcrew.http.session import acting
+from nightcrew.http.sse import ANY_JOB, EventHub
+from nightcrew.http.sse import _stream as job_stream
+
+COALESCE_SECONDS = 0.25
+"""A burst of job changes costs one re-read per open overview."""
+RUNNING_SHOWN = 50
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def build_stream_router() -> APIRouter:
+    """The dashboard's two event streams."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/events")
+    async def overview_events(request: Request) -> Response:
+        key = request.cookies.get(COOKIE)
+        app, hub = nightcrew_app(request), _hub(request)
+        if not key:
+            return Response("log in first", 401)
+        wake = await hub.subscribe(ANY_JOB)
+        try:
+            first = await overview_snapshot(app, key)
+        except BaseException:
+            hub.unsubscribe(ANY_JOB, wake)
+            raise
+        heartbeat = app.settings.http_heartbeat_seconds
+        stream = _overview_stream(app, hub, key, wake, first, heartbeat)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
+
+    @router.get("/jobs/{job_id}/events")
+    async def job_events(
+        request: Request,
+        job_id: str,
+        last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
+    ) -> Response:
+        key = request.cookies.get(COOKIE)
+        app, hub = nightcrew_app(request), _hub(request)
+        try:
+            uid = UUID(job_id)
+        except ValueError:
+            return Response("no such job", 404)
+        if not key:
+            return Response("log in first", 401)
+        wake = await hub.subscribe(uid)  # before the first read: no change can slip between
+        try:
+            async with acting(app, key) as session:
+                row = await session.one("http_get_job", {"id": uid})
+        except BaseException:
+            hub.unsubscribe(uid, wake)
+            raise
+        if row is None:
+            hub.unsubscribe(uid, wake)
+            return Response("no such job", 404)
+        job = JobResponse.model_validate(row)
+        heartbeat = app.settings.http_heartbeat_seconds
+        stream = job_stream(app, hub, key, uid, wake, job, last_event_id, heartbeat)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
+
+    return router
+
+
+def _hub(request: Request) -> EventHub:
+    hub: EventHub = request.app.state.event_hub
+    return hub
+
+
+async def overview_snapshot(app: App, key: str) -> dict[str, Any]:
+    """What the overview shows live: running jobs, backlog counts and the unread badge."""
+    async with acting(app, key) as session:
+        running = await session.all("dash_running", {"limit": RUNNING_SHOWN})
+        backlog = await session.one("stats_backlog") or {}
+        badge = await session.one("notify_inbox_unread", {"user_id": session.principal.user_id})
+    jobs = [JobResponse.model_validate(row).model_dump(mode="json") for row in running]
+    return {
+        "running": jobs,
+        "queue_depth": backlog.get("queue_depth", 0),
+        "running_count": backlog.get("running", 0),
+        "unread": badge["unread"] if badge else 0,
+    }
+
+
+async def _overview_stream(
+    app: App,
+    hub: EventHub,
+    key: str,
+    wake: asyncio.Event,
+    snapshot: dict[str, Any] | None,
+    heartbeat_seconds: float,
+) -> AsyncIterator[str]:
+    sent = None
+    try:
+        yield "retry: 2000\n\n"
+        while True:
+            if snapshot is None:
+                wake.clear()  # before reading: a change during the read wakes us again
+                try:
+                    snapshot = await overview_snapshot(app, key)
+                except ApiError:  # the key was revoked meanwhile
+                    return
+            text = json.dumps(snapshot, separators=(",", ":"))
+            if text != sent:
+                yield f"event: overview\ndata: {text}\n\n"
+                sent = text
+            snapshot = None
+            while not wake.is_set():
+                try:
+                    await asyncio.wait_for(wake.wait(), heartbeat_seconds)
+                except TimeoutError:
+                    yield ": heartbeat\n\n"
+            await asyncio.sleep(COALESCE_SECONDS)
+    finally:
+        hub.unsubscribe(ANY_JOB, wake)

@@ -1,0 +1,73 @@
+"""Per-request database transactions that act as the key's user under row-level security."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from nightcrew.http.errors import ApiError
+from nightcrew.keys import hash_key
+from nightcrew.queries import query
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for."""
+
+    user_id: str
+    is_admin: bool
+    key_id: UUID
+
+
+@dataclass
+class Session:
+    """A connection inside a transaction that acts as ``principal`` (role nightcrew_api)."""
+
+    conn: psycopg.AsyncConnection[Any]
+    principal: Principal
+
+    async def one(self, name: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The first row of the named query, as a dict."""
+        async with self.conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query(name), params or {})
+            return await cur.fetchone()
+
+    async def all(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every row of the named query, as dicts."""
+        async with self.conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query(name), params or {})
+            return await cur.fetchall()
+
+
+def unauthorized(message: str = "missing or invalid API key") -> ApiError:
+    """The 401 answer."""
+    return ApiError(401, message)
+
+
+@asynccontextmanager
+async def acting(app: App, key: str | None) -> AsyncIterator[Session]:
+    """Open a transaction acting as the owner of ``key``; 401 when the key is not live.
+
+    The key lookup and the switch to the restricted role happen in one statement, so the
+    rest of the transaction can only see the key owner's rows (admins: every row).
+    """
+    if not key:
+        raise unauthorized()
+    pool = await app.apool()
+    async with pool.connection() as conn, conn.transaction():
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query("http_authenticate"), {"key_hash": hash_key(key)})
+            row = await cur.fetchone()
+        if row is None:
+            raise unauthorized()
+        principal = Principal(row["user_id"], row["is_admin"], row["key_id"])
+        yield Session(conn, principal)

@@ -1,0 +1,89 @@
+"""``GET /api/stats``: last-24-hour figures from the stats rollup (hours plus the minutes not
+yet compacted), never ``count(*)`` over the job history; queue depth and running count
+from the backlog's partial indexes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+
+from nightcrew.http.errors import ERROR_RESPONSES
+from nightcrew.http.models import Figures, Stats, TypeFigures
+from nightcrew.http.routes_jobs import ApiKey
+from nightcrew.http.session import acting
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
+
+# Upper bounds (seconds) of the rollup's duration buckets h0..h20; h21 is unbounded.
+BUCKET_BOUNDS = [0.005 * 2.0**i for i in range(21)]
+
+
+def quantile(buckets: Sequence[int], q: float) -> float | None:
+    """Estimate the ``q`` quantile of a log-scale histogram, interpolating in the bucket."""
+    total = sum(buckets)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index, count in enumerate(buckets):
+        if count and seen + count >= rank:
+            low = BUCKET_BOUNDS[index - 1] if index > 0 else 0.0
+            high = BUCKET_BOUNDS[index] if index < len(BUCKET_BOUNDS) else low * 2
+            return low + (high - low) * (rank - seen) / count
+        seen += count
+    return BUCKET_BOUNDS[-1] * 2
+
+
+def figures(row: dict[str, Any]) -> dict[str, Any]:
+    """The public figures of one rollup sum (per type or overall)."""
+    completed, failed, cancelled = row["completed"], row["failed"], row["cancelled"]
+    return {
+        "total": completed + failed + cancelled,
+        "completed": completed,
+        "failed": failed,
+        "retried": row["retried"],
+        "cancelled": cancelled,
+        "avg_duration_s": row["duration_sum"] / completed if completed else None,
+        "p95_duration_s": quantile(row["buckets"], 0.95),
+    }
+
+
+def combine(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Sum per-type rollup rows into one."""
+    out: dict[str, Any] = {
+        "completed": 0,
+        "failed": 0,
+        "retried": 0,
+        "cancelled": 0,
+        "duration_sum": 0.0,
+        "buckets": [0] * (len(BUCKET_BOUNDS) + 1),
+    }
+    for row in rows:
+        for name in ("completed", "failed", "retried", "cancelled", "duration_sum"):
+            out[name] += row[name]
+        out["buckets"] = [a + b for a, b in zip(out["buckets"], row["buckets"], strict=True)]
+    return out
+
+
+def build_stats_router(app: App) -> APIRouter:
+    """``GET /api/stats`` (a user sees figures of their own jobs, an admin of all)."""
+    router = APIRouter(tags=["stats"], responses=ERROR_RESPONSES)
+
+    @router.get("/api/stats", response_model=Stats, summary="Last 24 hours and the backlog")
+    async def stats(key: ApiKey) -> Stats:
+        async with acting(app, key) as session:
+            await session.one("stats_compact")
+            rows = await session.all("stats_window")
+            backlog = await session.one("stats_backlog")
+        assert backlog is not None
+        return Stats(
+            last_24h=Figures(**figures(combine(rows))),
+            queue_depth=backlog["queue_depth"],
+            running=backlog["running"],
+            by_type=[TypeFigures(type=row["type"], **figures(row)) for row in rows],
+        )
+
+    return router
