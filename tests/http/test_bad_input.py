@@ -147,3 +147,21 @@ def test_unknown_route_and_method_use_the_error_shape(srv: Server) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"type": "demo.echo", "payload": {"k": "a\u0000b"}}, "payload"),
+     ({"type": "demo.echo", "dedupe_key": "a\u0000b"}, "dedupe_key"),
+     ({"type": "demo.echo", "queue": "q\u0000"}, "queue")],
+)  # fmt: skip
+def test_nul_characters_postgres_cannot_store_are_422(
+    srv: Server, body: dict[str, object], field: str
+) -> None:
+    with srv.client("alice") as client:
+        response = client.post("/api/jobs", json=body)
+        listed = client.get("/api/jobs", params={"type": "a\u0000"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert listed.status_code == 422
+    nothing_written(srv)

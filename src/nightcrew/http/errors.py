@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -114,6 +115,13 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # A value PostgreSQL cannot store or compare (e.g. a NUL character in text or JSON):
+    # bad input, not a server fault.
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return error_response(422, "validation_error", f"a value cannot be stored: {detail}")
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error")
@@ -124,6 +132,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(ApiError, _on_api_error)
     api.add_exception_handler(RequestValidationError, _on_validation_error)
     api.add_exception_handler(StarletteHTTPException, _on_http_error)
+    api.add_exception_handler(psycopg.DataError, _on_data_error)
     api.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -108,6 +108,10 @@ def build_jobs_router(app: App) -> APIRouter:
                 raise ApiError(422, str(exc), field="payload") from None
             except EnqueueError as exc:
                 raise ApiError(422, str(exc), field=_enqueue_field(str(exc))) from None
+            except psycopg.DataError as exc:  # e.g. "\u0000", which PostgreSQL cannot store
+                field = next((name for name in ("type", "queue", "dedupe_key")
+                              if "\x00" in (getattr(body, name) or "")), "payload")  # fmt: skip
+                raise ApiError(422, f"{field}: {str(exc).splitlines()[0]}", field=field) from None
             except psycopg.errors.InsufficientPrivilege:
                 # The dedupe key matches a live job this user may not see.
                 raise ApiError(
