@@ -46,21 +46,29 @@ class Settings(BaseSettings):
         15.0, gt=0, description="How often an idle event stream sends a keep-alive comment."
     )
     scheduler_poll_seconds: float = Field(
-        1.0, gt=0, description="How often the scheduler leader re-reads its schedules, and "
+        1.0,
+        gt=0,
+        description="How often the scheduler leader re-reads its schedules, and "
         "how often other processes try to take over leadership (handover time after the "
         "leader dies).",
     )
     scheduler_misfire_grace_seconds: float = Field(
-        10.0, ge=0, description="A tick found more than this late counts as missed (e.g. "
+        10.0,
+        ge=0,
+        description="A tick found more than this late counts as missed (e.g. "
         "everything was down) and follows the schedule's missed= policy; later ones are "
         "still fired.",
     )
     defer_queue_depth: int = Field(
-        1000, ge=0, description="Runnable jobs (all queues) from which the queue counts as "
+        1000,
+        ge=0,
+        description="Runnable jobs (all queues) from which the queue counts as "
         "busy and non-critical schedules are deferred; 0 ignores queue depth.",
     )
     defer_running_jobs: int = Field(
-        500, ge=0, description="Running jobs from which the queue counts as busy and "
+        500,
+        ge=0,
+        description="Running jobs from which the queue counts as busy and "
         "non-critical schedules are deferred; 0 ignores running jobs.",
     )
     maintenance_schedules: bool = Field(
@@ -82,8 +90,8 @@ class Settings(BaseSettings):
         90.0, gt=0, description="Failed (dead-letter) jobs are pruned after this many days."
     )
     prune_mode: Literal["archive", "delete"] = Field(
-        "archive", description="archive: move pruned jobs to nightcrew.jobs_history; "
-        "delete: drop them.",
+        "archive",
+        description="archive: move pruned jobs to nightcrew.jobs_history; delete: drop them.",
     )
     prune_batch_size: int = Field(
         1000, ge=1, le=100_000, description="Jobs pruned per short transaction."

@@ -106,7 +106,7 @@ def backoff_delay(backoff: Backoff, attempt: int) -> float:
     """
     if callable(backoff):
         return max(0.0, float(backoff(attempt)))
-    return float(backoff) * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
+    return float(backoff) * 2.0 ** (attempt - 1) * random.uniform(0.75, 1.25)
 
 
 @dataclass

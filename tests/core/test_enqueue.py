@@ -79,6 +79,8 @@ def test_ids_are_time_ordered(app: App) -> None:
         ({"priority": "high"}, "priority must be an integer"),
         ({"run_at": datetime(2030, 1, 1)}, "timezone-aware"),
         ({"dedupe_key": ""}, "dedupe_key must be a non-empty string"),
+        ({"payload": {"note": "a\x00b"}}, "contains a NUL character"),
+        ({"user_id": "u\x00"}, "user_id must be a non-empty string without NUL"),
     ],
 )
 def test_bad_arguments_raise_and_write_nothing(

@@ -35,6 +35,7 @@ _LIVE_COLUMNS = (
     "user_id",
 )
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_NUL_MESSAGE = "payload for {!r} contains a NUL character (\\u0000), which PostgreSQL cannot store"
 _TYPE_AND_PAYLOAD = frozenset({"type", "payload"})
 ENQUEUE_KEYS = frozenset(
     {
@@ -105,7 +106,7 @@ def build_job(
     notify: Mapping[str, Any] | None = None,
 ) -> NewJob:
     """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
-    if not isinstance(type, str) or not type:
+    if not isinstance(type, str) or not type or "\x00" in type:
         raise EnqueueError(f"job type must be a non-empty string, got {type!r}")
     spec = registry.get(type)
     if spec is None and strict_types:
@@ -141,8 +142,8 @@ def build_job(
         raise EnqueueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     queue = queue or (spec.queue if spec else "default")
     for name, value in (("queue", queue), ("dedupe_key", dedupe_key), ("user_id", user_id)):
-        if value is not None and (not isinstance(value, str) or not value):
-            raise EnqueueError(f"{name} must be a non-empty string, got {value!r}")
+        if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
+            raise EnqueueError(f"{name} must be a non-empty string without NUL, got {value!r}")
     notify_text = (
         notify_json(notify) if notify is not None else (spec.notify_json if spec else None)
     )
@@ -181,6 +182,8 @@ def build_jobs(
                 raise EnqueueError(
                     f"item {index}: payload for {spec.name!r} is not JSON-serialisable: {exc}"
                 ) from None
+            if "\\u0000" in payload_json:
+                raise EnqueueError(f"item {index}: {_NUL_MESSAGE.format(spec.name)}")
             append(
                 NewJob(uuid7(), spec.name, spec.queue, payload_json, spec.priority, None, 0.0,
                        spec.max_attempts, spec.timeout, None, None, spec.notify_json)
@@ -210,13 +213,20 @@ def _payload_json(job_type: str, payload: Any, spec: JobType | None) -> str:
                 model = spec.model.model_validate(payload if payload is not None else {})
         except ValidationError as exc:
             raise PayloadValidationError(f"payload for {job_type!r} is invalid: {exc}") from None
-        return model.model_dump_json()
+        return _checked(model.model_dump_json(), job_type)
     if isinstance(payload, BaseModel):
-        return payload.model_dump_json()
+        return _checked(payload.model_dump_json(), job_type)
     try:
-        return _ENCODER.encode(payload if payload is not None else {})
+        return _checked(_ENCODER.encode(payload if payload is not None else {}), job_type)
     except (TypeError, ValueError) as exc:
         raise EnqueueError(f"payload for {job_type!r} is not JSON-serialisable: {exc}") from None
+
+
+def _checked(payload_json: str, job_type: str) -> str:
+    # PostgreSQL's jsonb cannot store NUL; refuse it here with a clear message.
+    if "\\u0000" in payload_json:
+        raise EnqueueError(_NUL_MESSAGE.format(job_type))
+    return payload_json
 
 
 # ---- writing -------------------------------------------------------------------------------
