@@ -28,7 +28,7 @@ SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'nightcrew'
 UNION ALL
 SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' '
        || pg_get_constraintdef(oid)
-FROM pg_constraint WHERE connamespace = 'nightcrew'::regnamespace
+FROM pg_constraint WHERE connamespace = 'nightcrew'::regnamespace AND contype <> 'n'
 UNION ALL
 SELECT 'type ' || t.typname || ' ' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
 FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
