@@ -271,6 +271,9 @@ class Worker:
             result_json = json.dumps(result, allow_nan=False, default=_json_default)
         except (TypeError, ValueError) as exc:
             return self._failure(spec, info, exc, f"result is not JSON-serialisable: {exc}")
+        if "\\u0000" in result_json:  # jsonb cannot store NUL: fail this job, not the batch
+            exc = ValueError("result contains a NUL character (\\u0000)")
+            return self._failure(spec, info, exc, str(exc))
         return Outcome(info.id, info.attempt, "completed", result_json=result_json)
 
     async def _call_handler(
@@ -347,6 +350,8 @@ class Worker:
     async def heartbeat(self) -> None:
         """Renew the leases of running jobs; stop the ones this worker lost."""
         held = [(job_id, r.ctx.job.attempt) for job_id, r in self.running.items()]
+        if self._completer is not None:
+            held += self._completer.held  # finished, but not yet written: still ours
         pool = await self.app.apool()
         async with pool.connection() as conn:
             await conn.execute(query("touch_worker"), {"id": self.id})

@@ -298,3 +298,20 @@ def test_sync_app_is_shareable_between_threads(app: App) -> None:
         ids = list(pool.map(lambda i: app.enqueue("t.threads", {"i": i}), range(200)))
     assert len(set(ids)) == 200
     assert all(app.get_job(i) is not None for i in ids[:5])
+
+
+async def test_unstorable_result_fails_its_job_not_the_batch(aapp: App) -> None:
+    @aapp.job("t.result", max_attempts=1)
+    async def result(ctx: JobContext, payload: dict[str, Any]) -> Any:
+        return {"text": "nul\x00byte"} if payload["bad"] else {"ok": payload["n"]}
+
+    ids = await aapp.aenqueue_many(
+        [{"type": "t.result", "payload": {"bad": n == 3, "n": n}} for n in range(6)]
+    )
+    await aapp.worker(concurrency=6).run_until_idle()
+    jobs = [await aapp.aget_job(i) for i in ids]
+    assert [j.status if j else None for j in jobs] == [JobStatus.COMPLETED] * 3 + [
+        JobStatus.FAILED
+    ] + [JobStatus.COMPLETED] * 2
+    bad = jobs[3]
+    assert bad is not None and bad.error == "result contains a NUL character (\\u0000)"

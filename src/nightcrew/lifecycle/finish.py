@@ -99,30 +99,58 @@ class Completer:
                 log.warning("writing outcomes failed (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 self._wake.set()
+            except Exception:
+                # Not a connectivity problem: one outcome may be poison (say, a result the
+                # database refuses). Write the rest one by one so it cannot block them.
+                log.exception("writing a batch of outcomes failed; writing them one by one")
+                await self._flush_singly()
+                self._wake.set()
+
+    async def _flush_singly(self) -> None:
+        for outcome in list(self._pending[: self._batch]):
+            try:
+                await self._write([outcome])
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                return  # connectivity: the main loop retries the whole backlog
+            except Exception:
+                log.exception(
+                    "dropping the outcome of job %s: the database refuses it; "
+                    "its lease will expire and the job will be retried",
+                    outcome.job_id,
+                )
+            self._pending.remove(outcome)
+
+    @property
+    def held(self) -> list[tuple[UUID, int]]:
+        """(job id, attempt) of outcomes not yet written: their leases must stay renewed."""
+        return [(o.job_id, o.attempt) for o in self._pending]
 
     async def flush(self) -> None:
         """Write everything buffered now."""
         while self._pending:
             batch = self._pending[: self._batch]
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    query("finish_jobs"),
-                    {
-                        "worker_id": self._worker_id,
-                        "ids": [o.job_id for o in batch],
-                        "attempts": [o.attempt for o in batch],
-                        "statuses": [o.status for o in batch],
-                        "results": [o.result_json for o in batch],
-                        "errors": [o.error_json for o in batch],
-                        "delays": [o.delay for o in batch],
-                    },
-                )
-                written = len(await cur.fetchall())
+            await self._write(batch)
             del self._pending[: len(batch)]
-            self.written += written
-            if written < len(batch):
-                self.rejected += len(batch) - written
-                log.info("%d outcomes refused: lease lost", len(batch) - written)
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                query("finish_jobs"),
+                {
+                    "worker_id": self._worker_id,
+                    "ids": [o.job_id for o in batch],
+                    "attempts": [o.attempt for o in batch],
+                    "statuses": [o.status for o in batch],
+                    "results": [o.result_json for o in batch],
+                    "errors": [o.error_json for o in batch],
+                    "delays": [o.delay for o in batch],
+                },
+            )
+            written = len(await cur.fetchall())
+        self.written += written
+        if written < len(batch):
+            self.rejected += len(batch) - written
+            log.info("%d outcomes refused: lease lost", len(batch) - written)
 
     async def close(self) -> None:
         """Write what is left and stop :meth:`run`."""
