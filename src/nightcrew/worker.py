@@ -227,7 +227,7 @@ class Worker:
             created_at=created_at,
         )
         ctx = JobContext(self.app, info, checkpoint, self.id)
-        task = asyncio.create_task(self._run_job(ctx, timeout), name=f"nightcrew-job-{job_id}")
+        task = asyncio.create_task(self._run_job(ctx, timeout))
         self.running[job_id] = _Running(ctx, task)
 
     # ---- running one job ----------------------------------------------------------------
@@ -280,6 +280,8 @@ class Worker:
         self, spec: JobType, ctx: JobContext, payload: Any, timeout: float | None
     ) -> Any:
         if spec.is_async:
+            if timeout is None:
+                return await spec.handler(ctx, payload)
             async with asyncio.timeout(timeout):
                 return await spec.handler(ctx, payload)
         # A thread cannot be interrupted. On timeout, shutdown or a lost lease, keep the job
