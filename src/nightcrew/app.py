@@ -404,7 +404,11 @@ class App:
             return await control.acancel(conn, job_id)
 
     def retry(self, job_id: UUID | str) -> bool:
-        """Send a failed or cancelled job back to pending with its attempts reset."""
+        """Send a failed or cancelled job back to pending with its attempts reset.
+
+        Returns False when the job is unknown, not failed or cancelled, or while another
+        live job holds its dedupe key (retrying it would duplicate that job).
+        """
         with self.pool().connection() as conn:
             return control.retry(conn, job_id)
 

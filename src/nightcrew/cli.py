@@ -96,7 +96,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     done = app.retry(args.id) if args.action == "retry" else app.cancel(args.id)
     if not done:
         print(
-            f"job {args.id} cannot be {args.action}ed (unknown, or in the wrong state)",
+            f"job {args.id} cannot be {args.action}ed (unknown, in the wrong state, or a live "
+            "job holds its dedupe key)",
             file=sys.stderr,
         )
         return 1

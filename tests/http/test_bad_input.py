@@ -25,6 +25,7 @@ def nothing_written(srv: Server) -> None:
         ({"type": "demo.echo", "run_at": "next tuesday"}, "run_at", "datetime"),
         ({"type": "demo.echo", "run_at": "2030-01-01T00:00:00"}, "run_at", "timezone"),
         ({"type": "demo.echo", "run_at": "2030-02-30T00:00:00Z"}, "run_at", "datetime"),
+        ({"type": "demo.echo", "run_at": -933}, "run_at", "ISO 8601"),  # not a Unix time
         ({"type": "demo.echo", "run_at": "2030-01-01T00:00:00Z", "delay_seconds": 1},
          "body", "not both"),
         ({"type": "demo.echo", "max_attempts": 0}, "max_attempts", "greater than or equal"),

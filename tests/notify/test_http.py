@@ -118,8 +118,8 @@ async def test_alerts_for_admins_and_type_health(served: tuple[App, str, dict[st
             None,
         )
         assert (await client.get("/api/alerts", headers=auth(keys["alice"]))).status_code == 403
-        health = await client.get("/api/stats/types", headers=auth(keys["admin"]))
-        [row] = [r for r in health.json()["items"] if r["type"] == "t.work"]
+        stats = await client.get("/api/stats", headers=auth(keys["admin"]))
+        [row] = [r for r in stats.json()["by_type"] if r["type"] == "t.work"]
         assert row["success_rate"] == 0.0 and row["failure_streak"] == 25
         assert row["last_success_at"] is None
 

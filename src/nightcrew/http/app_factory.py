@@ -14,6 +14,7 @@ from nightcrew.http.limits import BodyLimitMiddleware
 from nightcrew.http.metrics import build_ops_router
 from nightcrew.http.notifications import build_notifications_router
 from nightcrew.http.routes_jobs import build_jobs_router
+from nightcrew.http.routes_schedules import build_schedules_router
 from nightcrew.http.sse import EventHub, build_events_router
 from nightcrew.http.stats import build_stats_router
 
@@ -55,7 +56,8 @@ def create_app(
     api.include_router(
         build_events_router(app, hub, heartbeat_seconds or settings.http_heartbeat_seconds)
     )
-    api.include_router(build_notifications_router(app))  # before /api/stats/{...} routes
+    api.include_router(build_notifications_router(app))
+    api.include_router(build_schedules_router(app))
     api.include_router(build_stats_router(app))
     api.include_router(build_ops_router(app))
     api.include_router(build_dashboard_router(app))  # HTML pages at /, not in the schema

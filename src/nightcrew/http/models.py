@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -12,8 +13,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
+    field_validator,
     model_validator,
 )
 
@@ -21,6 +24,7 @@ from nightcrew.lifecycle.enqueue import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
 
 Status = Literal["pending", "processing", "retrying", "completed", "failed", "cancelled"]
 TEN_YEARS = 10 * 365 * 24 * 3600.0
+_ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d[Tt ]")
 
 
 class EnqueueRequest(BaseModel):
@@ -40,6 +44,17 @@ class EnqueueRequest(BaseModel):
     notify: dict[str, Any] | None = Field(
         default=None, description='When it finishes: {"email", "webhook", "in_app", "on"}.'
     )
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _iso_date_time(cls, value: Any) -> Any:
+        # Pydantic would also take Unix timestamps (-933, "-933"); the schema promises an
+        # ISO 8601 date-time string, so only that is accepted.
+        if value is not None and not (isinstance(value, str) and _ISO_DATE.match(value)):
+            raise ValueError(
+                "must be an ISO 8601 datetime with a timezone, e.g. 2030-01-01T09:00:00Z"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_schedule(self) -> EnqueueRequest:
@@ -136,9 +151,19 @@ class Figures(BaseModel):
 
 
 class TypeFigures(Figures):
-    """Figures of one job type."""
+    """Figures of one job type, with its health."""
 
     type: str
+    success_rate: float | None = Field(
+        description="completed / (completed + failed); null without either."
+    )
+    last_success_at: datetime | None = Field(
+        description="Start of the newest rollup bucket with a success: its minute while "
+        "that is the current one, else its hour. Null: no success in the window."
+    )
+    failure_streak: int = Field(
+        description="Failures recorded in the rollup buckets after the last success."
+    )
 
 
 class Stats(BaseModel):
@@ -148,6 +173,62 @@ class Stats(BaseModel):
     queue_depth: int
     running: int
     by_type: list[TypeFigures]
+
+
+class ScheduleResponse(BaseModel):
+    """A stored schedule and its run-time state (``GET /api/schedules``)."""
+
+    name: str
+    type: str
+    cron: str | None = Field(description="Cron expression; null for an interval schedule.")
+    every_seconds: float | None = Field(description="Interval; null for a cron schedule.")
+    timezone: str
+    enabled: bool
+    in_code: bool = Field(description="False when the code no longer declares it (it idles).")
+    critical: bool = Field(description="False: the tick may be deferred while the queue is busy.")
+    queue: str | None
+    priority: int | None
+    next_run_at: datetime
+    last_run_at: datetime | None
+    last_job_id: UUID | None
+    last_job_status: str | None
+    last_outcome: str | None = Field(description="fired, deferred (and why), missed ticks...")
+    deferrals: int
+    deferred_from: datetime | None
+    updated_at: datetime
+
+
+class ScheduleList(BaseModel):
+    """``GET /api/schedules``: every stored schedule, by name."""
+
+    items: list[ScheduleResponse]
+
+
+class ScheduleChange(BaseModel):
+    """``PATCH /api/schedules/{name}``: enable/disable and/or a new cron expression."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: StrictBool | None = None
+    cron: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="5 fields, 6 with leading seconds, or an alias such as @daily.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> ScheduleChange:
+        if self.enabled is None and self.cron is None:
+            raise ValueError("give enabled and/or cron")
+        return self
+
+
+class ScheduleRun(BaseModel):
+    """``POST /api/schedules/{name}/run``: the job enqueued."""
+
+    schedule: str
+    job_id: UUID
 
 
 class Health(BaseModel):

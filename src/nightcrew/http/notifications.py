@@ -5,8 +5,9 @@
 * ``GET /api/notifications/events``: Server-Sent Events with the unread count, pushed on
   every change (one LISTEN connection per server process, :class:`InboxHub`).
 * ``GET /api/alerts`` (admins): open alerts first, then the history.
-* ``GET /api/stats/types``: per job type success rate, p95 duration, last success and the
-  current failure streak, from the per-minute rollup of the last 24 hours.
+
+Per job type health (success rate, last success, failure streak) is part of ``GET
+/api/stats`` (``by_type``).
 
 Wire it up with ``api.include_router(build_notifications_router(app))``.
 """
@@ -29,7 +30,6 @@ from pydantic import BaseModel
 from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
 from nightcrew.http.routes_jobs import ApiKey
 from nightcrew.http.session import acting
-from nightcrew.http.stats import figures
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -74,22 +74,6 @@ class AlertList(BaseModel):
     """``GET /api/alerts``."""
 
     items: list[Alert]
-
-
-class TypeHealth(BaseModel):
-    """Health of one job type over the last 24 hours."""
-
-    type: str
-    success_rate: float | None
-    p95_duration_s: float | None
-    last_success_at: datetime | None
-    failure_streak: int
-
-
-class TypeHealthList(BaseModel):
-    """``GET /api/stats/types``."""
-
-    items: list[TypeHealth]
 
 
 def _notification(row: dict[str, Any]) -> Notification:
@@ -162,7 +146,7 @@ class InboxHub:
 
 
 def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRouter:
-    """The notification, alert and type-health routes of ``app``."""
+    """The notification and alert routes of ``app``."""
     router = APIRouter(tags=["notifications"], responses=ERROR_RESPONSES)
     inbox = hub or InboxHub(app)
 
@@ -200,7 +184,11 @@ def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRout
         summary="Mark one of your notifications read",
     )
     async def mark_read(notification_id: str, key: ApiKey) -> Notification:
-        if not notification_id.isdigit() or len(notification_id) > 18:
+        # isascii: str.isdigit() also accepts digits like '³' that int() refuses.
+        if (
+            not (notification_id.isascii() and notification_id.isdigit())
+            or len(notification_id) > 18
+        ):
             raise not_found("notification")
         async with acting(app, key) as session:
             row = await session.one(
@@ -250,31 +238,6 @@ def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRout
                 raise ApiError(403, "alerts are visible to admin keys only")
             rows = await session.all("alert_list", {"status": status, "limit": limit})
         return AlertList(items=[Alert(**row) for row in rows])
-
-    @router.get(
-        "/api/stats/types",
-        response_model=TypeHealthList,
-        tags=["stats"],
-        summary="Per job type: success rate, p95, last success, failure streak",
-    )
-    async def type_health(key: ApiKey) -> TypeHealthList:
-        async with acting(app, key) as session:
-            window = {row["type"]: row for row in await session.all("stats_window")}
-            health = await session.all("notify_type_health")
-        items = []
-        for row in health:
-            stats = window.get(row["type"])
-            done = (stats["completed"] + stats["failed"]) if stats else 0
-            items.append(
-                TypeHealth(
-                    type=row["type"],
-                    success_rate=stats["completed"] / done if stats and done else None,
-                    p95_duration_s=figures(stats)["p95_duration_s"] if stats else None,
-                    last_success_at=row["last_success_at"],
-                    failure_streak=row["failure_streak"],
-                )
-            )
-        return TypeHealthList(items=items)
 
     return router
 

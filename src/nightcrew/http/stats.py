@@ -1,6 +1,7 @@
 """``GET /api/stats``: last-24-hour figures from the stats rollup (hours plus the minutes not
-yet compacted), never ``count(*)`` over the job history; queue depth and running count
-from the backlog's partial indexes."""
+yet compacted), never ``count(*)`` over the job history; per type also the success rate,
+the last success and the current failure streak; queue depth and running count from the
+backlog's partial indexes."""
 
 from __future__ import annotations
 
@@ -51,6 +52,18 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def type_figures(row: dict[str, Any]) -> TypeFigures:
+    """The figures and health of one job type from its ``stats_window`` row."""
+    done = row["completed"] + row["failed"]
+    return TypeFigures(
+        type=row["type"],
+        success_rate=row["completed"] / done if done else None,
+        last_success_at=row["last_success_at"],
+        failure_streak=row["failure_streak"],
+        **figures(row),
+    )
+
+
 def combine(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Sum per-type rollup rows into one."""
     out: dict[str, Any] = {
@@ -83,7 +96,7 @@ def build_stats_router(app: App) -> APIRouter:
             last_24h=Figures(**figures(combine(rows))),
             queue_depth=backlog["queue_depth"],
             running=backlog["running"],
-            by_type=[TypeFigures(type=row["type"], **figures(row)) for row in rows],
+            by_type=[type_figures(row) for row in rows],
         )
 
     return router

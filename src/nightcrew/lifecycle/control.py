@@ -36,9 +36,20 @@ async def acancel(conn: psycopg.AsyncConnection[Any], job_id: UUID | str) -> boo
 
 
 def retry(conn: psycopg.Connection[Any], job_id: UUID | str) -> bool:
-    """Retry a failed or cancelled job; False when it is in another state or unknown."""
+    """Retry a failed or cancelled job; False when it is in another state or unknown.
+
+    Also False while another live (pending, processing, retrying) job holds the job's
+    dedupe key: retrying it would duplicate that job. Runs in a savepoint, so losing that
+    race to a concurrent enqueue leaves the caller's transaction usable.
+    """
     uid = parse_id(job_id)
-    return uid is not None and conn.execute(query("retry_job"), {"id": uid}).fetchone() is not None
+    if uid is None:
+        return False
+    try:
+        with conn.transaction():
+            return conn.execute(query("retry_job"), {"id": uid}).fetchone() is not None
+    except psycopg.errors.UniqueViolation:  # a live job took the dedupe key meanwhile
+        return False
 
 
 async def aretry(conn: psycopg.AsyncConnection[Any], job_id: UUID | str) -> bool:
@@ -46,5 +57,9 @@ async def aretry(conn: psycopg.AsyncConnection[Any], job_id: UUID | str) -> bool
     uid = parse_id(job_id)
     if uid is None:
         return False
-    cur = await conn.execute(query("retry_job"), {"id": uid})
-    return await cur.fetchone() is not None
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(query("retry_job"), {"id": uid})
+            return await cur.fetchone() is not None
+    except psycopg.errors.UniqueViolation:
+        return False

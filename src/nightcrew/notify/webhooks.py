@@ -42,7 +42,7 @@ def verify(
     now: float | None = None,
 ) -> bool:
     """Whether a received webhook is authentic and fresh (for receivers written in Python)."""
-    if not timestamp or not signature or not timestamp.isdigit():
+    if not timestamp or not signature or not (timestamp.isascii() and timestamp.isdigit()):
         return False
     if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
         return False

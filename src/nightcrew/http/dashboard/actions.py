@@ -145,7 +145,7 @@ def build_actions_router() -> APIRouter:
     async def read_notification(request: Request, notification_id: str) -> Response:
         form = await read_form(request)
         check_csrf(request, form)
-        if not notification_id.isdigit():
+        if not (notification_id.isascii() and notification_id.isdigit()):
             return done(form, "no such notification", "/notifications")
         async with dashboard_session(request) as session:
             await session.one(
