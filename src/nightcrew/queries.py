@@ -1,4 +1,11 @@
-"""Named SQL queries, one ``.sql`` file each under ``sql/queries/``, loaded once."""
+"""Named SQL queries, one ``.sql`` file each under ``sql/queries/``, loaded once.
+
+Batch statements of the worker (fetch, finish, heartbeat, rescue) run with
+``prepare=False``: an unnamed statement is planned with the actual arrays, so ``id = ANY(...)``
+is hashed and row estimates are real. A prepared statement's generic plan can instead pick a
+sequential scan with an unhashed ``= ANY($1)`` filter (rows x array size comparisons), which
+made a drain 10x slower after a bulk load. Small single-row statements stay prepared.
+"""
 
 from __future__ import annotations
 

@@ -66,6 +66,8 @@ class Worker:
         if not self.queues:
             raise ConfigurationError("the worker has no queue: register a job type or pass queues")
         self.concurrency = concurrency or self.settings.concurrency
+        # While jobs run, fetch again once a quarter of the slots (or of a batch) are free.
+        self._refill_at = max(1, min(self.concurrency, self.settings.fetch_batch) // 4)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid7().hex[-8:]}"
         self.running: dict[UUID, _Running] = {}
         self.processed = 0
@@ -167,7 +169,8 @@ class Worker:
         failures = 0
         while not self._stopping.is_set():
             free = self.concurrency - len(self.running)
-            if free <= 0:
+            if free <= 0 or (self.running and free < self._refill_at):
+                # Busy: refill in batches, not one query per finished job.
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue

@@ -145,6 +145,8 @@ class Completer:
                     "errors": [o.error_json for o in batch],
                     "delays": [o.delay for o in batch],
                 },
+                # Batch statements: plan with the real arrays every time (see queries.py).
+                prepare=False,
             )
             written = len(await cur.fetchall())
         self.written += written

@@ -28,5 +28,7 @@ async def renew_leases(
             "attempts": [h[1] for h in held],
             "lease_seconds": lease_seconds,
         },
+        # Batch statements: plan with the real arrays every time (see queries.py).
+        prepare=False,
     )
     return {row[0]: row[1] for row in await cur.fetchall()}

@@ -14,5 +14,5 @@ async def rescue_expired(
     conn: psycopg.AsyncConnection[Any], *, limit: int = 1000, now: datetime | None = None
 ) -> list[tuple[Any, str]]:
     """Rescue up to ``limit`` expired leases; return ``(id, new status)`` pairs."""
-    cur = await conn.execute(query("rescue_jobs"), {"limit": limit, "now": now})
+    cur = await conn.execute(query("rescue_jobs"), {"limit": limit, "now": now}, prepare=False)
     return await cur.fetchall()

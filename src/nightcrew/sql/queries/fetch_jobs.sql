@@ -24,7 +24,8 @@ SET status = 'processing',
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
     started_at = now(),
     updated_at = now()
-FROM picked
-WHERE j.id = picked.id
+-- = ANY(ARRAY(...)) makes this a primary-key lookup per picked id; a join on the CTE can be
+-- planned as a scan of the whole table (e.g. right after a bulk load, before ANALYZE).
+WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
 RETURNING j.id, j.type, j.queue, j.payload, j.priority, j.attempts, j.max_attempts,
           j.timeout_seconds, j.checkpoint, j.user_id, j.run_at, j.created_at

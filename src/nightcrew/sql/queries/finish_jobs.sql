@@ -2,6 +2,30 @@
 -- this worker still holds the lease of that attempt (worker_id and attempts match).
 -- Outcome status is completed, failed, cancelled, retrying (with delay) or pending (released
 -- at shutdown: the attempt is given back).
+--
+-- Shaped so that every plan is linear in the batch, whatever the table statistics say (they
+-- are stale right after a bulk load): the fence is checked by one primary-key probe per
+-- outcome, locking the row so it cannot change before the update; status is compared as text
+-- so the partial lease index (full of dead entries during a drain) is never chosen; and the
+-- update finds its rows by primary key again (= ANY of the locked ids).
+WITH outcome AS (
+    SELECT *
+    FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(statuses)s::text[],
+                %(results)s::jsonb[], %(errors)s::jsonb[], %(delays)s::float8[])
+         AS o(id, attempt, status, result, error, delay)
+), mine AS (
+    SELECT o.*
+    FROM outcome AS o
+    CROSS JOIN LATERAL (
+        SELECT 1
+        FROM nightcrew.jobs AS j
+        WHERE j.id = o.id
+          AND j.attempts = o.attempt
+          AND j.status::text = 'processing'
+          AND j.worker_id = %(worker_id)s
+        FOR NO KEY UPDATE
+    ) AS held
+)
 UPDATE nightcrew.jobs AS j
 SET status = o.status::nightcrew.job_status,
     result = CASE WHEN o.status = 'completed' THEN o.result ELSE j.result END,
@@ -16,11 +40,7 @@ SET status = o.status::nightcrew.job_status,
     lease_expires_at = NULL,
     cancel_requested = false,
     updated_at = now()
-FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(statuses)s::text[], %(results)s::jsonb[],
-            %(errors)s::jsonb[], %(delays)s::float8[])
-     AS o(id, attempt, status, result, error, delay)
+FROM mine AS o
 WHERE j.id = o.id
-  AND j.status = 'processing'
-  AND j.worker_id = %(worker_id)s
-  AND j.attempts = o.attempt
+  AND j.id = ANY (ARRAY(SELECT id FROM mine))
 RETURNING j.id

@@ -7,7 +7,8 @@ WITH held AS (
     FROM nightcrew.jobs AS j
     JOIN unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS h(id, attempt)
       ON j.id = h.id AND j.attempts = h.attempt
-    WHERE j.status = 'processing'
+    WHERE j.id = ANY (%(ids)s::uuid[])
+      AND j.status::text = 'processing'  -- text: keep the planner on the primary key
       AND j.worker_id = %(worker_id)s
 ),
 unlocked AS (
