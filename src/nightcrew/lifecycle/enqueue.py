@@ -255,16 +255,20 @@ def _checked(payload_json: str, job_type: str) -> str:
 # ---- writing -------------------------------------------------------------------------------
 
 
+def _insert_query(job: NewJob) -> Any:
+    return query("insert_job" if job.dedupe_key is not None else "insert_job_plain")
+
+
 def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
     """Write one job (or find the live job with its dedupe key); return the id."""
-    row = conn.execute(query("insert_job"), job.params()).fetchone()
+    row = conn.execute(_insert_query(job), job.params()).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
 
 
 async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     """Async twin of :func:`insert_one`."""
-    cur = await conn.execute(query("insert_job"), job.params())
+    cur = await conn.execute(_insert_query(job), job.params())
     row = await cur.fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
