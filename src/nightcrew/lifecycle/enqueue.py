@@ -300,7 +300,7 @@ def _copy_lines(jobs: Sequence[NewJob], now: datetime, with_ord: bool) -> Iterat
         user = "\\N" if job.user_id is None else _copy_text(job.user_id)
         notify = "\\N" if job.notify_json is None else _copy_text(job.notify_json)
         line = (
-            f"{job.id}\t{_copy_text(job.type)}\t{_copy_text(job.queue)}\t"
+            f"{job.id.int:032x}\t{_copy_text(job.type)}\t{_copy_text(job.queue)}\t"
             f"{_copy_text(job.payload_json)}\t{job.priority}\t{run_at}\t{job.max_attempts}\t"
             f"{timeout}\t{dedupe}\t{user}\t{notify}"
         )
