@@ -275,8 +275,8 @@ class Worker:
         except (TypeError, ValueError) as exc:
             return self._failure(spec, info, exc, f"result is not JSON-serialisable: {exc}")
         if "\\u0000" in result_json:  # jsonb cannot store NUL: fail this job, not the batch
-            exc = ValueError("result contains a NUL character (\\u0000)")
-            return self._failure(spec, info, exc, str(exc))
+            refused = ValueError("result contains a NUL character (\\u0000)")
+            return self._failure(spec, info, refused, str(refused))
         return Outcome(info.id, info.attempt, "completed", result_json=result_json)
 
     async def _call_handler(
