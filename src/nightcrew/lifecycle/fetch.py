@@ -44,7 +44,5 @@ async def fetch_jobs(
             "lease_seconds": lease_seconds,
             "now": None,
         },
-        # Batch statements: plan with the real arrays every time (see queries.py).
-        prepare=False,
     )
     return await cur.fetchall()
