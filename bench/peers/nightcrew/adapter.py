@@ -24,7 +24,7 @@ STORED_SQL = "SELECT count(*) FROM nightcrew.jobs"
 DONE_SQL = "SELECT count(*) FROM nightcrew.jobs WHERE status = 'completed'"
 BULK_API = "App.aenqueue_many([{type, payload}, ...]) (COPY, one transaction)"
 # (worker processes, "concurrency/fetch_batch"); complete_batch 1000, complete_interval 5 ms.
-DRAIN_CONFIGS = [(1, "100/100"), (1, "500/500"), (2, "100/100"), (2, "250/250")]
+DRAIN_CONFIGS = [(1, "500/500"), (2, "200/200"), (2, "500/500/1000/10")]
 LATENCY_CONFIG = (1, "10/100")
 JOB_TYPE = "bench.noop"
 
