@@ -13,7 +13,6 @@ import contextlib
 import logging
 import signal
 from collections.abc import Generator
-from typing import Any
 
 import psycopg
 import uvicorn
@@ -64,14 +63,6 @@ def _keys(url: str) -> tuple[str, str]:
     return admin, user
 
 
-def _dashboard_path(api: Any) -> str:
-    paths = {getattr(route, "path", None) for route in api.routes}
-    for candidate in ("/dashboard", "/ui", "/"):
-        if candidate in paths:
-            return candidate
-    return "/docs"
-
-
 async def main(host: str, port: int, reload: bool) -> None:
     """Run the demo until SIGINT/SIGTERM."""
     console = Console()
@@ -100,7 +91,8 @@ async def main(host: str, port: int, reload: bool) -> None:
         asyncio.create_task(server.serve(), name="http"),
     ]
     base = f"http://{host}:{port}"
-    console.print(f"\n[bold]Dashboard:[/] {base}{_dashboard_path(api)}   (API docs: {base}/docs)")
+    # create_app always serves the dashboard at / and the OpenAPI docs at /docs.
+    console.print(f"\n[bold]Dashboard:[/] {base}/   (API docs: {base}/docs)")
     console.print(f"[bold]Admin API key:[/] {admin}")
     console.print(f"[bold]User API key:[/]  {user}")
     console.print(

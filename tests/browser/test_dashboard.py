@@ -142,9 +142,11 @@ def test_admin_toggles_a_schedule_and_users_cannot(context: Any, dash: Dash) -> 
     row.get_by_role("switch").click()
     page.wait_for_selector('tr[data-schedule="estimating.capture_price_snapshot"] '
                            '[role=switch][aria-checked="true"]')  # fmt: skip
-    audit = dash.sql("SELECT actor, action FROM nightcrew.audit_log WHERE target = "
-                     "'schedule:estimating.capture_price_snapshot' ORDER BY id")  # fmt: skip
-    assert audit == [("root", "schedule.disable"), ("root", "schedule.enable")]
+    audit = dash.sql("SELECT actor, action, before -> 'enabled', after -> 'enabled'"
+                     " FROM nightcrew.audit_log WHERE target ="
+                     " 'schedule:estimating.capture_price_snapshot' ORDER BY id")  # fmt: skip
+    assert audit == [("root", "schedule.update", True, False),
+                     ("root", "schedule.update", False, True)]  # fmt: skip
     user = context.browser.new_context(base_url=dash.url)
     other = user.new_page()
     login(other, dash, "alice")

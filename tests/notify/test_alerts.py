@@ -28,7 +28,8 @@ def alert_db(clean_db: str) -> str:
     with psycopg.connect(clean_db, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE nightcrew.deliveries, nightcrew.alerts, nightcrew.alert_watch,"
-            " nightcrew.stats_minute, nightcrew.schedules"
+            " nightcrew.stats_minute, nightcrew.stats_hour, nightcrew.stats_total,"
+            " nightcrew.schedules"
         )
     return clean_db
 
@@ -88,6 +89,67 @@ async def test_failing_burst_opens_one_alert_and_recovery_resolves_it(
         assert await open_alerts(app) == [("failure_rate", "resolved")]
     finally:
         await app.aclose()
+
+
+async def age_rollup_and_compact(app: App, minutes: int) -> int:
+    """Move the rollup's minute rows ``minutes`` into the past, then run the compaction the
+    stats routes run; returns how many minute rows are left."""
+    pool = await app.apool()
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE nightcrew.stats_minute SET minute = minute - make_interval(mins => %s)",
+            (minutes,),
+        )
+        await conn.execute("SELECT nightcrew.stats_compact()")
+        cur = await conn.execute("SELECT count(*) FROM nightcrew.stats_minute")
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def test_failure_rate_reads_compacted_rollup(alert_db: str) -> None:
+    app = make_app(alert_db)
+    try:
+        await app.aenqueue_many(
+            [{"type": "t.work", "payload": {"fail": True}, "max_attempts": 1} for _ in range(30)]
+        )
+        await app.worker().run_until_idle(timeout=30)
+        # Closed minutes inside the hour window stay minutes through the compaction.
+        assert await age_rollup_and_compact(app, 30) > 0
+        first = await evaluate_alerts(app)
+        assert [rule for _, rule in first.opened] == ["failure_rate"]
+        assert (await evaluate_alerts(app)).opened == []
+        # 90 minutes ago: folded into hours, outside the hour window, and the alert resolves.
+        assert await age_rollup_and_compact(app, 60) == 0
+        assert [rule for _, rule in (await evaluate_alerts(app)).resolved] == ["failure_rate"]
+    finally:
+        await app.aclose()
+    # A two-hour window reads the folded part from the hour rows.
+    wide = make_app(alert_db, alert_failure_window_seconds=7200)
+    try:
+        assert (await evaluate_alerts(wide)).firing == ["failure_rate"]
+    finally:
+        await wide.aclose()
+
+
+async def test_stale_type_sees_compacted_successes(alert_db: str) -> None:
+    app = make_app(alert_db, alert_stale_types={"t.work": 1800})
+    try:
+        await app.aenqueue_many([{"type": "t.work"} for _ in range(3)])
+        await app.worker().run_until_idle(timeout=30)
+        assert await age_rollup_and_compact(app, 20) > 0  # a success 20 minutes ago
+        assert (await evaluate_alerts(app)).firing == []
+        assert await age_rollup_and_compact(app, 180) == 0  # 200 minutes ago, in stats_hour
+        assert (await evaluate_alerts(app)).firing == ["type_stale:t.work"]
+    finally:
+        await app.aclose()
+    # A 4-hour threshold still sees that success, from its hour row.
+    patient = make_app(alert_db, alert_stale_types={"t.work": 4 * 3600})
+    try:
+        found = await evaluate_alerts(patient)
+        assert [rule for _, rule in found.resolved] == ["type_stale:t.work"]
+    finally:
+        await patient.aclose()
 
 
 async def test_failure_rate_needs_enough_jobs(alert_db: str) -> None:

@@ -60,6 +60,8 @@ def create_app(
     api.include_router(build_schedules_router(app))
     api.include_router(build_stats_router(app))
     api.include_router(build_ops_router(app))
+    for router, prefix in app.http_routers:  # the application's own (App.add_router)
+        api.include_router(router, prefix=prefix)
     api.include_router(build_dashboard_router(app))  # HTML pages at /, not in the schema
     limit = max_body_bytes or settings.http_max_body_bytes
     api.add_middleware(BodyLimitMiddleware, max_bytes=limit)

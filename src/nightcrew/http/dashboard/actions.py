@@ -4,6 +4,7 @@ security (admins: any job, users: their own), schedule actions need an admin; al
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -11,8 +12,8 @@ from uuid import UUID
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from psycopg.types.json import Jsonb
 
+from nightcrew.errors import EnqueueError
 from nightcrew.http.dashboard.auth import (
     COOKIE,
     check_csrf,
@@ -23,6 +24,8 @@ from nightcrew.http.dashboard.auth import (
 )
 from nightcrew.http.dashboard.views import SECURITY_HEADERS, environment, render
 from nightcrew.http.errors import ApiError
+from nightcrew.http.models import ScheduleChange
+from nightcrew.http.routes_schedules import change_schedule, run_schedule
 from nightcrew.http.session import Session, acting
 from nightcrew.lifecycle.enqueue import PRIORITY_RANGE
 from nightcrew.scheduler.store import UnknownScheduleError
@@ -120,25 +123,23 @@ def build_actions_router() -> APIRouter:
         async with dashboard_session(request) as session:
             if not session.principal.is_admin:
                 raise ApiError(403, "schedules can be changed by admins only")
-            change: tuple[dict[str, Any] | None, dict[str, Any]]
-            try:
-                if action in ("enable", "disable"):
-                    info = await app.aset_schedule_enabled(name, action == "enable")
-                    change = ({"enabled": not info.enabled}, {"enabled": info.enabled})
-                    message = f"{name} {action}d"
-                elif action == "run":
-                    job_id = await app.arun_schedule_now(name)
-                    change = (None, {"job_id": str(job_id)})
-                    message = f"{name} started: job {job_id}"
-                else:
-                    raise ApiError(404, f"unknown schedule action {action!r}")
-            except UnknownScheduleError:
-                return done(form, f"no schedule named {name!r}")
-            await session.one("dash_audit_insert", {
-                "actor": session.principal.user_id, "action": f"schedule.{action}",
-                "target": f"schedule:{name}", "before": Jsonb(change[0]),
-                "after": Jsonb(change[1]),
-            })  # fmt: skip
+            actor = session.principal.user_id
+        # The API's own change functions: the row is locked and the audit entry (real
+        # before and after) commits in the change's transaction.
+        try:
+            if action in ("enable", "disable"):
+                change = ScheduleChange(enabled=action == "enable")
+                await asyncio.to_thread(change_schedule, app, name, change, actor)
+                message = f"{name} {action}d"
+            elif action == "run":
+                job_id = await asyncio.to_thread(run_schedule, app, name, actor)
+                message = f"{name} started: job {job_id}"
+            else:
+                raise ApiError(404, f"unknown schedule action {action!r}")
+        except UnknownScheduleError:
+            return done(form, f"no schedule named {name!r}")
+        except EnqueueError as exc:  # e.g. this server does not register the job type
+            return done(form, f"{name} cannot be run here: {exc}")
         return done(form, message)
 
     @router.post("/notifications/{notification_id}/read")
