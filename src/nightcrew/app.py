@@ -194,6 +194,9 @@ class App:
                         open=True,
                         name="nightcrew-sync",
                     )
+                    # An App dropped without close() still closes its pool (the pool's own
+                    # clean-up at garbage collection warns and waits on its threads).
+                    weakref.finalize(self, self._pool.close, timeout=1.0)
         return self._pool
 
     async def apool(self) -> AsyncConnectionPool[Any]:
