@@ -8,7 +8,7 @@ per second (an open workload, like real producers); ``--rate 0`` sends back-to-b
 
     python bench/http_load.py --database-url postgresql://... --clients 200 --seconds 20
 
-The database must be migrated and is left with the enqueued jobs (use a scratch database).
+The database is migrated first and is left with the enqueued jobs (use a scratch database).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -32,7 +33,7 @@ from nightcrew.keys import create_key
 
 def build_app(url: str) -> App:
     """The App the benchmark server serves: one no-op public job type."""
-    app = App(url, migrate_on_start=False, pool_max_size=20)
+    app = App(url, pool_max_size=20)  # migrates the scratch database on first use
 
     @app.job("bench.noop")
     async def noop(ctx: JobContext, payload: dict[str, object]) -> None:
@@ -54,7 +55,10 @@ def serve(url: str, port: int) -> None:
 async def client_loop(client: httpx.AsyncClient, deadline: float, interval: float,
                       latencies: list[float], statuses: Counter[str]) -> None:  # fmt: skip
     body = {"type": "bench.noop", "payload": {"n": 1}}
-    next_at = time.perf_counter()
+    # Independent producers: each starts at a random point of its interval, so the offered
+    # load is spread over the second instead of arriving as one synchronized burst.
+    next_at = time.perf_counter() + random.uniform(0, interval)
+    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
     while time.perf_counter() < deadline:
         started = time.perf_counter()
         try:
