@@ -307,6 +307,10 @@ def _copy_lines(jobs: Sequence[NewJob], now: datetime, with_ord: bool) -> Iterat
         yield f"{line}\t{index}\n" if with_ord else f"{line}\n"
 
 
+def _queues(jobs: Sequence[NewJob]) -> list[str]:
+    return sorted({job.queue for job in jobs})
+
+
 def _map_ids(jobs: Sequence[NewJob], returned: Iterable[tuple[UUID, str | None]]) -> list[UUID]:
     by_key = {key: job_id for job_id, key in returned}
     return [by_key[job.dedupe_key] if job.dedupe_key else job.id for job in jobs]
@@ -338,7 +342,7 @@ def insert_many(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[U
     if not jobs:
         return []
     with conn.transaction():
-        now_row = conn.execute("SELECT now()").fetchone()
+        now_row = conn.execute(query("bulk_begin"), {"queues": _queues(jobs)}).fetchone()
         assert now_row is not None
         now = now_row[0]
         plain = [job for job in jobs if job.dedupe_key is None]
@@ -355,7 +359,6 @@ def insert_many(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[U
                     copy.write(chunk)
             returned = conn.execute(query("insert_staged_jobs")).fetchall()
             conn.execute("DELETE FROM nightcrew_staged_jobs")
-        conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in jobs})})
     return _map_ids(jobs, returned)
 
 
@@ -364,7 +367,7 @@ async def ainsert_many(conn: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob
     if not jobs:
         return []
     async with conn.transaction():
-        cur = await conn.execute("SELECT now()")
+        cur = await conn.execute(query("bulk_begin"), {"queues": _queues(jobs)})
         now_row = await cur.fetchone()
         assert now_row is not None
         now = now_row[0]
@@ -383,5 +386,4 @@ async def ainsert_many(conn: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob
             cur = await conn.execute(query("insert_staged_jobs"))
             returned = await cur.fetchall()
             await conn.execute("DELETE FROM nightcrew_staged_jobs")
-        await conn.execute(query("notify_queues"), {"queues": sorted({j.queue for j in jobs})})
     return _map_ids(jobs, returned)
