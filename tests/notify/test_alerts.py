@@ -35,16 +35,15 @@ def alert_db(clean_db: str) -> str:
 
 
 def make_app(url: str, receiver: Receiver | None = None, **extra: Any) -> App:
-    app = App(
-        url,
-        migrate_on_start=False,
-        poll_seconds=0.1,
-        webhook_secret="k",
-        alert_webhook=receiver.url if receiver else None,
-        maintenance_schedules=False,
-        notify_backoff_seconds=0.05,
-        **extra,
-    )
+    settings: dict[str, Any] = {
+        "migrate_on_start": False,
+        "poll_seconds": 0.1,
+        "webhook_secret": "k",
+        "alert_webhook": receiver.url if receiver else None,
+        "maintenance_schedules": False,
+        "notify_backoff_seconds": 0.05,
+    }
+    app = App(url, **(settings | extra))
 
     @app.job("t.work")
     async def work(ctx: JobContext, payload: Any) -> None:
@@ -215,4 +214,38 @@ async def test_overdue_job_schedule_and_stale_type_rules(alert_db: str) -> None:
         ]
         assert cleared.firing == []
     finally:
+        await app.aclose()
+
+
+async def test_running_worker_and_scheduler_check_alerts_on_their_own(
+    alert_db: str, receiver: Receiver
+) -> None:
+    """No direct evaluate_alerts call: the built-in schedule runs the rules every
+    alert_check_seconds, and the alert's webhook goes out once."""
+    import asyncio
+
+    from tests.support import await_until
+
+    app = make_app(alert_db, receiver, maintenance_schedules=True, alert_check_seconds=1,
+                   scheduler_poll_seconds=0.2)  # fmt: skip
+    worker = app.worker()
+    scheduler = app.scheduler()
+    tasks = [asyncio.create_task(worker.run()), asyncio.create_task(scheduler.run())]
+    try:
+        await app.aenqueue_many(
+            [{"type": "t.work", "payload": {"fail": True}, "max_attempts": 1} for _ in range(30)]
+        )
+
+        async def opened() -> bool:
+            return await open_alerts(app) == [("failure_rate", "open")]
+
+        await await_until(opened, 30, "the scheduled alert pass to open the alert")
+        await await_until(lambda: asyncio.sleep(0, bool(receiver.ok())), 20, "the webhook")
+        await asyncio.sleep(2.5)  # two more passes: the alert must not open or notify again
+        assert await open_alerts(app) == [("failure_rate", "open")]
+        assert [json.loads(r.body)["type"] for r in receiver.ok()] == ["alert.opened"]
+    finally:
+        scheduler.stop()
+        worker.stop()
+        await asyncio.gather(*tasks)
         await app.aclose()
