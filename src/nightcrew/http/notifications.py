@@ -15,19 +15,18 @@ Wire it up with ``api.include_router(build_notifications_router(app))``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import psycopg
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
+from nightcrew.http.listen import ListenHub
 from nightcrew.http.routes_jobs import ApiKey
 from nightcrew.http.session import acting
 
@@ -81,68 +80,12 @@ def _notification(row: dict[str, Any]) -> Notification:
     return Notification(**{**row, "job_id": str(job_id) if job_id else None})
 
 
-class InboxHub:
-    """Wakes the badge streams of a user when their notifications change."""
+class InboxHub(ListenHub[str]):
+    """Wakes the badge streams of a user when their notifications change (the payload of
+    a notification on the inbox channel is the user id)."""
 
     def __init__(self, app: App) -> None:
-        self.app = app
-        self._waiters: dict[str, set[asyncio.Event]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
-
-    async def subscribe(self, user_id: str, timeout: float = 10.0) -> asyncio.Event:
-        """An event set whenever ``user_id``'s notifications change."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="nightcrew-inbox-listen")
-        wake = asyncio.Event()
-        self._waiters.setdefault(user_id, set()).add(wake)
-        try:
-            await asyncio.wait_for(self._listening.wait(), timeout)
-        except BaseException:
-            self.unsubscribe(user_id, wake)
-            raise
-        return wake
-
-    def unsubscribe(self, user_id: str, wake: asyncio.Event) -> None:
-        """Stop waking ``wake``."""
-        waiters = self._waiters.get(user_id)
-        if waiters is not None:
-            waiters.discard(wake)
-            if not waiters:
-                del self._waiters[user_id]
-
-    def _wake(self, user_id: str | None) -> None:
-        users = list(self._waiters) if user_id is None else [user_id]
-        for user in users:
-            for wake in self._waiters.get(user, ()):
-                wake.set()
-
-    async def _run(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.app.url, autocommit=True)
-                async with conn:
-                    await conn.execute(f"LISTEN {INBOX_CHANNEL}")
-                    self._listening.set()
-                    delay = 0.5
-                    self._wake(None)  # changes while not listening must not be missed
-                    async for note in conn.notifies():
-                        self._wake(note.payload)
-            except psycopg.Error as exc:
-                log.warning("inbox listener lost its connection (%s); reconnecting", exc)
-            self._listening.clear()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-    async def close(self) -> None:
-        """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-            self._listening.clear()
+        super().__init__(app, INBOX_CHANNEL, lambda user_id: [user_id])
 
 
 def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRouter:

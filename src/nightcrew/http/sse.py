@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-import psycopg
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
 from nightcrew.http.errors import ERROR_RESPONSES, ApiError
+from nightcrew.http.listen import ListenHub
 from nightcrew.http.models import JobResponse
 from nightcrew.http.routes_jobs import ApiKey, job_id_or_404, read_job
 from nightcrew.http.session import acting
@@ -34,75 +34,12 @@ ANY_JOB = UUID(int=0)
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
-class EventHub:
-    """Fans job-change notifications out to the streams of this process."""
+class EventHub(ListenHub[UUID]):
+    """Fans job-change notifications out to the streams of this process; a stream
+    subscribed to :data:`ANY_JOB` is woken by every change."""
 
     def __init__(self, app: App) -> None:
-        self.app = app
-        self._subscribers: dict[UUID, set[asyncio.Event]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
-
-    async def subscribe(self, job_id: UUID, timeout: float = 10.0) -> asyncio.Event:
-        """An event set whenever job ``job_id`` changes (LISTEN is active on return)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="nightcrew-sse-listen")
-        wake = asyncio.Event()
-        self._subscribers.setdefault(job_id, set()).add(wake)
-        try:
-            await asyncio.wait_for(self._listening.wait(), timeout)
-        except BaseException:
-            self.unsubscribe(job_id, wake)
-            raise
-        return wake
-
-    def unsubscribe(self, job_id: UUID, wake: asyncio.Event) -> None:
-        """Stop waking ``wake``."""
-        waiters = self._subscribers.get(job_id)
-        if waiters is not None:
-            waiters.discard(wake)
-            if not waiters:
-                del self._subscribers[job_id]
-
-    @property
-    def subscriptions(self) -> int:
-        """How many streams are subscribed (tests use this)."""
-        return sum(len(w) for w in self._subscribers.values())
-
-    def _wake(self, ids: list[UUID] | None) -> None:
-        targets = self._subscribers.keys() if ids is None else [*ids, ANY_JOB]
-        for job_id in list(targets):
-            for wake in self._subscribers.get(job_id, ()):
-                wake.set()
-
-    async def _run(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.app.url, autocommit=True)
-                async with conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self._listening.set()
-                    delay = 0.5
-                    self._wake(None)  # changes while not listening must not be missed
-                    async for note in conn.notifies():
-                        self._wake(_parse_ids(note.payload))
-            except asyncio.CancelledError:
-                raise
-            except psycopg.Error as exc:
-                log.warning("event listener lost its connection (%s); reconnecting", exc)
-            self._listening.clear()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-    async def close(self) -> None:
-        """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-            self._listening.clear()
+        super().__init__(app, CHANNEL, _parse_ids, also=(ANY_JOB,))
 
 
 def _parse_ids(payload: str) -> list[UUID]:

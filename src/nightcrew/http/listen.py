@@ -1,0 +1,106 @@
+"""One LISTEN connection per server process, fanned out to many waiting streams.
+
+SSE streams subscribe to a key (a job id, a user) and get an :class:`asyncio.Event` that is
+set whenever a notification on the hub's channel names that key. Nothing polls the tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import psycopg
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
+
+K = TypeVar("K", bound=Hashable)
+log = logging.getLogger("nightcrew.http.listen")
+
+
+class ListenHub(Generic[K]):
+    """Fans the notifications of ``channel`` out to the subscribers of the keys they name.
+
+    ``parse`` turns a payload into the keys it concerns; ``also`` are keys woken by every
+    notification (e.g. "any job"). After a reconnect every subscriber is woken once, so a
+    change made while the connection was down is never missed.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        channel: str,
+        parse: Callable[[str], Iterable[K]],
+        also: Iterable[K] = (),
+    ) -> None:
+        self.app = app
+        self.channel = channel
+        self._parse = parse
+        self._also = tuple(also)
+        self._subscribers: dict[K, set[asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    async def subscribe(self, key: K, timeout: float = 10.0) -> asyncio.Event:
+        """An event set whenever ``key`` is named (LISTEN is active on return)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"nightcrew-listen-{self.channel}")
+        wake = asyncio.Event()
+        self._subscribers.setdefault(key, set()).add(wake)
+        try:
+            await asyncio.wait_for(self._listening.wait(), timeout)
+        except BaseException:
+            self.unsubscribe(key, wake)
+            raise
+        return wake
+
+    def unsubscribe(self, key: K, wake: asyncio.Event) -> None:
+        """Stop waking ``wake``."""
+        waiters = self._subscribers.get(key)
+        if waiters is not None:
+            waiters.discard(wake)
+            if not waiters:
+                del self._subscribers[key]
+
+    @property
+    def subscriptions(self) -> int:
+        """How many streams are subscribed (tests use this)."""
+        return sum(len(w) for w in self._subscribers.values())
+
+    def wake(self, keys: Iterable[K] | None) -> None:
+        """Wake the subscribers of ``keys`` (and of the ``also`` keys); ``None``: everyone."""
+        targets = list(self._subscribers) if keys is None else [*keys, *self._also]
+        for key in targets:
+            for event in self._subscribers.get(key, ()):
+                event.set()
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.app.url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {self.channel}")
+                    self._listening.set()
+                    delay = 0.5
+                    self.wake(None)  # changes made while not listening must not be missed
+                    async for note in conn.notifies():
+                        self.wake(self._parse(note.payload))
+            except psycopg.Error as exc:
+                log.warning("%s listener lost its connection (%s); reconnecting",
+                            self.channel, exc)  # fmt: skip
+            self._listening.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            self._listening.clear()
