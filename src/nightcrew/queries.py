@@ -16,12 +16,14 @@ from psycopg import sql
 
 
 @cache
-def query(name: str) -> sql.SQL:
-    """Return the query stored in ``sql/queries/<name>.sql``."""
-    path = resources.files("nightcrew") / "sql" / "queries" / f"{name}.sql"
+def query(name: str, package: str = "nightcrew") -> sql.SQL:
+    """Return the query stored in ``<package>/sql/queries/<name>.sql``.
+
+    Public: an app keeps its own named queries the same way (``package="myapp"``).
+    """
+    path = resources.files(package) / "sql" / "queries" / f"{name}.sql"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise KeyError(f"no query named {name!r}") from None
-    # Trusted text: files shipped inside the package, never user input.
-    return sql.SQL(text.strip())
+        raise KeyError(f"no query named {name!r} in {package}") from None
+    return sql.SQL(text.strip())  # trusted files shipped inside the package
