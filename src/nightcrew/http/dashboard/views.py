@@ -14,6 +14,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 
 from nightcrew.http.dashboard.auth import COOKIE, csrf_token, nightcrew_app
 from nightcrew.http.session import Session
+from nightcrew.notify.render import duration_text
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -106,20 +107,10 @@ def when(value: datetime | None) -> str:
 
 
 def duration(seconds: float | timedelta | None) -> str:
-    """``850 ms``, ``12.3 s``, ``4 min 5 s``, ``2 h 3 min``."""
-    if seconds is None:
-        return "–"
+    """``850 ms``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min`` (the notification emails' wording)."""
     if isinstance(seconds, timedelta):
         seconds = seconds.total_seconds()
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return duration_text(seconds) or "–"
 
 
 def pretty(value: Any) -> str:
