@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import dict_row
 
+from nightcrew.db.clock import database_now
 from nightcrew.notify.install import NOTIFY_JOB, NOTIFY_MAX_ATTEMPTS
 from nightcrew.queries import query
 
@@ -188,12 +189,7 @@ async def evaluate_alerts(app: App, now: datetime | None = None) -> AlertPass:
     pool = await app.apool()
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        if now is None:
-            cur = await conn.execute("SELECT now()")
-            row = await cur.fetchone()
-            assert row is not None
-            now = row[0]
-        assert now is not None
+        now = await database_now(conn, now)
         stale = watched_types(app)
         rules: dict[str, Callable[[], Awaitable[list[Finding]]]] = {
             "failure_rate": lambda: failure_rate(conn, s, now),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 
+from nightcrew.db.clock import database_now
 from nightcrew.errors import EnqueueError
 from nightcrew.queries import query
 from nightcrew.scheduler.leader import Leadership
@@ -140,12 +141,7 @@ class Scheduler:
         """
         pool = await self.app.apool()
         async with pool.connection() as conn, conn.transaction():
-            if now is None:
-                cur = await conn.execute("SELECT clock_timestamp()")
-                row = await cur.fetchone()
-                assert row is not None
-                now = row[0]
-            assert now is not None
+            now = await database_now(conn, now)
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(query("schedule_due"), {"now": now})
                 due = await cur.fetchall()

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from nightcrew.context import JobContext
+from nightcrew.db.clock import database_now
 from nightcrew.lifecycle.rescue import rescue_expired
 from nightcrew.queries import query
 
@@ -117,12 +118,7 @@ async def prune(
     """
     pool = await app.apool()
     async with pool.connection() as conn:
-        if now is None:
-            cur = await conn.execute("SELECT now()")
-            row = await cur.fetchone()
-            assert row is not None
-            now = row[0]
-        assert now is not None
+        now = await database_now(conn, now)
         params = {
             "after": uuid.UUID(int=0), "upper": _floor_id(now - min(completed_after, failed_after)),
             "completed_before": now - completed_after, "failed_before": now - failed_after,
