@@ -20,7 +20,7 @@ from rich.console import Console
 
 from estimating.app import build_app
 from estimating.demo_data import load_demo
-from estimating.web import create_web_app
+from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from nightcrew.scheduler import Scheduler
 
@@ -72,7 +72,7 @@ async def main(host: str, port: int, reload: bool) -> None:
         await asyncio.to_thread(app.migrate)
     await _prepare(url, reload, console)
     admin, user = await asyncio.to_thread(_keys, url)
-    api = create_web_app(app)
+    api = create_app(app)
     server = _Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
     worker = app.worker()
     scheduler = Scheduler(app)

@@ -16,8 +16,8 @@ import psycopg
 
 from estimating.library import create_assembly
 from estimating.models import AssemblyRequest
-from estimating.web import create_web_app
 from nightcrew import App, JobStatus
+from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from tests.estimating.helpers import catalogue, item
 from tests.support import wait_until
@@ -105,7 +105,7 @@ async def test_bulk_price_update_over_http(
     with psycopg.connect(est_clean, autocommit=True) as sync:
         _, key = create_key(sync, "buyer")
     auth = {"Authorization": f"Bearer {key}"}
-    transport = httpx.ASGITransport(app=create_web_app(est_app))
+    transport = httpx.ASGITransport(app=create_app(est_app))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         unknown = await client.post(
             "/api/estimating/bulk-price-update",

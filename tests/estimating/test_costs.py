@@ -12,8 +12,8 @@ import psycopg
 from estimating import library
 from estimating.costs import calculate_costs
 from estimating.models import CalculationRequest
-from estimating.web import create_web_app
 from nightcrew import App, JobStatus
+from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from tests.estimating.helpers import catalogue, item, project, rates
 
@@ -106,7 +106,7 @@ async def test_calculation_over_http_returns_202_and_a_job(
     with psycopg.connect(est_clean, autocommit=True) as sync:
         _, key = create_key(sync, "estimator")
     auth = {"Authorization": f"Bearer {key}"}
-    transport = httpx.ASGITransport(app=create_web_app(est_app))
+    transport = httpx.ASGITransport(app=create_app(est_app))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.post("/api/estimating/calculations", json=REQUEST, headers=auth)
         assert response.status_code == 202, response.text
