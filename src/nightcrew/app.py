@@ -20,15 +20,8 @@ from nightcrew.db.migrate import migrate
 from nightcrew.db.url import resolve_database_url
 from nightcrew.errors import ConfigurationError
 from nightcrew.jobs import Backoff, Job, JobType
-from nightcrew.lifecycle import control
-from nightcrew.lifecycle.enqueue import (
-    ainsert_many,
-    ainsert_one,
-    build_job,
-    build_jobs,
-    insert_many,
-    insert_one,
-)
+from nightcrew.lifecycle import bulk, control
+from nightcrew.lifecycle.enqueue import ainsert_one, build_job, insert_one
 from nightcrew.notify.install import install_notifications
 from nightcrew.queries import query
 from nightcrew.scheduler.book import ScheduleBook
@@ -331,11 +324,12 @@ class App:
         Each item is a dict with ``enqueue``'s argument names (``type``, ``payload``, ...).
         Items sharing a live dedupe key all get the one job's id.
         """
-        jobs = build_jobs(self.registry, items, strict_types=self.strict_types)
+        if isinstance(items, Sequence) and not items:
+            return []
         if conn is not None:
-            return insert_many(conn, jobs)
+            return bulk.insert_many(conn, self.registry, items, strict_types=self.strict_types)
         with self.pool().connection() as pooled:
-            return insert_many(pooled, jobs)
+            return bulk.insert_many(pooled, self.registry, items, strict_types=self.strict_types)
 
     async def aenqueue_many(
         self,
@@ -344,12 +338,14 @@ class App:
         conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> list[UUID]:
         """Async twin of :meth:`enqueue_many`."""
-        jobs = build_jobs(self.registry, items, strict_types=self.strict_types)
+        if isinstance(items, Sequence) and not items:
+            return []
+        strict = self.strict_types
         if conn is not None:
-            return await ainsert_many(conn, jobs)
+            return await bulk.ainsert_many(conn, self.registry, items, strict_types=strict)
         pool = await self.apool()
         async with pool.connection() as pooled:
-            return await ainsert_many(pooled, jobs)
+            return await bulk.ainsert_many(pooled, self.registry, items, strict_types=strict)
 
     # ---- reading and steering --------------------------------------------------------------
 

@@ -181,3 +181,66 @@ async def test_async_enqueue_twins(aapp: App) -> None:
     assert len(ids) == 2
     job = await aapp.aget_job(ids[1])
     assert job is not None and job.type == "reports.typed"
+
+
+def test_bulk_rows_take_their_type_defaults_and_the_transaction_clock(app: App) -> None:
+    register(app)
+    payloads = [{"i": i, "text": 'tab\there, new\nline, back\\slash, é, "q"'} for i in range(600)]
+    items: list[dict[str, object]] = [{"type": "reports.weekly", "payload": p} for p in payloads]
+    items.insert(300, {"type": "reports.weekly", "payload": {"late": True}, "delay": 60})
+    items.insert(0, {"type": "reports.typed", "payload": {"week": 9}})
+    ids = app.enqueue_many(items)
+    assert len(ids) == len(items) == len(set(ids))
+    with psycopg.connect(app.settings.database_url or "") as conn:
+        rows = conn.execute(
+            "SELECT id, type, queue, payload, priority, max_attempts, timeout_seconds,"
+            " run_at, created_at, status::text FROM nightcrew.jobs"
+        ).fetchall()
+    by_id = {row[0]: row for row in rows}
+    assert [by_id[job_id][3] for job_id in ids] == [item["payload"] for item in items]
+    typed, fast, late = by_id[ids[0]], by_id[ids[1]], by_id[ids[301]]
+    assert typed[1] == "reports.typed" and typed[4:7] == (0, 3, None)
+    assert fast[1:3] == ("reports.weekly", "default") and fast[4:7] == (2, 4, 30)
+    assert fast[7] == fast[8] == typed[7] and fast[9] == "pending"  # one clock: now()
+    assert late[7] >= late[8] + timedelta(seconds=60)
+
+
+def test_a_bad_item_after_streamed_chunks_writes_nothing(app: App) -> None:
+    register(app)
+    items: list[dict[str, object]] = [
+        {"type": "reports.weekly", "payload": {"i": i}} for i in range(900)
+    ]
+    items[850] = {"type": "reports.weekly", "payload": {"x": object()}}
+    with pytest.raises(EnqueueError, match=r"item 850: payload .* not JSON-serialisable"):
+        app.enqueue_many(items)
+    items[850] = {"type": "reports.weekly", "payload": {"note": "a\x00b"}}
+    with pytest.raises(EnqueueError, match=r"item 850: .*NUL character"):
+        app.enqueue_many(iter(items))  # a generator: no length known up front
+    assert count_jobs(app.settings.database_url or "") == 0
+
+
+def test_a_bad_bulk_item_leaves_the_callers_transaction_usable(app: App) -> None:
+    register(app)
+    url = app.settings.database_url or ""
+    good: list[dict[str, object]] = [
+        {"type": "reports.weekly", "payload": {"i": i}} for i in range(500)
+    ]
+    with psycopg.connect(url) as conn:
+        kept = app.enqueue("reports.weekly", {"kept": True}, conn=conn)
+        with pytest.raises(EnqueueError, match="item 500: unknown job type 'nope'"):
+            app.enqueue_many([*good, {"type": "nope"}], conn=conn)
+        more = app.enqueue_many(good[:3], conn=conn)
+        conn.commit()
+    assert count_jobs(url) == 4
+    assert all(app.get_job(job_id) is not None for job_id in (kept, *more))
+
+
+async def test_async_bulk_streams_many_chunks(aapp: App) -> None:
+    register(aapp)
+    ids = await aapp.aenqueue_many(
+        {"type": "reports.weekly", "payload": {"i": i}} for i in range(2_000)
+    )
+    assert len(set(ids)) == 2_000
+    assert count_jobs(aapp.settings.database_url or "") == 2_000
+    job = await aapp.aget_job(ids[1_999])
+    assert job is not None and job.payload == {"i": 1_999}

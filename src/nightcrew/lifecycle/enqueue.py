@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -59,7 +59,6 @@ def encode_json(value: Any) -> str:
 
 
 _NUL_MESSAGE = "payload for {!r} contains a NUL character (\\u0000), which PostgreSQL cannot store"
-_TYPE_AND_PAYLOAD = frozenset({"type", "payload"})
 ENQUEUE_KEYS = frozenset(
     {
         "type",
@@ -186,47 +185,6 @@ def build_job(
     )
 
 
-def build_jobs(
-    registry: Mapping[str, JobType], items: Iterable[Mapping[str, Any]], *, strict_types: bool
-) -> list[NewJob]:
-    """Validate a bulk request: dicts with the same keys as ``enqueue``'s arguments."""
-    jobs: list[NewJob] = []
-    append = jobs.append
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise EnqueueError(f"item {index}: expected a dict, got {type(item).__name__}")
-        spec = registry.get(item.get("type"))  # type: ignore[arg-type]
-        if spec is not None and spec.model is None and item.keys() <= _TYPE_AND_PAYLOAD:
-            # Fast path for the common bulk item {"type", "payload"}: type defaults apply.
-            payload = item.get("payload")
-            try:
-                payload_json = encode_json({} if payload is None else payload)
-            except (TypeError, ValueError, RecursionError) as exc:
-                raise EnqueueError(
-                    f"item {index}: payload for {spec.name!r} is not JSON-serialisable: {exc}"
-                ) from None
-            if "\\u0000" in payload_json:
-                raise EnqueueError(f"item {index}: {_NUL_MESSAGE.format(spec.name)}")
-            append(
-                NewJob(uuid7(), spec.name, spec.queue, payload_json, spec.priority, None, 0.0,
-                       spec.max_attempts, spec.timeout, None, None, spec.notify_json)
-            )  # fmt: skip
-            continue
-        unknown = set(item) - ENQUEUE_KEYS
-        if unknown:
-            raise EnqueueError(f"item {index}: unknown keys {sorted(unknown)}")
-        if "type" not in item:
-            raise EnqueueError(f"item {index}: missing 'type'")
-        args = dict(item)
-        job_type = args.pop("type")
-        payload = args.pop("payload", None)
-        try:
-            append(build_job(registry, job_type, payload, strict_types=strict_types, **args))
-        except EnqueueError as exc:
-            raise type(exc)(f"item {index}: {exc}") from None
-    return jobs
-
-
 def _payload_json(job_type: str, payload: Any, spec: JobType | None) -> str:
     if spec is not None and spec.model is not None:
         try:
@@ -305,85 +263,3 @@ def _copy_lines(jobs: Sequence[NewJob], now: datetime, with_ord: bool) -> Iterat
             f"{timeout}\t{dedupe}\t{user}\t{notify}"
         )
         yield f"{line}\t{index}\n" if with_ord else f"{line}\n"
-
-
-def _queues(jobs: Sequence[NewJob]) -> list[str]:
-    return sorted({job.queue for job in jobs})
-
-
-def _map_ids(jobs: Sequence[NewJob], returned: Iterable[tuple[UUID, str | None]]) -> list[UUID]:
-    by_key = {key: job_id for job_id, key in returned}
-    return [by_key[job.dedupe_key] if job.dedupe_key else job.id for job in jobs]
-
-
-def _chunks(lines: Iterator[str], size: int = 2000) -> Iterator[bytes]:
-    batch: list[str] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) >= size:
-            yield "".join(batch).encode()
-            batch.clear()
-    if batch:
-        yield "".join(batch).encode()
-
-
-_COPY_JOBS = (
-    "COPY nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts,"
-    " timeout_seconds, dedupe_key, user_id, notify) FROM STDIN"
-)
-_COPY_STAGED = (
-    "COPY nightcrew_staged_jobs (id, type, queue, payload, priority, run_at, max_attempts,"
-    " timeout_seconds, dedupe_key, user_id, notify, ord) FROM STDIN"
-)
-
-
-def insert_many(conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[UUID]:
-    """Write many jobs with COPY in one transaction; dedupe keys are honoured."""
-    if not jobs:
-        return []
-    with conn.transaction():
-        now_row = conn.execute(query("bulk_begin"), {"queues": _queues(jobs)}).fetchone()
-        assert now_row is not None
-        now = now_row[0]
-        plain = [job for job in jobs if job.dedupe_key is None]
-        keyed = [job for job in jobs if job.dedupe_key is not None]
-        returned: list[tuple[UUID, str | None]] = []
-        if plain:
-            with conn.cursor().copy(_COPY_JOBS) as copy:
-                for chunk in _chunks(_copy_lines(plain, now, with_ord=False)):
-                    copy.write(chunk)
-        if keyed:
-            conn.execute(query("stage_jobs"))
-            with conn.cursor().copy(_COPY_STAGED) as copy:
-                for chunk in _chunks(_copy_lines(keyed, now, with_ord=True)):
-                    copy.write(chunk)
-            returned = conn.execute(query("insert_staged_jobs")).fetchall()
-            conn.execute("DELETE FROM nightcrew_staged_jobs")
-    return _map_ids(jobs, returned)
-
-
-async def ainsert_many(conn: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob]) -> list[UUID]:
-    """Async twin of :func:`insert_many`."""
-    if not jobs:
-        return []
-    async with conn.transaction():
-        cur = await conn.execute(query("bulk_begin"), {"queues": _queues(jobs)})
-        now_row = await cur.fetchone()
-        assert now_row is not None
-        now = now_row[0]
-        plain = [job for job in jobs if job.dedupe_key is None]
-        keyed = [job for job in jobs if job.dedupe_key is not None]
-        returned: list[tuple[UUID, str | None]] = []
-        if plain:
-            async with conn.cursor().copy(_COPY_JOBS) as copy:
-                for chunk in _chunks(_copy_lines(plain, now, with_ord=False)):
-                    await copy.write(chunk)
-        if keyed:
-            await conn.execute(query("stage_jobs"))
-            async with conn.cursor().copy(_COPY_STAGED) as copy:
-                for chunk in _chunks(_copy_lines(keyed, now, with_ord=True)):
-                    await copy.write(chunk)
-            cur = await conn.execute(query("insert_staged_jobs"))
-            returned = await cur.fetchall()
-            await conn.execute("DELETE FROM nightcrew_staged_jobs")
-    return _map_ids(jobs, returned)

@@ -1,0 +1,245 @@
+"""Bulk enqueue: validate, encode and stream jobs into one COPY in a single pass.
+
+Rows go to the server in chunks while later items are still being encoded, so on two cores
+the database inserts one chunk while Python encodes the next instead of each waiting for the
+other. Everything happens in one transaction (a savepoint inside a caller's transaction):
+an invalid item raises :class:`EnqueueError` and rolls back what was streamed before it, so
+nothing is written.
+
+Items of the common shape ``{"type", "payload"}`` whose type has no payload model take a fast
+path: the rest of their row is the type's defaults, formatted once per call, and ``run_at``
+is left to its column default ``now()`` (the transaction's clock). Other items (delays, dedupe
+keys, users, overrides, models) are validated by :func:`build_job` and written after the
+stream, in the same transaction, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, ExitStack
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from nightcrew.errors import EnqueueError
+from nightcrew.ids import uuid7_ints, uuid_from_int
+from nightcrew.jobs import JobType
+from nightcrew.lifecycle.enqueue import (
+    _NUL_MESSAGE,
+    ENQUEUE_KEYS,
+    NewJob,
+    _copy_lines,
+    _copy_text,
+    build_job,
+    encode_json,
+)
+from nightcrew.queries import query
+
+# Items encoded per COPY write. The first chunk is small so the server starts inserting at
+# once; later ones are ~35 kB of rows (psycopg's buffer size).
+FIRST_CHUNK_ITEMS = 32
+CHUNK_ITEMS = 256
+_TYPE_AND_PAYLOAD = frozenset({"type", "payload"})
+_COPY_FAST = (
+    "COPY nightcrew.jobs (id, payload, type, queue, priority, max_attempts, timeout_seconds,"
+    " notify) FROM STDIN"
+)
+_COPY_JOBS = (
+    "COPY nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts,"
+    " timeout_seconds, dedupe_key, user_id, notify) FROM STDIN"
+)
+_COPY_STAGED = (
+    "COPY nightcrew_staged_jobs (id, type, queue, payload, priority, run_at, max_attempts,"
+    " timeout_seconds, dedupe_key, user_id, notify, ord) FROM STDIN"
+)
+
+
+def _defaults_tail(spec: JobType) -> str:
+    """The COPY text after a fast row's payload: the type's defaults, and the newline."""
+    timeout = "\\N" if spec.timeout is None else repr(float(spec.timeout))
+    notify = "\\N" if spec.notify_json is None else _copy_text(spec.notify_json)
+    return (
+        f"\t{_copy_text(spec.name)}\t{_copy_text(spec.queue)}\t{spec.priority}"
+        f"\t{spec.max_attempts}\t{timeout}\t{notify}\n"
+    )
+
+
+class BulkEncoder:
+    """Turns bulk items into COPY text chunk by chunk, remembering the ids in input order.
+
+    Fast rows come out of :meth:`chunks`; the others are kept in :attr:`other` (with their
+    position) for :func:`_write_others` once the stream is done.
+    """
+
+    def __init__(self, registry: Mapping[str, JobType], *, strict_types: bool) -> None:
+        self.registry = registry
+        self.strict_types = strict_types
+        self.ids: list[UUID | None] = []
+        self.other: list[tuple[int, NewJob]] = []
+        self.queues: set[str] = set()
+        self._tails: dict[str, str | None] = {}
+
+    def _tail(self, job_type: str) -> str | None:
+        try:
+            return self._tails[job_type]
+        except KeyError:
+            spec = self.registry.get(job_type)
+            tail = None if spec is None or spec.model is not None else _defaults_tail(spec)
+            if spec is not None and tail is not None:
+                self.queues.add(spec.queue)
+            self._tails[job_type] = tail
+            return tail
+
+    def chunks(self, items: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
+        """COPY text of the fast rows, one chunk per :data:`CHUNK_ITEMS` items."""
+        batch: list[Mapping[str, Any]] = []
+        size = FIRST_CHUNK_ITEMS
+        for item in items:
+            batch.append(item)
+            if len(batch) == size:
+                text = self._encode(batch)
+                batch.clear()
+                size = CHUNK_ITEMS
+                if text:
+                    yield text
+        if batch:
+            text = self._encode(batch)
+            if text:
+                yield text
+
+    def _encode(self, batch: list[Mapping[str, Any]]) -> bytes:
+        lines: list[str] = []
+        ids = self.ids
+        for item, value in zip(batch, uuid7_ints(len(batch)), strict=True):
+            job_type = item.get("type") if item.__class__ is dict else None
+            tail = (
+                self._tail(job_type)
+                if job_type.__class__ is str and item.keys() <= _TYPE_AND_PAYLOAD
+                else None
+            )
+            if tail is None:
+                self._add_other(item)
+                continue
+            payload = item.get("payload")
+            try:
+                payload_json = encode_json({} if payload is None else payload)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise EnqueueError(
+                    f"item {len(ids)}: payload for {job_type!r} is not JSON-serialisable: {exc}"
+                ) from None
+            if "\\" in payload_json:
+                if "\\u0000" in payload_json:
+                    raise EnqueueError(f"item {len(ids)}: {_NUL_MESSAGE.format(job_type)}")
+                payload_json = _copy_text(payload_json)
+            ids.append(uuid_from_int(value))
+            lines.append(f"{value:032x}\t{payload_json}{tail}")
+        return "".join(lines).encode()
+
+    def _add_other(self, item: Mapping[str, Any]) -> None:
+        index = len(self.ids)
+        if not isinstance(item, Mapping):
+            raise EnqueueError(f"item {index}: expected a dict, got {type(item).__name__}")
+        unknown = set(item) - ENQUEUE_KEYS
+        if unknown:
+            raise EnqueueError(f"item {index}: unknown keys {sorted(unknown)}")
+        if "type" not in item:
+            raise EnqueueError(f"item {index}: missing 'type'")
+        args = dict(item)
+        job_type = args.pop("type")
+        payload = args.pop("payload", None)
+        try:
+            job = build_job(
+                self.registry, job_type, payload, strict_types=self.strict_types, **args
+            )
+        except EnqueueError as exc:
+            raise type(exc)(f"item {index}: {exc}") from None
+        self.ids.append(None)
+        self.other.append((index, job))
+        self.queues.add(job.queue)
+
+    def result(self, returned: Iterable[tuple[UUID, str | None]]) -> list[UUID]:
+        """Ids in input order; items with a dedupe key get the live job's id."""
+        ids = self.ids
+        by_key = {key: job_id for job_id, key in returned}
+        for index, job in self.other:
+            ids[index] = by_key[job.dedupe_key] if job.dedupe_key else job.id
+        return ids  # type: ignore[return-value]  # every None was filled above
+
+
+def _split(other: Sequence[tuple[int, NewJob]]) -> tuple[list[NewJob], list[NewJob]]:
+    plain = [job for _, job in other if job.dedupe_key is None]
+    keyed = [job for _, job in other if job.dedupe_key is not None]
+    return plain, keyed
+
+
+def insert_many(
+    conn: psycopg.Connection[Any],
+    registry: Mapping[str, JobType],
+    items: Iterable[Mapping[str, Any]],
+    *,
+    strict_types: bool,
+) -> list[UUID]:
+    """Validate and write many jobs in one transaction; ids in input order."""
+    encoder = BulkEncoder(registry, strict_types=strict_types)
+    with conn.transaction(), ExitStack() as stack:
+        copy = None
+        for chunk in encoder.chunks(items):
+            if copy is None:
+                copy = stack.enter_context(conn.cursor().copy(_COPY_FAST))
+            copy.write(chunk)
+        stack.close()  # ends the COPY
+        if not encoder.ids:
+            return []
+        # The clock for run_at of the other rows (the fast rows' default is the same now())
+        # and the workers' wake-up, which is delivered at commit.
+        row = conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)}).fetchone()
+        assert row is not None
+        plain, keyed = _split(encoder.other)
+        returned: list[tuple[UUID, str | None]] = []
+        if plain:
+            with conn.cursor().copy(_COPY_JOBS) as copy:
+                copy.write("".join(_copy_lines(plain, row[0], with_ord=False)).encode())
+        if keyed:
+            conn.execute(query("stage_jobs"))
+            with conn.cursor().copy(_COPY_STAGED) as copy:
+                copy.write("".join(_copy_lines(keyed, row[0], with_ord=True)).encode())
+            returned = conn.execute(query("insert_staged_jobs")).fetchall()
+            conn.execute("DELETE FROM nightcrew_staged_jobs")
+    return encoder.result(returned)
+
+
+async def ainsert_many(
+    conn: psycopg.AsyncConnection[Any],
+    registry: Mapping[str, JobType],
+    items: Iterable[Mapping[str, Any]],
+    *,
+    strict_types: bool,
+) -> list[UUID]:
+    """Async twin of :func:`insert_many`."""
+    encoder = BulkEncoder(registry, strict_types=strict_types)
+    async with conn.transaction(), AsyncExitStack() as stack:
+        copy = None
+        for chunk in encoder.chunks(items):
+            if copy is None:
+                copy = await stack.enter_async_context(conn.cursor().copy(_COPY_FAST))
+            await copy.write(chunk)
+        await stack.aclose()
+        if not encoder.ids:
+            return []
+        cur = await conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)})
+        row = await cur.fetchone()
+        assert row is not None
+        plain, keyed = _split(encoder.other)
+        returned: list[tuple[UUID, str | None]] = []
+        if plain:
+            async with conn.cursor().copy(_COPY_JOBS) as acopy:
+                await acopy.write("".join(_copy_lines(plain, row[0], with_ord=False)).encode())
+        if keyed:
+            await conn.execute(query("stage_jobs"))
+            async with conn.cursor().copy(_COPY_STAGED) as acopy:
+                await acopy.write("".join(_copy_lines(keyed, row[0], with_ord=True)).encode())
+            cur = await conn.execute(query("insert_staged_jobs"))
+            returned = await cur.fetchall()
+            await conn.execute("DELETE FROM nightcrew_staged_jobs")
+    return encoder.result(returned)
