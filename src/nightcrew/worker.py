@@ -25,7 +25,7 @@ from nightcrew.context import JobContext, JobInfo, SyncJobContext
 from nightcrew.errors import ConfigurationError, JobCancelled, LeaseLost, Retry
 from nightcrew.ids import uuid7
 from nightcrew.jobs import JobType, backoff_delay
-from nightcrew.lifecycle.fetch import fetch_jobs
+from nightcrew.lifecycle.fetch import configure_fetch_session, fetch_jobs
 from nightcrew.lifecycle.finish import Completer, Outcome, error_record
 from nightcrew.lifecycle.heartbeat import renew_leases
 from nightcrew.lifecycle.rescue import rescue_expired
@@ -77,6 +77,7 @@ class Worker:
         self._stopped = asyncio.Event()
         self._completer: Completer | None = None
         self._listening = asyncio.Event()
+        self._fetch_conn: psycopg.AsyncConnection[Any] | None = None
 
     # ---- control ------------------------------------------------------------------------
 
@@ -114,8 +115,10 @@ class Worker:
             helpers.append(asyncio.create_task(self._listen_loop(), name="nightcrew-listen"))
         try:
             await self._fetch_loop()
+            await self._close_fetch_connection()
             await self._shutdown()
         finally:
+            await self._close_fetch_connection()
             await self._completer.close()
             try:
                 # Bounded: with the database gone for good, unwritten outcomes are given up
@@ -177,17 +180,10 @@ class Worker:
             limit = min(free, self.settings.fetch_batch)
             self._wake.clear()
             try:
-                pool = await self.app.apool()
-                async with pool.connection() as conn:
-                    rows = await fetch_jobs(
-                        conn,
-                        worker_id=self.id,
-                        queues=self.queues,
-                        limit=limit,
-                        lease_seconds=self.settings.lease_seconds,
-                    )
+                rows = await self._fetch(limit)
                 failures = 0
             except DB_UNAVAILABLE as exc:
+                await self._close_fetch_connection()
                 failures += 1
                 delay = min(5.0, 0.05 * 2**failures)
                 log.warning("fetch failed (%s); retrying in %.2fs", exc, delay)
@@ -196,8 +192,49 @@ class Worker:
             for row in rows:
                 self._start(row)
             if len(rows) < limit:
+                # asyncio.timeout, not wait_for: no extra task between a NOTIFY and the fetch.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+                    async with asyncio.timeout(self.settings.poll_seconds):
+                        await self._wake.wait()
+
+    async def _fetch(self, limit: int) -> list[tuple[Any, ...]]:
+        if not self.settings.listen:
+            # Maybe behind a transaction pooler (PgBouncer): no session of our own.
+            pool = await self.app.apool()
+            async with pool.connection() as conn:
+                return await self._fetch_on(conn, limit, prepare=None)
+        if self._fetch_conn is None:
+            self._fetch_conn = await self._open_fetch_connection()
+        return await self._fetch_on(self._fetch_conn, limit, prepare=True)
+
+    async def _fetch_on(
+        self, conn: psycopg.AsyncConnection[Any], limit: int, *, prepare: bool | None
+    ) -> list[tuple[Any, ...]]:
+        return await fetch_jobs(
+            conn,
+            worker_id=self.id,
+            queues=self.queues,
+            limit=limit,
+            lease_seconds=self.settings.lease_seconds,
+            prepare=prepare,
+        )
+
+    async def _open_fetch_connection(self) -> psycopg.AsyncConnection[Any]:
+        """The worker's own fetch connection: one warm backend on the pickup path, and the
+        fetch planned once (see FETCH_SESSION_SETTINGS)."""
+        conn = await psycopg.AsyncConnection.connect(self.app.url, autocommit=True)
+        try:
+            await configure_fetch_session(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _close_fetch_connection(self) -> None:
+        conn, self._fetch_conn = self._fetch_conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

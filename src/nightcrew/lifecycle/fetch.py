@@ -9,6 +9,13 @@ import psycopg
 
 from nightcrew.queries import query
 
+# Session settings of a worker's own fetch connection, where only fetch_jobs runs. Its plan
+# is fixed by the query (one ordered scan of jobs_fetch_idx per queue, then a TID scan of the
+# locked rows), so it is planned once instead of per call (~0.4 ms of every pickup), and
+# never as a sequential scan: a plan prepared while the table was small would otherwise keep
+# scanning the whole table after it grew, until the next ANALYZE.
+FETCH_SESSION_SETTINGS = (("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off"))
+
 # Column order of fetch_jobs' RETURNING clause.
 FETCHED_COLUMNS = (
     "id",
@@ -26,6 +33,12 @@ FETCHED_COLUMNS = (
 )
 
 
+async def configure_fetch_session(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Apply :data:`FETCH_SESSION_SETTINGS` to a connection that runs only fetches."""
+    for name, value in FETCH_SESSION_SETTINGS:
+        await conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+
 async def fetch_jobs(
     conn: psycopg.AsyncConnection[Any],
     *,
@@ -33,8 +46,12 @@ async def fetch_jobs(
     queues: Sequence[str],
     limit: int,
     lease_seconds: float,
+    prepare: bool | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Lease up to ``limit`` jobs from ``queues`` (priority, then run_at order)."""
+    """Lease up to ``limit`` jobs from ``queues`` (priority, then run_at order).
+
+    ``prepare=True`` prepares the statement on first use (psycopg's default: the sixth).
+    """
     cur = await conn.execute(
         query("fetch_jobs"),
         {
@@ -44,5 +61,6 @@ async def fetch_jobs(
             "lease_seconds": lease_seconds,
             "now": None,
         },
+        prepare=prepare,
     )
     return await cur.fetchall()

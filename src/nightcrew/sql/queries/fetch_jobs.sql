@@ -2,10 +2,10 @@
 -- One ordered index scan per queue (jobs_fetch_idx), SKIP LOCKED so workers never wait
 -- on each other; attempts is counted here, so ctx.job.attempt is 1 on the first run.
 WITH picked AS (
-    SELECT c.id
+    SELECT c.ctid
     FROM unnest(%(queues)s::text[]) AS q(name)
     CROSS JOIN LATERAL (
-        SELECT id, priority, run_at
+        SELECT ctid, priority, run_at
         FROM nightcrew.jobs
         WHERE queue = q.name
           AND status IN ('pending', 'retrying')
@@ -24,8 +24,9 @@ SET status = 'processing',
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
     started_at = now(),
     updated_at = now()
--- = ANY(ARRAY(...)) makes this a primary-key lookup per picked id; a join on the CTE can be
--- planned as a scan of the whole table (e.g. right after a bulk load, before ANALYZE).
-WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+-- By the row versions just locked (no one else can move them): a TID scan, whatever the
+-- table's statistics say. An id join or `id = ANY(...)` can be planned as a scan of the
+-- whole table (right after a bulk load, or in a plan prepared while the table was empty).
+WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM picked))
 RETURNING j.id, j.type, j.queue, j.payload, j.priority, j.attempts, j.max_attempts,
           j.timeout_seconds, j.checkpoint, j.user_id, j.run_at, j.created_at
