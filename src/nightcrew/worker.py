@@ -308,7 +308,11 @@ class Worker:
             ctx._lost = True
             raise asyncio.CancelledError from None
         try:
-            result_json = json.dumps(result, allow_nan=False, default=_json_default)
+            result_json = (
+                "null"  # most handlers return nothing
+                if result is None
+                else json.dumps(result, allow_nan=False, default=_json_default)
+            )
         except (TypeError, ValueError) as exc:
             return self._failure(spec, info, exc, f"result is not JSON-serialisable: {exc}")
         if "\\u0000" in result_json:  # jsonb cannot store NUL: fail this job, not the batch

@@ -315,3 +315,49 @@ async def test_unstorable_result_fails_its_job_not_the_batch(aapp: App) -> None:
     ] + [JobStatus.COMPLETED] * 2
     bad = jobs[3]
     assert bad is not None and bad.error == "result contains a NUL character (\\u0000)"
+
+
+async def test_outcomes_round_trip_through_the_batch_exactly(aapp: App) -> None:
+    awkward = {
+        "q": 'say "hi"',
+        "bs": "C:\\temp\\new",
+        "nl": "a\nb\tc",
+        "u": "é ✓ 😀",
+        "n": [1.5, None],
+    }
+
+    @aapp.job("t.shapes", max_attempts=2, backoff=0.01)
+    async def shapes(ctx: JobContext, payload: dict[str, Any]) -> Any:
+        if payload["kind"] == "raise" and ctx.job.attempt == 1:
+            raise ValueError('bad "input"\\ on\nline 2')
+        return {"none": None, "awkward": awkward, "raise": "recovered"}[payload["kind"]]
+
+    ids = await aapp.aenqueue_many(
+        [{"type": "t.shapes", "payload": {"kind": k}} for k in ("none", "awkward", "raise")]
+    )
+    await aapp.worker(concurrency=3).run_until_idle()
+    none, exact, retried = [await aapp.aget_job(i) for i in ids]
+    assert none is not None and none.status is JobStatus.COMPLETED and none.result is None
+    assert exact is not None and exact.result == awkward
+    assert retried is not None and retried.status is JobStatus.COMPLETED
+    assert retried.result == "recovered" and retried.attempts == 2
+    assert [e["message"] for e in retried.errors] == ['bad "input"\\ on\nline 2']
+    assert "ValueError" in retried.errors[0]["traceback"]
+    async with (await aapp.apool()).connection() as conn:
+        cur = await conn.execute(
+            "SELECT jsonb_typeof(result) FROM nightcrew.jobs WHERE id = %s", (ids[0],)
+        )
+        assert await cur.fetchone() == ("null",)  # a JSON null, as before the batch format
+
+
+async def test_handlers_get_every_payload_shape_back(aapp: App) -> None:
+    shapes: list[Any] = [{"é": "✓", "x": [1, {"y": None}]}, [1, "two"], "text", 7, 2.5, True, {}]
+    seen: dict[int, Any] = {}
+
+    @aapp.job("t.payloads")
+    async def payloads(ctx: JobContext, payload: Any) -> None:
+        seen[shapes.index(payload)] = payload
+
+    await aapp.aenqueue_many([{"type": "t.payloads", "payload": p} for p in shapes])
+    await aapp.worker(concurrency=10).run_until_idle()
+    assert [seen.get(i) for i in range(len(shapes))] == shapes

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,23 @@ class Outcome:
     result_json: str | None = None
     error_json: str | None = None
     delay: float = 0.0
+
+    def as_json(self) -> str:
+        """This outcome as one element of ``finish_jobs``' JSON batch. The result and
+        error are JSON already: they are embedded as they are, not encoded again."""
+        delay = repr(float(self.delay)) if math.isfinite(self.delay) else '"Infinity"'
+        return (
+            f'{{"id":"{self.job_id.hex}","attempt":{self.attempt},"status":"{self.status}",'
+            f'"result":{self.result_json or "null"},"error":{self.error_json or "null"},'
+            f'"delay":{delay}}}'
+        )
+
+
+def outcomes_json(batch: list[Outcome]) -> str:
+    """A batch of outcomes as one JSON array: the database parses it in one call, where
+    six Python lists adapted to arrays cost ~6 us per outcome (a quarter of a worker's
+    CPU in a drain)."""
+    return "[" + ",".join(outcome.as_json() for outcome in batch) + "]"
 
 
 def error_record(attempt: int, exc: BaseException, message: str | None = None) -> str:
@@ -136,15 +154,7 @@ class Completer:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 query("finish_jobs"),
-                {
-                    "worker_id": self._worker_id,
-                    "ids": [o.job_id for o in batch],
-                    "attempts": [o.attempt for o in batch],
-                    "statuses": [o.status for o in batch],
-                    "results": [o.result_json for o in batch],
-                    "errors": [o.error_json for o in batch],
-                    "delays": [o.delay for o in batch],
-                },
+                {"worker_id": self._worker_id, "outcomes": outcomes_json(batch)},
                 # Batch statements: plan with the real arrays every time (see queries.py).
                 prepare=False,
             )

@@ -9,10 +9,10 @@
 -- so the partial lease index (full of dead entries during a drain) is never chosen; and the
 -- update finds its rows by primary key again (= ANY of the locked ids).
 WITH outcome AS (
+    -- One JSON array of {id, attempt, status, result, error, delay} (Outcome.as_json).
     SELECT *
-    FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(statuses)s::text[],
-                %(results)s::jsonb[], %(errors)s::jsonb[], %(delays)s::float8[])
-         AS o(id, attempt, status, result, error, delay)
+    FROM jsonb_to_recordset(%(outcomes)s::jsonb)
+         AS o(id uuid, attempt int, status text, result jsonb, error jsonb, delay float8)
 ), mine AS (
     SELECT o.*
     FROM outcome AS o
@@ -28,7 +28,8 @@ WITH outcome AS (
 )
 UPDATE nightcrew.jobs AS j
 SET status = o.status::nightcrew.job_status,
-    result = CASE WHEN o.status = 'completed' THEN o.result ELSE j.result END,
+    -- A handler that returned None leaves a JSON null (the batch's null reads as SQL NULL).
+    result = CASE WHEN o.status = 'completed' THEN coalesce(o.result, 'null') ELSE j.result END,
     progress = CASE WHEN o.status = 'completed' THEN 100 ELSE j.progress END,
     error = coalesce(o.error ->> 'message', j.error),
     errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error) END,
