@@ -65,6 +65,12 @@ def test_outcomes_are_counted_and_sent(clean_db: str) -> None:
     assert len(finished) == 3
     with psycopg.connect(clean_db) as conn:
         row = conn.execute(
-            "SELECT sum(completed), sum(failed) FROM nightcrew.stats_minute WHERE type = 't.job'"
+            "SELECT sum(completed), sum(failed), sum(h8), sum(h0 + h1 + h2 + h3 + h4 + h5 + h6"
+            " + h7 + h9 + h10 + h11 + h12 + h13 + h14 + h15 + h16 + h17 + h18 + h19 + h20"
+            " + h21), sum(duration_sum) FROM nightcrew.stats_minute WHERE type = 't.job'"
         ).fetchone()
-    assert row == (2, 1)
+    assert row is not None
+    # Both completions ran ~1 s (started a second before the insert): bucket 8 holds
+    # durations in (0.64, 1.28] s. The failure counts, but has no duration.
+    assert row[:4] == (2, 1, 2, 0)
+    assert 2.0 <= row[4] < 2.56

@@ -4,7 +4,9 @@
 -- The 0004 trigger still planned and ran its statistics upsert for them (with nothing to
 -- insert): 0.22 of a one-job fetch's 0.42 ms in the database, on the pickup path of every
 -- job. Such statements now only collect the ids of visibly changed jobs for the event
--- stream (0.07 ms); statements that finish, retry or requeue jobs run the 0004 logic as is.
+-- stream (0.07 ms). Statements that finish, retry or requeue jobs count their outcomes as
+-- before, but group them first, so the 27 filtered aggregates of the upsert read a few rows
+-- instead of one per job (a batch of 250 completions: 3.8 -> 2.4 ms).
 
 CREATE OR REPLACE FUNCTION nightcrew.jobs_after_update() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -26,36 +28,50 @@ BEGIN
                        IS DISTINCT FROM (o.status, o.progress, o.stage, o.metrics) AS visible
             FROM new_rows AS n JOIN old_rows AS o ON o.id = n.id
         ), outcomes AS (
-            SELECT type, user_id, status, old_status, secs,
+            -- Grouped first: the pivot below then reads a few rows, not one per job.
+            SELECT type, user_id, status,
                    CASE WHEN status <> 'completed' OR secs IS NULL THEN NULL
                         WHEN secs <= 0.005 THEN 0
-                        ELSE least(21, ceil(ln(secs / 0.005) / ln(2.0)))::int END AS bucket
+                        ELSE least(21, ceil(ln(secs / 0.005) / ln(2.0)))::int END AS bucket,
+                   count(*) AS n, sum(secs) AS secs
             FROM moved
             WHERE status <> old_status
               AND (status IN ('completed', 'failed', 'cancelled', 'retrying')
                    OR (status = 'pending' AND old_status IN ('failed', 'cancelled')))
+            GROUP BY 1, 2, 3, 4
         ), upsert AS (
             INSERT INTO nightcrew.stats_minute AS s (
                 minute, type, user_id, shard, completed, failed, retried, cancelled, duration_sum,
                 h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, h13, h14, h15, h16, h17,
                 h18, h19, h20, h21)
             SELECT date_trunc('minute', now()), type, user_id, (pg_backend_pid() % 8)::smallint,
-                   count(*) FILTER (WHERE status = 'completed'),
-                   count(*) FILTER (WHERE status = 'failed'),
-                   count(*) FILTER (WHERE status IN ('retrying', 'pending')),
-                   count(*) FILTER (WHERE status = 'cancelled'),
+                   coalesce(sum(n) FILTER (WHERE status = 'completed'), 0),
+                   coalesce(sum(n) FILTER (WHERE status = 'failed'), 0),
+                   coalesce(sum(n) FILTER (WHERE status IN ('retrying', 'pending')), 0),
+                   coalesce(sum(n) FILTER (WHERE status = 'cancelled'), 0),
                    coalesce(sum(secs) FILTER (WHERE bucket IS NOT NULL), 0),
-                   count(*) FILTER (WHERE bucket = 0), count(*) FILTER (WHERE bucket = 1),
-                   count(*) FILTER (WHERE bucket = 2), count(*) FILTER (WHERE bucket = 3),
-                   count(*) FILTER (WHERE bucket = 4), count(*) FILTER (WHERE bucket = 5),
-                   count(*) FILTER (WHERE bucket = 6), count(*) FILTER (WHERE bucket = 7),
-                   count(*) FILTER (WHERE bucket = 8), count(*) FILTER (WHERE bucket = 9),
-                   count(*) FILTER (WHERE bucket = 10), count(*) FILTER (WHERE bucket = 11),
-                   count(*) FILTER (WHERE bucket = 12), count(*) FILTER (WHERE bucket = 13),
-                   count(*) FILTER (WHERE bucket = 14), count(*) FILTER (WHERE bucket = 15),
-                   count(*) FILTER (WHERE bucket = 16), count(*) FILTER (WHERE bucket = 17),
-                   count(*) FILTER (WHERE bucket = 18), count(*) FILTER (WHERE bucket = 19),
-                   count(*) FILTER (WHERE bucket = 20), count(*) FILTER (WHERE bucket = 21)
+                   coalesce(sum(n) FILTER (WHERE bucket = 0), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 1), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 2), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 3), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 4), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 5), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 6), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 7), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 8), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 9), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 10), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 11), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 12), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 13), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 14), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 15), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 16), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 17), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 18), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 19), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 20), 0),
+                   coalesce(sum(n) FILTER (WHERE bucket = 21), 0)
             FROM outcomes
             GROUP BY type, user_id
             ON CONFLICT (minute, type, user_id, shard) DO UPDATE SET
