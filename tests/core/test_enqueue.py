@@ -244,3 +244,28 @@ async def test_async_bulk_streams_many_chunks(aapp: App) -> None:
     assert count_jobs(aapp.settings.database_url or "") == 2_000
     job = await aapp.aget_job(ids[1_999])
     assert job is not None and job.payload == {"i": 1_999}
+
+
+def test_bulk_items_with_options_keep_every_option(app: App) -> None:
+    register(app)
+    notify = {"in_app": True, "on": ["failed"]}
+    items: list[dict[str, object]] = [
+        {"type": "reports.weekly", "payload": {"i": i}, "user_id": f"user\t{i % 3}\\x"}
+        for i in range(300)
+    ]
+    items[7] |= {"priority": -3, "queue": "slow", "max_attempts": 9, "timeout": 2.5}
+    items[8] |= {"notify": notify}
+    ids = app.enqueue_many(items)
+    jobs = [app.get_job(job_id) for job_id in ids]
+    assert all(job is not None for job in jobs)
+    assert [job.user_id for job in jobs if job] == [item["user_id"] for item in items]
+    seventh, eighth, plain = jobs[7], jobs[8], jobs[9]
+    assert seventh is not None and eighth is not None and plain is not None
+    assert (seventh.priority, seventh.queue, seventh.max_attempts) == (-3, "slow", 9)
+    assert seventh.timeout_seconds == 2.5
+    assert (plain.priority, plain.queue, plain.max_attempts) == (2, "default", 4)
+    with psycopg.connect(app.settings.database_url or "") as conn:
+        row = conn.execute(
+            "SELECT notify, run_at = created_at FROM nightcrew.jobs WHERE id = %s", (ids[8],)
+        ).fetchone()
+    assert row is not None and row[0]["on"] == ["failed"] and row[1] is True

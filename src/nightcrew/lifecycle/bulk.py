@@ -7,10 +7,11 @@ an invalid item raises :class:`EnqueueError` and rolls back what was streamed be
 nothing is written.
 
 Items of the common shape ``{"type", "payload"}`` whose type has no payload model take a fast
-path: the rest of their row is the type's defaults, formatted once per call, and ``run_at``
-is left to its column default ``now()`` (the transaction's clock). Other items (delays, dedupe
-keys, users, overrides, models) are validated by :func:`build_job` and written after the
-stream, in the same transaction, as before.
+path: the rest of their row is the type's defaults, formatted once per call. Items with other
+options (users, priorities, queues, models...) are validated by :func:`build_job` and
+streamed too. Streamed rows leave ``run_at`` to its column default ``now()`` (the
+transaction's clock). Items that need that clock (delay, run_at) or a dedupe key are written
+after the stream, in the same transaction.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ from nightcrew.queries import query
 FIRST_CHUNK_ITEMS = 32
 CHUNK_ITEMS = 256
 _TYPE_AND_PAYLOAD = frozenset({"type", "payload"})
-_COPY_FAST = (
+_NULL = "\\N"  # COPY text's NULL
+_COPY_STREAMED = (
     "COPY nightcrew.jobs (id, payload, type, queue, priority, max_attempts, timeout_seconds,"
-    " notify) FROM STDIN"
+    " notify, user_id) FROM STDIN"
 )
 _COPY_JOBS = (
     "COPY nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts,"
@@ -55,21 +57,39 @@ _COPY_STAGED = (
 )
 
 
-def _defaults_tail(spec: JobType) -> str:
-    """The COPY text after a fast row's payload: the type's defaults, and the newline."""
-    timeout = "\\N" if spec.timeout is None else repr(float(spec.timeout))
-    notify = "\\N" if spec.notify_json is None else _copy_text(spec.notify_json)
+def _row_tail(
+    job_type: str,
+    queue: str,
+    priority: int,
+    max_attempts: int,
+    timeout: float | None,
+    notify: str | None,
+    user_id: str | None,
+) -> str:
+    """The COPY text of a streamed row after its payload, newline included."""
+    timeout_text = _NULL if timeout is None else repr(float(timeout))
+    notify_text = _NULL if notify is None else _copy_text(notify)
+    user_text = _NULL if user_id is None else _copy_text(user_id)
     return (
-        f"\t{_copy_text(spec.name)}\t{_copy_text(spec.queue)}\t{spec.priority}"
-        f"\t{spec.max_attempts}\t{timeout}\t{notify}\n"
+        f"\t{_copy_text(job_type)}\t{_copy_text(queue)}\t{priority}\t{max_attempts}"
+        f"\t{timeout_text}\t{notify_text}\t{user_text}\n"
     )
+
+
+def _defaults_tail(spec: JobType) -> str:
+    """A fast row's tail: its type's defaults (computed once per type and call)."""
+    return _row_tail(
+        spec.name, spec.queue, spec.priority, spec.max_attempts, spec.timeout,
+        spec.notify_json, None,
+    )  # fmt: skip
 
 
 class BulkEncoder:
     """Turns bulk items into COPY text chunk by chunk, remembering the ids in input order.
 
-    Fast rows come out of :meth:`chunks`; the others are kept in :attr:`other` (with their
-    position) for :func:`_write_others` once the stream is done.
+    Rows that need no database clock and no dedupe staging come out of :meth:`chunks`; the
+    others (delays, run_at, dedupe keys) are kept in :attr:`other`, with their position, and
+    written once the stream is done.
     """
 
     def __init__(self, registry: Mapping[str, JobType], *, strict_types: bool) -> None:
@@ -92,7 +112,7 @@ class BulkEncoder:
             return tail
 
     def chunks(self, items: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
-        """COPY text of the fast rows, one chunk per :data:`CHUNK_ITEMS` items."""
+        """COPY text of the streamed rows, one chunk per :data:`CHUNK_ITEMS` items."""
         batch: list[Mapping[str, Any]] = []
         size = FIRST_CHUNK_ITEMS
         for item in items:
@@ -119,7 +139,9 @@ class BulkEncoder:
                 else None
             )
             if tail is None:
-                self._add_other(item)
+                line = self._add_other(item)
+                if line is not None:
+                    lines.append(line)
                 continue
             payload = item.get("payload")
             try:
@@ -136,7 +158,9 @@ class BulkEncoder:
             lines.append(f"{value:032x}\t{payload_json}{tail}")
         return "".join(lines).encode()
 
-    def _add_other(self, item: Mapping[str, Any]) -> None:
+    def _add_other(self, item: Mapping[str, Any]) -> str | None:
+        """Validate an item off the fast path. Return its streamed row when it needs neither
+        the database clock (delay, run_at) nor dedupe staging; else keep it for later."""
         index = len(self.ids)
         if not isinstance(item, Mapping):
             raise EnqueueError(f"item {index}: expected a dict, got {type(item).__name__}")
@@ -154,9 +178,17 @@ class BulkEncoder:
             )
         except EnqueueError as exc:
             raise type(exc)(f"item {index}: {exc}") from None
+        self.queues.add(job.queue)
+        if job.dedupe_key is None and job.run_at is None and not job.delay:
+            self.ids.append(job.id)
+            tail = _row_tail(
+                job.type, job.queue, job.priority, job.max_attempts, job.timeout_seconds,
+                job.notify_json, job.user_id,
+            )  # fmt: skip
+            return f"{job.id.int:032x}\t{_copy_text(job.payload_json)}{tail}"
         self.ids.append(None)
         self.other.append((index, job))
-        self.queues.add(job.queue)
+        return None
 
     def result(self, returned: Iterable[tuple[UUID, str | None]]) -> list[UUID]:
         """Ids in input order; items with a dedupe key get the live job's id."""
@@ -186,7 +218,7 @@ def insert_many(
         copy = None
         for chunk in encoder.chunks(items):
             if copy is None:
-                copy = stack.enter_context(conn.cursor().copy(_COPY_FAST))
+                copy = stack.enter_context(conn.cursor().copy(_COPY_STREAMED))
             copy.write(chunk)
         stack.close()  # ends the COPY
         if not encoder.ids:
@@ -222,7 +254,7 @@ async def ainsert_many(
         copy = None
         for chunk in encoder.chunks(items):
             if copy is None:
-                copy = await stack.enter_async_context(conn.cursor().copy(_COPY_FAST))
+                copy = await stack.enter_async_context(conn.cursor().copy(_COPY_STREAMED))
             await copy.write(chunk)
         await stack.aclose()
         if not encoder.ids:
