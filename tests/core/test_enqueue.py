@@ -269,3 +269,11 @@ def test_bulk_items_with_options_keep_every_option(app: App) -> None:
             "SELECT notify, run_at = created_at FROM nightcrew.jobs WHERE id = %s", (ids[8],)
         ).fetchone()
     assert row is not None and row[0]["on"] == ["failed"] and row[1] is True
+
+
+def test_bulk_takes_a_model_payload_like_enqueue(app: App) -> None:
+    register(app)
+    single = app.get_job(app.enqueue("reports.weekly", Week(week=5)))
+    (bulk_id,) = app.enqueue_many([{"type": "reports.weekly", "payload": Week(week=5)}])
+    bulk = app.get_job(bulk_id)
+    assert single is not None and bulk is not None and bulk.payload == single.payload == {"week": 5}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -134,7 +134,7 @@ def build_job(
     if spec is None and strict_types:
         known = ", ".join(sorted(registry)) or "none registered"
         raise EnqueueError(f"unknown job type {type!r} (known: {known})")
-    payload_json = _payload_json(type, payload, spec)
+    payload_json = encode_payload(type, payload, spec)
     if isinstance(delay, timedelta):
         delay = delay.total_seconds()
     delay = 0.0 if delay is None else delay
@@ -185,7 +185,9 @@ def build_job(
     )
 
 
-def _payload_json(job_type: str, payload: Any, spec: JobType | None) -> str:
+def encode_payload(job_type: str, payload: Any, spec: JobType | None) -> str:
+    """A payload's JSON text, validated by the type's model if it has one; raise
+    :class:`EnqueueError` (or :class:`PayloadValidationError`) naming the problem."""
     if spec is not None and spec.model is not None:
         try:
             if isinstance(payload, spec.model):
@@ -230,36 +232,3 @@ async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     row = await cur.fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
-
-
-def _copy_text(value: str) -> str:
-    """Escape a value for COPY's text format (only backslash and control characters)."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    return value
-
-
-def _copy_lines(jobs: Sequence[NewJob], now: datetime, with_ord: bool) -> Iterator[str]:
-    """COPY text lines; formatting them here is several times faster than per-value adaptation,
-    which dominates bulk enqueue otherwise."""
-    now_text = now.isoformat()
-    for index, job in enumerate(jobs):
-        if job.run_at is None and not job.delay:
-            run_at = now_text
-        else:
-            run_at = ((job.run_at or now) + timedelta(seconds=job.delay)).isoformat()
-        timeout = "\\N" if job.timeout_seconds is None else repr(job.timeout_seconds)
-        dedupe = "\\N" if job.dedupe_key is None else _copy_text(job.dedupe_key)
-        user = "\\N" if job.user_id is None else _copy_text(job.user_id)
-        notify = "\\N" if job.notify_json is None else _copy_text(job.notify_json)
-        line = (
-            f"{job.id.int:032x}\t{_copy_text(job.type)}\t{_copy_text(job.queue)}\t"
-            f"{_copy_text(job.payload_json)}\t{job.priority}\t{run_at}\t{job.max_attempts}\t"
-            f"{timeout}\t{dedupe}\t{user}\t{notify}"
-        )
-        yield f"{line}\t{index}\n" if with_ord else f"{line}\n"
