@@ -217,6 +217,45 @@ def test_a_bad_item_after_streamed_chunks_writes_nothing(app: App) -> None:
     with pytest.raises(EnqueueError, match=r"item 850: .*NUL character"):
         app.enqueue_many(iter(items))  # a generator: no length known up front
     assert count_jobs(app.settings.database_url or "") == 0
+    # The pooled connection was rolled back and stays usable.
+    assert len(app.enqueue_many(items[:10])) == 10
+    assert count_jobs(app.settings.database_url or "") == 10
+
+
+def _wake_ups(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    """Queue names notified on nightcrew_jobs up to a marker sent now (so none is missed)."""
+    conn.execute("SELECT pg_notify('nightcrew_jobs', 'marker')")
+    queues = []
+    for note in conn.notifies(timeout=10):
+        if note.payload == "marker":
+            return queues
+        queues.append(note.payload)
+    raise AssertionError("the marker notification never arrived")
+
+
+def test_bulk_wakes_every_queue_it_fills_and_only_once_committed(app: App) -> None:
+    register(app)
+
+    @app.job("mail.send", queue="mail")
+    async def send(ctx: JobContext, payload: dict[str, object]) -> None:
+        return None
+
+    url = app.settings.database_url or ""
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN nightcrew_jobs")
+        # "mail" first appears after the first chunk was encoded and the transaction began.
+        items: list[dict[str, object]] = [
+            {"type": "reports.weekly", "payload": {"i": i}} for i in range(100)
+        ]
+        items[60] = {"type": "mail.send", "payload": {"to": "a@example.com"}}
+        app.enqueue_many(items)
+        assert sorted(_wake_ups(listener)) == ["default", "mail"]
+        # A call that fails is rolled back with its notifications.
+        items[90] = {"type": "nope"}
+        with pytest.raises(EnqueueError, match="item 90: unknown job type 'nope'"):
+            app.enqueue_many(items)
+        assert _wake_ups(listener) == []
+    assert count_jobs(url) == 100
 
 
 def test_a_bad_bulk_item_leaves_the_callers_transaction_usable(app: App) -> None:
