@@ -1,0 +1,160 @@
+"""What the machine allows: the database-side floors under nightcrew's throughput figures.
+
+    python bench/floors.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+
+Measures, on the same server and database as ``bench/throughput.py`` (``nightcrew_bench``,
+created and migrated if missing), what no client library can beat on this machine:
+
+* copy_ceiling  -- 50 transactions of one COPY of 1,000 pre-encoded rows (the columns
+                   ``enqueue_many`` streams) into ``nightcrew.jobs``, then into a bare copy
+                   of it without indexes: rows/s with no Python encoding in the timing.
+* insert_floor  -- pgbench (a C client), one connection, prepared, durable commit per row:
+                   a narrow table (bigserial, jsonb) and ``nightcrew.jobs`` with the columns
+                   of a single enqueue (ids from gen_random_uuid()). rows/s.
+* two_commits   -- pgbench at 50 Hz: insert a job, then lease it as the fetch does (same
+                   SET list, so the update triggers run), each its own durable commit: the
+                   floor of idle pickup latency without NOTIFY or Python. p50/p95/p99 ms.
+
+The pgbench figures are skipped when ``pgbench`` is not on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import psycopg
+
+from nightcrew.ids import uuid7_ints
+from throughput import _pct, bench_database  # bench/ is the script's directory
+
+CHUNKS, CHUNK_ROWS = 50, 1_000
+STREAMED = "(id, payload, type, queue, priority, max_attempts, timeout_seconds, notify, user_id)"
+BARE = "public.nightcrew_floor_bare"
+NARROW = "public.nightcrew_floor_narrow"
+INSERT_JOB = (
+    "INSERT INTO nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts)"
+    " VALUES (gen_random_uuid(), 'bench.noop', 'default', '{\"i\": 1}', 0, now(), 1)"
+)
+LEASE_JOB = (
+    "UPDATE nightcrew.jobs SET status = 'processing', attempts = attempts + 1,"
+    " worker_id = 'floor', lease_expires_at = now() + interval '30 s',"
+    " started_at = now(), updated_at = now() WHERE id = :jid"
+)
+
+
+def emit(figure: str, **rec: Any) -> dict[str, Any]:
+    rec = {"figure": figure, **rec, "load1": os.getloadavg()[0]}
+    print(json.dumps(rec), flush=True)
+    return rec
+
+
+def encoded_chunks() -> list[bytes]:
+    now = time.time()
+    chunks = []
+    for _ in range(CHUNKS):
+        ids = uuid7_ints(CHUNK_ROWS)
+        rows = (
+            f'{v:032x}\t{{"i": {i}, "t": {now}}}\tbench.noop\tdefault\t0\t1\t\\N\t\\N\t\\N\n'
+            for i, v in enumerate(ids)
+        )
+        chunks.append("".join(rows).encode())
+    return chunks
+
+
+def copy_ceiling(conn: psycopg.Connection[Any], table: str, reps: int) -> dict[str, Any]:
+    rates = []
+    for _ in range(reps):
+        chunks = encoded_chunks()  # fresh ids: the primary key refuses repeats
+        conn.execute(f"TRUNCATE {table}")
+        conn.execute("CHECKPOINT")
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            with conn.transaction(), conn.cursor().copy(f"COPY {table} {STREAMED} FROM STDIN") as c:
+                c.write(chunk)
+        rates.append(CHUNKS * CHUNK_ROWS / (time.perf_counter() - t0))
+    return emit("copy_ceiling", table=table, rate=statistics.median(rates), runs=rates)
+
+
+def pgbench(url: str, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+    try:
+        cmd = ["pgbench", "-n", "-M", "prepared", "-c", "1", *args, "-f", f.name, url]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(f.name)
+
+
+def insert_floor(url: str, table: str, sql: str, seconds: int) -> dict[str, Any]:
+    out = pgbench(url, sql + ";\n", "-T", str(seconds)).stdout
+    tps = next(float(w.split("=")[1].split()[0]) for w in out.splitlines() if "tps =" in w)
+    return emit("insert_floor", table=table, rate=tps)
+
+
+def two_commits(url: str, seconds: int) -> dict[str, Any]:
+    script = f"{INSERT_JOB} RETURNING id AS jid \\gset\n{LEASE_JOB};\n"
+    logdir = tempfile.mkdtemp(prefix="nc-floor-")
+    try:
+        pgbench(url, script, "-R", "50", "-T", str(seconds), "-l", "--log-prefix",
+                os.path.join(logdir, "log"))  # fmt: skip
+        lat = []
+        for name in os.listdir(logdir):
+            with open(os.path.join(logdir, name)) as f:
+                lat += [int(line.split()[2]) / 1000 for line in f]  # microseconds -> ms
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+    lat.sort()
+    return emit("two_commits", n=len(lat), p50=_pct(lat, 50), p95=_pct(lat, 95),
+                p99=_pct(lat, 99), max=lat[-1] if lat else None)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--database-url", default=os.environ.get("NIGHTCREW_DATABASE_URL"))
+    ap.add_argument("--db-name", default="nightcrew_bench")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=10, help="length of each pgbench run")
+    args = ap.parse_args(argv)
+    if not args.database_url:
+        ap.error("--database-url (or NIGHTCREW_DATABASE_URL) names the server to measure")
+    url = bench_database(args.database_url, args.db_name)
+    results: list[dict[str, Any]] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {BARE}, {NARROW}")
+        conn.execute(f"CREATE TABLE {BARE} (LIKE nightcrew.jobs INCLUDING DEFAULTS)")
+        conn.execute(f"CREATE TABLE {NARROW} (id bigserial PRIMARY KEY, payload jsonb)")
+        try:
+            results.append(copy_ceiling(conn, "nightcrew.jobs", args.reps))
+            results.append(copy_ceiling(conn, BARE, args.reps))
+            if shutil.which("pgbench") is None:
+                print("pgbench not on PATH: insert_floor and two_commits skipped", file=sys.stderr)
+            else:
+                conn.execute("TRUNCATE nightcrew.jobs")
+                sql = f"INSERT INTO {NARROW} (payload) VALUES ('{{\"i\": 1}}')"
+                results.append(insert_floor(url, NARROW, sql, args.seconds))
+                results.append(insert_floor(url, "nightcrew.jobs", INSERT_JOB, args.seconds))
+                conn.execute("TRUNCATE nightcrew.jobs")
+                results.append(two_commits(url, args.seconds))
+        finally:
+            conn.execute(f"DROP TABLE IF EXISTS {BARE}, {NARROW}")
+            conn.execute("TRUNCATE nightcrew.jobs")
+    print("\nfloors (C client or no client work; fsync and synchronous_commit as configured)")
+    for r in results:
+        if r["figure"] == "two_commits":
+            print(f"  {'two_commits at 50 Hz (ms)':42s} p50 {r['p50']:.2f} / p95 {r['p95']:.2f}"
+                  f" / p99 {r['p99']:.2f}")  # fmt: skip
+        else:
+            print(f"  {r['figure'] + ' ' + r['table']:42s} {r['rate']:,.0f} rows/s")
+
+
+if __name__ == "__main__":
+    main()
