@@ -4,8 +4,7 @@ Rows go to the server in chunks while later items are still being encoded, so on
 the database inserts one chunk while Python encodes the next instead of each waiting for the
 other. Everything happens in one transaction (a savepoint inside a caller's transaction):
 an invalid item raises :class:`EnqueueError` and rolls back what was streamed before it, so
-nothing is written. The first chunk is encoded before the transaction opens, so BEGIN and
-the first statement (clock and wake-ups) share one round trip.
+nothing is written.
 
 Items of the common shape ``{"type", "payload"}`` whose type has no payload model take a fast
 path: the rest of their row is the type's defaults, formatted once per call. Items with other
@@ -18,13 +17,12 @@ after the stream, in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, ExitStack, suppress
+from contextlib import AsyncExitStack, ExitStack
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.pq import TransactionStatus
 
 from nightcrew.errors import EnqueueError
 from nightcrew.ids import uuid7_ints, uuid_from_int
@@ -34,8 +32,9 @@ from nightcrew.queries import query
 
 # Items encoded per COPY write. The first chunk is small so the server starts inserting at
 # once. Later ones are ~13 kB of rows: what the server has not inserted when the stream ends
-# is waited for, so smaller chunks shorten that wait (calls of 1,000: 128 items gave 61.0k ->
-# 64.6k jobs/s over 256, medians of 8 interleaved runs; one call of 50,000 did not change).
+# is waited for, so smaller chunks shorten that wait (calls of 1,000 through the async API:
+# 45.2k -> 48.6k jobs/s over 256 items, medians of 6 interleaved runs; sync 61.0k -> 64.6k,
+# medians of 8; one call of 50,000 did not change).
 FIRST_CHUNK_ITEMS = 32
 CHUNK_ITEMS = 128
 _TYPE_AND_PAYLOAD = frozenset({"type", "payload"})
@@ -244,23 +243,20 @@ def insert_many(
 ) -> list[UUID]:
     """Validate and write many jobs in one transaction; ids in input order."""
     encoder = BulkEncoder(registry, strict_types=strict_types)
-    chunks = encoder.chunks(items)
-    # The first chunk is encoded before the transaction opens, so the transaction's first
-    # statement knows its queues (see _begin).
-    first = next(chunks, None)
-    if first is None and not encoder.other:
-        return []
-    with ExitStack() as stack:
-        now = _begin(conn, stack, sorted(encoder.queues))
-        notified = set(encoder.queues)
-        if first is not None:
-            with conn.cursor().copy(_COPY_STREAMED) as copy:
-                copy.write(first)
-                for chunk in chunks:
-                    copy.write(chunk)
-        if late := sorted(encoder.queues - notified):  # queues first seen after chunk one
-            conn.execute(query("bulk_begin"), {"queues": late})
-        plain, keyed = encoder.held_back(now)
+    with conn.transaction(), ExitStack() as stack:
+        copy = None
+        for chunk in encoder.chunks(items):
+            if copy is None:
+                copy = stack.enter_context(conn.cursor().copy(_COPY_STREAMED))
+            copy.write(chunk)
+        stack.close()  # ends the COPY
+        if not encoder.ids:
+            return []
+        # The clock for run_at of the held-back rows (the streamed rows' default is the same
+        # now()) and the workers' wake-up, which is delivered at commit.
+        row = conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)}).fetchone()
+        assert row is not None
+        plain, keyed = encoder.held_back(row[0])
         returned: list[tuple[UUID, str | None]] = []
         if plain:
             with conn.cursor().copy(_COPY_JOBS) as copy:
@@ -274,37 +270,6 @@ def insert_many(
     return encoder.result(returned)
 
 
-def _begin(conn: psycopg.Connection[Any], stack: ExitStack, queues: list[str]) -> datetime:
-    """Open the bulk transaction on ``stack`` and run bulk_begin; return its clock.
-
-    On a pooled (autocommit, idle) connection BEGIN and bulk_begin go in one pipelined
-    round trip; the transaction is then closed by hand, because psycopg's transaction()
-    keeps a pipeline open, where COPY is not allowed. In a caller's connection the work
-    takes a savepoint (or a transaction) of psycopg's, as any nested block would.
-    """
-    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            begun = conn.execute(query("bulk_begin"), {"queues": queues})
-        stack.push(lambda exc_type, *_: _end(conn, committed=exc_type is None))
-    else:
-        stack.enter_context(conn.transaction())
-        begun = conn.execute(query("bulk_begin"), {"queues": queues})
-    row = begun.fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
-
-
-def _end(conn: psycopg.Connection[Any], *, committed: bool) -> None:
-    if committed:
-        conn.execute("COMMIT")
-    elif not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-        # The error being raised is the one to report; a connection that cannot even roll
-        # back is broken, and its pool discards it.
-        with suppress(psycopg.Error):
-            conn.execute("ROLLBACK")
-
-
 async def ainsert_many(
     conn: psycopg.AsyncConnection[Any],
     registry: Mapping[str, JobType],
@@ -314,21 +279,19 @@ async def ainsert_many(
 ) -> list[UUID]:
     """Async twin of :func:`insert_many`."""
     encoder = BulkEncoder(registry, strict_types=strict_types)
-    chunks = encoder.chunks(items)
-    first = next(chunks, None)
-    if first is None and not encoder.other:
-        return []
-    async with AsyncExitStack() as stack:
-        now = await _abegin(conn, stack, sorted(encoder.queues))
-        notified = set(encoder.queues)
-        if first is not None:
-            async with conn.cursor().copy(_COPY_STREAMED) as acopy:
-                await acopy.write(first)
-                for chunk in chunks:
-                    await acopy.write(chunk)
-        if late := sorted(encoder.queues - notified):
-            await conn.execute(query("bulk_begin"), {"queues": late})
-        plain, keyed = encoder.held_back(now)
+    async with conn.transaction(), AsyncExitStack() as stack:
+        copy = None
+        for chunk in encoder.chunks(items):
+            if copy is None:
+                copy = await stack.enter_async_context(conn.cursor().copy(_COPY_STREAMED))
+            await copy.write(chunk)
+        await stack.aclose()
+        if not encoder.ids:
+            return []
+        cur = await conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)})
+        row = await cur.fetchone()
+        assert row is not None
+        plain, keyed = encoder.held_back(row[0])
         returned: list[tuple[UUID, str | None]] = []
         if plain:
             async with conn.cursor().copy(_COPY_JOBS) as acopy:
@@ -341,32 +304,3 @@ async def ainsert_many(
             returned = await cur.fetchall()
             await conn.execute("DELETE FROM nightcrew_staged_jobs")
     return encoder.result(returned)
-
-
-async def _abegin(
-    conn: psycopg.AsyncConnection[Any], stack: AsyncExitStack, queues: list[str]
-) -> datetime:
-    """Async twin of :func:`_begin`."""
-    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
-        async with conn.pipeline():
-            await conn.execute("BEGIN")
-            begun = await conn.execute(query("bulk_begin"), {"queues": queues})
-
-        async def end(exc_type: type[BaseException] | None, *_: Any) -> None:
-            await _aend(conn, committed=exc_type is None)
-
-        stack.push_async_exit(end)
-    else:
-        await stack.enter_async_context(conn.transaction())
-        begun = await conn.execute(query("bulk_begin"), {"queues": queues})
-    row = await begun.fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
-
-
-async def _aend(conn: psycopg.AsyncConnection[Any], *, committed: bool) -> None:
-    if committed:
-        await conn.execute("COMMIT")
-    elif not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-        with suppress(psycopg.Error):
-            await conn.execute("ROLLBACK")
