@@ -22,6 +22,7 @@ from uuid import UUID
 import psycopg
 
 from nightcrew.context import JobContext, JobInfo, SyncJobContext
+from nightcrew.db.listen import listen_forever
 from nightcrew.errors import ConfigurationError, JobCancelled, LeaseLost, Retry
 from nightcrew.ids import uuid7
 from nightcrew.jobs import JobType, backoff_delay
@@ -437,24 +438,17 @@ class Worker:
         return len(rescued)
 
     async def _listen_loop(self) -> None:
-        failures = 0
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.app.url, autocommit=True)
-                async with conn:
-                    await conn.execute("LISTEN nightcrew_jobs")
-                    await conn.execute("LISTEN nightcrew_cancel")
-                    self._listening.set()
-                    failures = 0
-                    self._wake.set()  # anything enqueued while we were not listening
-                    async for note in conn.notifies():
-                        self._on_notify(note.channel, note.payload)
-            except DB_UNAVAILABLE as exc:
-                self._listening.clear()
-                failures += 1
-                delay = min(5.0, 0.1 * 2**failures)
-                log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+        def listening() -> None:
+            self._listening.set()
+            self._wake.set()  # anything enqueued while we were not listening
+
+        await listen_forever(
+            self.app.url,
+            ("nightcrew_jobs", "nightcrew_cancel"),
+            self._on_notify,
+            on_listening=listening,
+            on_lost=self._listening.clear,
+        )
 
     def _on_notify(self, channel: str, payload: str) -> None:
         if channel == "nightcrew_jobs":

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-import psycopg
+from nightcrew.db.listen import listen_forever
 
 if TYPE_CHECKING:
     from nightcrew.app import App
 
 K = TypeVar("K", bound=Hashable)
-log = logging.getLogger("nightcrew.http.listen")
 
 
 class ListenHub(Generic[K]):
@@ -78,23 +76,17 @@ class ListenHub(Generic[K]):
                 event.set()
 
     async def _run(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.app.url, autocommit=True)
-                async with conn:
-                    await conn.execute(f"LISTEN {self.channel}")
-                    self._listening.set()
-                    delay = 0.5
-                    self.wake(None)  # changes made while not listening must not be missed
-                    async for note in conn.notifies():
-                        self.wake(self._parse(note.payload))
-            except psycopg.Error as exc:
-                log.warning("%s listener lost its connection (%s); reconnecting",
-                            self.channel, exc)  # fmt: skip
-            self._listening.clear()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+        def listening() -> None:
+            self._listening.set()
+            self.wake(None)  # changes made while not listening must not be missed
+
+        await listen_forever(
+            self.app.url,
+            (self.channel,),
+            lambda _channel, payload: self.wake(self._parse(payload)),
+            on_listening=listening,
+            on_lost=self._listening.clear,
+        )
 
     async def close(self) -> None:
         """Stop listening."""
