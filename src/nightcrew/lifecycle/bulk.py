@@ -17,7 +17,6 @@ after the stream, in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, ExitStack
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -243,13 +242,14 @@ def insert_many(
 ) -> list[UUID]:
     """Validate and write many jobs in one transaction; ids in input order."""
     encoder = BulkEncoder(registry, strict_types=strict_types)
-    with conn.transaction(), ExitStack() as stack:
-        copy = None
-        for chunk in encoder.chunks(items):
-            if copy is None:
-                copy = stack.enter_context(conn.cursor().copy(_COPY_STREAMED))
-            copy.write(chunk)
-        stack.close()  # ends the COPY
+    chunks = encoder.chunks(items)
+    with conn.transaction():
+        # The COPY opens with the first chunk: items that are all held back need none.
+        if (first := next(chunks, None)) is not None:
+            with conn.cursor().copy(_COPY_STREAMED) as copy:
+                copy.write(first)
+                for chunk in chunks:
+                    copy.write(chunk)
         if not encoder.ids:
             return []
         # The clock for run_at of the held-back rows (the streamed rows' default is the same
@@ -279,13 +279,13 @@ async def ainsert_many(
 ) -> list[UUID]:
     """Async twin of :func:`insert_many`."""
     encoder = BulkEncoder(registry, strict_types=strict_types)
-    async with conn.transaction(), AsyncExitStack() as stack:
-        copy = None
-        for chunk in encoder.chunks(items):
-            if copy is None:
-                copy = await stack.enter_async_context(conn.cursor().copy(_COPY_STREAMED))
-            await copy.write(chunk)
-        await stack.aclose()
+    chunks = encoder.chunks(items)
+    async with conn.transaction():
+        if (first := next(chunks, None)) is not None:
+            async with conn.cursor().copy(_COPY_STREAMED) as acopy:
+                await acopy.write(first)
+                for chunk in chunks:
+                    await acopy.write(chunk)
         if not encoder.ids:
             return []
         cur = await conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)})
