@@ -14,7 +14,7 @@ default ``nightcrew_bench``) and empties its tables before every run. Figures:
 
 Each figure runs ``--reps`` times (median [min-max]); one JSON line per run and per figure.
 Drain first runs every ``--drain-config`` once, then ``--reps`` fresh runs of the fastest.
-The method matches the peers' harness (/work/shared/bench-peers), see bench/README.md.
+The method matches the peers' harness (../shared/bench-peers), see bench/README.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""nightcrew adapter for the peers' harness (/work/shared/bench-peers/harness/driver.py).
+"""nightcrew adapter for the peers' harness (../shared/bench-peers/harness/driver.py).
 
 Follows the adapter contract of that harness's README. The driver finds adapters next to its
 own ``harness/`` folder, so it is run through a folder of symlinks; see bench/README.md.
