@@ -140,7 +140,8 @@ class Worker:
     async def run_until_idle(self, *, timeout: float = 60.0) -> int:
         """Run until no job is runnable or running, then stop; return jobs processed.
 
-        Meant for tests and scripts (jobs scheduled in the future are left alone).
+        Meant for tests and scripts (jobs scheduled in the future are left alone; a retry
+        due within a second is waited for, so a short backoff cannot end the run early).
         """
         runner = asyncio.create_task(self.run())
         try:
@@ -161,7 +162,8 @@ class Worker:
         async with pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM nightcrew.jobs WHERE queue = ANY(%s)"
-                " AND status IN ('pending', 'retrying', 'processing') AND run_at <= now())",
+                " AND status IN ('pending', 'retrying', 'processing')"
+                " AND run_at <= now() + interval '1 second')",
                 (self.queues,),
             )
             row = await cur.fetchone()
