@@ -10,7 +10,7 @@ import os
 from datetime import UTC, date, datetime
 from typing import Any
 
-from estimating import bulk, popularity, prices, reports
+from estimating import bulk, popularity, prices, projects, reports
 from estimating.api import build_router
 from estimating.costs import calculate_costs
 from estimating.dashboard import build_dashboard_router
@@ -81,6 +81,11 @@ async def calculate_costs_job(ctx: JobContext, payload: CalculationRequest) -> d
     pool = await ctx.app.apool()
     async with pool.connection() as conn:
         result = await calculate_costs(conn, payload)
+        # As the table owner: every member of the project sees the result, not only the
+        # user who started the job (who alone may read the job itself).
+        await projects.record_calculation_result(
+            conn, ctx.job.id, payload.project_id, ctx.job.user_id, result
+        )
     await ctx.save(progress=100, stage=result["summary"])
     return result
 

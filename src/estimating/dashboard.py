@@ -5,14 +5,11 @@ the item list, an item's six-month price trend with popularity and suggestions, 
 No ``from __future__ import annotations``: FastAPI resolves the handlers' annotations."""
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from uuid import UUID
 
-import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg.rows import dict_row
@@ -34,14 +31,11 @@ JUMP_PCT = 10.0
 
 
 def build_dashboard_router(app: "App") -> APIRouter:
-    """``/estimating`` pages of ``app``'s dashboard."""
+    """``/estimating`` pages of ``app``'s dashboard. Each page runs its queries on the
+    page's own session (one connection, acting as the logged-in user under row-level
+    security): taking a second pool connection while the session holds one starved small
+    pools."""
     router = APIRouter(prefix="/estimating", include_in_schema=False)
-
-    @asynccontextmanager
-    async def connection() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        pool = await app.apool()
-        async with pool.connection() as conn, conn.transaction():
-            yield conn
 
     @router.get("", response_class=HTMLResponse)
     async def index(request: Request) -> Response:
@@ -54,7 +48,7 @@ def build_dashboard_router(app: "App") -> APIRouter:
                     job = await session.one("http_get_job", {"id": UUID(job_id)})
                 except ValueError:
                     job = None
-            async with connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            async with session.conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(query("dashboard_items"), {"search": search, "limit": 40})
                 items = await cur.fetchall()
                 await cur.execute(query("dashboard_categories"))
@@ -67,12 +61,12 @@ def build_dashboard_router(app: "App") -> APIRouter:
     @router.get("/items/{code}", response_class=HTMLResponse)
     async def item_page(request: Request, code: str) -> Response:
         async with dashboard_session(request) as session:
+            conn = session.conn
             try:
-                async with connection() as conn:
-                    trend = await prices.price_trend(conn, code, months=6)
-                    ids = await library.item_ids(conn, [code], field="code")
-                    popular = await popularity.item_popularity(conn, ids[code])
-                    suggested = await popularity.suggestions(conn, [ids[code]], limit=5)
+                trend = await prices.price_trend(conn, code, months=6)
+                ids = await library.item_ids(conn, [code], field="code")
+                popular = await popularity.item_popularity(conn, ids[code])
+                suggested = await popularity.suggestions(conn, [ids[code]], limit=5)
             except EstimatingError:
                 return await render(request, session, "not_found.html", status=404,
                                     what=f"item {code}")  # fmt: skip
@@ -98,16 +92,21 @@ def build_dashboard_router(app: "App") -> APIRouter:
         check_csrf(request, form)
         problem, body = _bulk_request(form)
         async with dashboard_session(request) as session:
-            if body is not None:
+            if body is not None and not session.principal.is_admin:
+                problem = "a bulk price update needs an admin API key"
+            elif body is not None:
                 try:
-                    async with connection() as conn:
-                        await select_catalogue_entries(conn, body)
+                    await select_catalogue_entries(session.conn, body)
                 except EstimatingError as exc:
                     problem = exc.message
             if problem is not None or body is None:
                 return RedirectResponse(f"/estimating?msg={quote(problem or 'invalid form')}", 303)
             job_id = await app.aenqueue(
-                BULK_TYPE, body, user_id=session.principal.user_id, notify={"in_app": True}
+                BULK_TYPE,
+                body,
+                user_id=session.principal.user_id,
+                notify={"in_app": True},
+                conn=session.conn,
             )
         message = quote(f"price update +{body.percent} % started")
         return RedirectResponse(f"/estimating?job={job_id}&msg={message}", 303)

@@ -94,7 +94,7 @@ async def main(host: str, port: int, reload: bool) -> None:
     # create_app always serves the dashboard at / and the OpenAPI docs at /docs.
     console.print(f"\n[bold]Dashboard:[/] {base}/   (API docs: {base}/docs)")
     console.print(f"[bold]Admin API key:[/] {admin}")
-    console.print(f"[bold]User API key:[/]  {user}")
+    console.print(f"[bold]User API key:[/]  {user}   (estimator: owns every third project)")
     console.print(
         "Try:\n"
         f'  curl -H "Authorization: Bearer {user}" '
@@ -103,6 +103,8 @@ async def main(host: str, port: int, reload: bool) -> None:
         f"'{base}/api/estimating/items/CONC-C25/price-trend?months=6'\n"
         f'  curl -H "Authorization: Bearer {user}" '
         f"'{base}/api/estimating/items/REBAR-12MM/price-trend?months=6'\n"
+        f'  curl -H "Authorization: Bearer {user}" '
+        f"'{base}/api/estimating/projects/PRJ-001/rates'\n"
         "Ctrl-C to stop."
     )
     try:

@@ -53,6 +53,9 @@ EQUIPMENT = [
 ]  # fmt: skip
 
 SNAPSHOT_EVERY_DAYS = 7
+DEMO_USERS = ("estimator", "planner", "surveyor")
+"""Project owners, in turn (PRJ-001 estimator, PRJ-002 planner...); the demo's user API key
+is the estimator's, so it sees a third of the projects and the whole library."""
 WORDS_A = [
     "Riverside",
     "Harbour",
@@ -300,6 +303,10 @@ async def load_demo(
             async with cur.copy("COPY estimating.projects (id, name) FROM STDIN") as copy:
                 for row in projects:
                     await copy.write_row(row)
+            async with cur.copy("COPY estimating.project_members (project_id, user_id, role)"
+                                " FROM STDIN") as copy:  # fmt: skip
+                for n, (pid, _) in enumerate(projects):
+                    await copy.write_row((pid, DEMO_USERS[n % len(DEMO_USERS)], "owner"))
             steel = [c for c in cat_ids if c.startswith("STEEL")]
             others = [c for c in cat_ids if not c.startswith("STEEL")]
             rate_rows = 0

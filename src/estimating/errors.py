@@ -1,4 +1,4 @@
-"""Errors of the estimating domain; the API turns them into 404/422 answers."""
+"""Errors of the estimating domain; the API turns them into 403/404/409/422 answers."""
 
 from __future__ import annotations
 
@@ -24,3 +24,17 @@ class InvalidReference(EstimatingError):
     """A code that exists but cannot be used here (e.g. a labour code given as material)."""
 
     status = 422
+
+
+class Forbidden(EstimatingError):
+    """The acting user may see the thing but not do this with it (e.g. a viewer writing rates,
+    a non-admin changing the shared catalogue)."""
+
+    status = 403
+
+
+class Conflict(EstimatingError):
+    """The request collides with existing data the acting user may not change (a project id
+    already taken by another team)."""
+
+    status = 409

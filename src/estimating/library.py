@@ -12,7 +12,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from estimating.costs import priced_factors, shown, unit_breakdown
-from estimating.errors import EstimatingError, InvalidReference, UnknownCode
+from estimating.errors import (
+    Conflict,
+    EstimatingError,
+    Forbidden,
+    InvalidReference,
+    UnknownCode,
+)
 from estimating.models import (
     AssemblyRequest,
     CatalogueRequest,
@@ -153,12 +159,29 @@ async def get_item(
 async def create_project(
     conn: psycopg.AsyncConnection[Any], request: ProjectRequest
 ) -> dict[str, Any]:
-    """Create a project (or rename it when the id exists)."""
+    """Create a project, its creator (the acting API user) its owner; or rename it when the
+    id exists and the acting user may write it. :class:`Forbidden` for a viewer of it,
+    :class:`Conflict` when the id belongs to a project the acting user cannot see."""
+    params = request.model_dump()
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("project_insert"), request.model_dump())
-        row = await cur.fetchone()
-    assert row is not None
-    return row
+        await cur.execute(query("project_create"), params)
+        row = await cur.fetchone() or await _renamed(cur, params)
+        if row is not None:
+            return row
+        await cur.execute(query("project_get"), {"id": request.id})
+        if await cur.fetchone() is not None:
+            raise Forbidden(
+                f"renaming project {request.id!r} needs the owner or editor role", field="id"
+            )
+    raise Conflict(f"project id {request.id!r} is already taken: choose another", field="id")
+
+
+async def _renamed(
+    cur: psycopg.AsyncCursor[dict[str, Any]], params: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Rename an existing project (row-level security: only if the user may write it)."""
+    await cur.execute(query("project_rename"), params)
+    return await cur.fetchone()
 
 
 async def add_project_rates(

@@ -83,6 +83,17 @@ class ProjectRequest(_Strict):
     name: Name
 
 
+class MemberRequest(_Strict):
+    """``POST /api/estimating/projects/{id}/members``: owners add members (or change a role).
+
+    ``owner``: everything, members included; ``editor``: rates, usage, renaming;
+    ``viewer``: reads the project and runs calculations on it.
+    """
+
+    user_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]
+    role: Literal["owner", "editor", "viewer"]
+
+
 class ProjectRate(_Strict):
     """A project's rate for a catalogue entry, in force from ``effective_from``."""
 

@@ -210,6 +210,10 @@ def test_estimating_pages_trend_chart_and_live_bulk_update(context: Any, dash: D
     assert f"Biggest move: +{rise} %" in page.inner_text(".jump-note")
     shoot(page, "estimating-trend")
     page.goto("/estimating")
+    assert page.get_by_role("button", name="Update prices").count() == 0  # admins only
+    page.context.clear_cookies()
+    login(page, dash, "admin")
+    page.goto("/estimating")
     page.get_by_label("Change (%)").fill("5")
     page.get_by_label("Category").select_option("concrete")
     page.once("dialog", lambda d: d.accept())

@@ -8,10 +8,11 @@ from typing import Any
 
 import psycopg
 
-from estimating import library
+from estimating import library, projects
 from estimating.models import (
     CatalogueRequest,
     ItemRequest,
+    MemberRequest,
     ProjectRatesRequest,
     ProjectRequest,
     UsageRequest,
@@ -40,9 +41,22 @@ async def simple_items(conn: psycopg.AsyncConnection[Any], codes: list[str]) -> 
         await item(conn, c, materials=[{"code": f"M-{c}", "quantity_per_unit": "1"}])
 
 
-async def project(conn: psycopg.AsyncConnection[Any], project_id: str) -> None:
-    """A project named after its id."""
+async def project(
+    conn: psycopg.AsyncConnection[Any], project_id: str, owner: str | None = None
+) -> None:
+    """A project named after its id (created as the table owner: no members unless
+    ``owner`` is given)."""
     await library.create_project(conn, ProjectRequest(id=project_id, name=project_id))
+    if owner is not None:
+        await member(conn, project_id, owner, "owner")
+
+
+async def member(
+    conn: psycopg.AsyncConnection[Any], project_id: str, user_id: str, role: str
+) -> None:
+    """Make ``user_id`` a member of the project."""
+    request = MemberRequest.model_validate({"user_id": user_id, "role": role})
+    await projects.add_member(conn, project_id, request, by="")
 
 
 async def rates(

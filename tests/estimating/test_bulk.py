@@ -103,7 +103,7 @@ async def test_bulk_price_update_over_http(
     )
     await item(conn, "MESH", materials=[{"code": "STEEL", "quantity_per_unit": "2"}])
     with psycopg.connect(est_clean, autocommit=True) as sync:
-        _, key = create_key(sync, "buyer")
+        _, key = create_key(sync, "buyer", admin=True)  # catalogue-wide: admins only
     auth = {"Authorization": f"Bearer {key}"}
     transport = httpx.ASGITransport(app=create_app(est_app))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -15,7 +15,7 @@ from estimating.models import CalculationRequest
 from nightcrew import App, JobStatus
 from nightcrew.http import create_app
 from nightcrew.keys import create_key
-from tests.estimating.helpers import catalogue, item, project, rates
+from tests.estimating.helpers import catalogue, item, member, project, rates
 
 TODAY = date.today()
 
@@ -103,6 +103,7 @@ async def test_calculation_over_http_returns_202_and_a_job(
     est_app: App, conn: psycopg.AsyncConnection[Any], est_clean: str
 ) -> None:
     await load(conn)
+    await member(conn, "P1", "estimator", "viewer")  # a viewer may run calculations
     with psycopg.connect(est_clean, autocommit=True) as sync:
         _, key = create_key(sync, "estimator")
     auth = {"Authorization": f"Bearer {key}"}

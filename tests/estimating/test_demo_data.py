@@ -19,6 +19,11 @@ async def test_small_demo_tells_its_stories(conn: psycopg.AsyncConnection[Any]) 
     assert (counts["items"], counts["projects"], counts["estimates"]) == (150, 10, 400)
     assert counts["usage"] >= 400 * 2 and counts["spike_month"] == "2026-09-01"
     assert counts["steel_alerts"] >= 1
+    cur = await conn.execute(
+        "SELECT user_id, count(*) FROM estimating.project_members WHERE role = 'owner'"
+        " GROUP BY 1 ORDER BY 1"
+    )
+    assert await cur.fetchall() == [("estimator", 4), ("planner", 3), ("surveyor", 3)]
 
     ids = await library.item_ids(conn, ["CONC-C25"])
     found = await popularity.suggestions(conn, [ids["CONC-C25"]])
