@@ -38,9 +38,11 @@ def host() -> App:
 def test_an_application_is_installed_once(host: App) -> None:
     with host.application("alpha"):
         host.job("alpha.work", queue="alpha")(noop)
-    with pytest.raises(ConfigurationError, match="application 'alpha' is already installed"):
-        with host.application("alpha"):
-            pass
+    with (
+        pytest.raises(ConfigurationError, match="application 'alpha' is already installed"),
+        host.application("alpha"),
+    ):
+        pass
     assert host.applications == ["alpha"]
 
 
@@ -67,7 +69,7 @@ def test_a_job_type_is_registered_once_across_applications(host: App) -> None:
     with host.application("alpha"):
         host.job("shared.name", queue="alpha")(noop)
     with (
-        pytest.raises(ConfigurationError, match="job type 'shared.name' is already registered"),
+        pytest.raises(ConfigurationError, match=r"job type 'shared\.name' is already registered"),
         host.application("beta"),
     ):
         host.job("shared.name", queue="beta")(noop)
