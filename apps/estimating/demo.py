@@ -1,39 +1,20 @@
-"""``make demo``: the estimating app end to end in one process.
-
-Starts the embedded PostgreSQL (unless ``NIGHTCREW_DATABASE_URL`` is set), migrates, loads
-the demo data (once; ``--reload`` replaces it), creates an admin and a user API key, then
-runs a worker, the scheduler and the HTTP server until Ctrl-C.
-"""
+"""The estimating application's part of ``make demo`` (``python -m nightcrew_apps.demo``):
+its demo data, loaded once, and the requests to try."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import logging
-import signal
-from collections.abc import Generator
-
 import psycopg
-import uvicorn
 from rich.console import Console
 
-from estimating.app import build_app
-from estimating.demo_data import load_demo
-from nightcrew.http import create_app
-from nightcrew.keys import create_key
-from nightcrew.scheduler import Scheduler
+from estimating.demo_data import DemoSize, load_demo
+
+SMALL = DemoSize(items=150, projects=10, estimates=400)
+"""The data set of ``--small`` (quick starts, tests)."""
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the demo stops everything together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-async def _prepare(url: str, reload: bool, console: Console) -> None:
+async def prepare(url: str, console: Console, *, reload: bool, small: bool) -> None:
+    """Load the demo data into the migrated database at ``url`` unless it is already there
+    (``reload``: replace it; ``small``: a small data set)."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         cur = await conn.execute("SELECT count(*) FROM estimating.items")
         row = await cur.fetchone()
@@ -46,8 +27,12 @@ async def _prepare(url: str, reload: bool, console: Console) -> None:
                 " estimating.usage, estimating.usage_archive, estimating.weekly_reports"
                 " RESTART IDENTITY CASCADE"
             )
-        with console.status("generating demo data (1,000 items, 200 projects, 20,000 estimates)"):
-            counts = await load_demo(conn)
+        size = SMALL if small else DemoSize()
+        with console.status(
+            f"generating demo data ({size.items:,} items, {size.projects:,} projects, "
+            f"{size.estimates:,} estimates)"
+        ):
+            counts = await load_demo(conn, size)
         console.print(
             f"loaded {counts['items']} items, {counts['projects']} projects, "
             f"{counts['estimates']} estimates, {counts['usage']} usage rows, "
@@ -56,77 +41,12 @@ async def _prepare(url: str, reload: bool, console: Console) -> None:
         )
 
 
-def _keys(url: str) -> tuple[str, str]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        _, admin = create_key(conn, "admin", admin=True, actor="demo")
-        _, user = create_key(conn, "estimator", actor="demo")
-    return admin, user
-
-
-async def main(host: str, port: int, reload: bool) -> None:
-    """Run the demo until SIGINT/SIGTERM."""
-    console = Console()
-    app = build_app()
-    with console.status("starting the database and migrating"):
-        url = await asyncio.to_thread(lambda: app.url)
-        await asyncio.to_thread(app.migrate)
-    await _prepare(url, reload, console)
-    admin, user = await asyncio.to_thread(_keys, url)
-    api = create_app(app)
-    server = _Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
-    worker = app.worker()
-    scheduler = Scheduler(app)
-
-    def stop() -> None:
-        server.should_exit = True
-        worker.stop()
-        scheduler.stop()
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop)
-    tasks = [
-        asyncio.create_task(worker.run(), name="worker"),
-        asyncio.create_task(scheduler.run(), name="scheduler"),
-        asyncio.create_task(server.serve(), name="http"),
+def hints(base: str, user_key: str) -> list[str]:
+    """Requests to try against the running demo at ``base`` with a user's API key."""
+    auth = f'curl -H "Authorization: Bearer {user_key}"'
+    return [
+        f"Estimating pages: {base}/estimating",
+        f"{auth} '{base}/api/estimating/suggestions?items=CONC-C25'",
+        f"{auth} '{base}/api/estimating/items/CONC-C25/price-trend?months=6'",
+        f"{auth} '{base}/api/estimating/items/REBAR-12MM/price-trend?months=6'",
     ]
-    base = f"http://{host}:{port}"
-    # create_app always serves the dashboard at / and the OpenAPI docs at /docs.
-    console.print(f"\n[bold]Dashboard:[/] {base}/   (API docs: {base}/docs)")
-    console.print(f"[bold]Admin API key:[/] {admin}")
-    console.print(f"[bold]User API key:[/]  {user}")
-    console.print(
-        "Try:\n"
-        f'  curl -H "Authorization: Bearer {user}" '
-        f"'{base}/api/estimating/suggestions?items=CONC-C25'\n"
-        f'  curl -H "Authorization: Bearer {user}" '
-        f"'{base}/api/estimating/items/CONC-C25/price-trend?months=6'\n"
-        f'  curl -H "Authorization: Bearer {user}" '
-        f"'{base}/api/estimating/items/REBAR-12MM/price-trend?months=6'\n"
-        "Ctrl-C to stop."
-    )
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        await app.aclose()
-    console.print("stopped")
-
-
-def cli() -> None:
-    """Parse the command line and run the demo."""
-    parser = argparse.ArgumentParser(prog="python -m estimating.demo", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--reload", action="store_true", help="replace the loaded demo data")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(main(args.host, args.port, args.reload))
-
-
-if __name__ == "__main__":
-    cli()
