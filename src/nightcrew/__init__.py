@@ -21,6 +21,7 @@ from nightcrew.errors import (
 )
 from nightcrew.jobs import Job, JobStatus
 from nightcrew.keys import create_key as create_api_key
+from nightcrew.notify.render import EmailTemplate
 from nightcrew.queries import query as load_query
 from nightcrew.scheduler.loop import Scheduler
 from nightcrew.worker import Worker
@@ -28,6 +29,7 @@ from nightcrew.worker import Worker
 __all__ = [
     "App",
     "ConfigurationError",
+    "EmailTemplate",
     "EnqueueError",
     "Job",
     "JobCancelled",
