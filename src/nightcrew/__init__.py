@@ -1,4 +1,9 @@
-"""nightcrew: Postgres-native background jobs for Python web apps."""
+"""nightcrew: Postgres-native background jobs for Python web apps.
+
+The names in ``__all__`` are the public API an application builds on (with
+:mod:`nightcrew.http`, :mod:`nightcrew.http.dashboard` and :mod:`nightcrew.testing`); every
+other module is internal and may change. See docs/public-api.md.
+"""
 
 from nightcrew.app import App
 from nightcrew.config import Settings
@@ -15,11 +20,16 @@ from nightcrew.errors import (
     Retry,
 )
 from nightcrew.jobs import Job, JobStatus
+from nightcrew.keys import create_key as create_api_key
+from nightcrew.notify.render import EmailTemplate
+from nightcrew.queries import query as load_query
+from nightcrew.scheduler.loop import Scheduler
 from nightcrew.worker import Worker
 
 __all__ = [
     "App",
     "ConfigurationError",
+    "EmailTemplate",
     "EnqueueError",
     "Job",
     "JobCancelled",
@@ -32,9 +42,12 @@ __all__ = [
     "NightcrewError",
     "PayloadValidationError",
     "Retry",
+    "Scheduler",
     "Settings",
     "SyncJobContext",
     "Worker",
+    "create_api_key",
+    "load_query",
 ]
 
 __version__ = "0.1.0"

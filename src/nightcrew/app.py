@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -62,11 +63,15 @@ class App:
         self._migrated = False
         self._pool: ConnectionPool[Any] | None = None
         self.http_routers: list[tuple[Any, str]] = []
+        """Routers (FastAPI ``APIRouter``) that apps add to ``nightcrew serve``; see add_router."""
         self.dashboard_pages: list[DashboardPage] = []
         """Pages that apps add to the dashboard's navigation; see add_dashboard_page."""
         self.migration_sets: list[tuple[str, str]] = []
         """Applications' own migration sets (package, schema); see add_migrations."""
-        """Routers (FastAPI ``APIRouter``) that apps add to ``nightcrew serve``; see add_router."""
+        self.applications: list[str] = []
+        """The applications installed on this App, in order; see :meth:`application`."""
+        self._installing: str | None = None
+        self._queue_owners: dict[str, str] = {}
         self._apools: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, AsyncConnectionPool[Any]
         ] = weakref.WeakKeyDictionary()
@@ -100,6 +105,7 @@ class App:
         def register(handler: F) -> F:
             if name in self.registry:
                 raise ConfigurationError(f"job type {name!r} is already registered")
+            self._claim_queue(queue, name)
             self.registry[name] = JobType(
                 name=name,
                 handler=handler,
@@ -116,9 +122,56 @@ class App:
 
         return register
 
+    @contextlib.contextmanager
+    def application(self, name: str) -> Iterator[None]:
+        """Install the application ``name``: wrap its registrations in this block.
+
+        ``with app.application("estimating"): ...`` is how an application's
+        ``install(app)`` adds its job types, schedules, migrations, routes and pages to any
+        App. The App refuses to install the same application twice, and refuses a queue that
+        another installed application's job types already use (applications never share a
+        queue, so each can get its own workers: ``nightcrew worker --queues``).
+        """
+        if not name:
+            raise ConfigurationError("an application needs a name")
+        if name in self.applications:
+            raise ConfigurationError(f"application {name!r} is already installed on this App")
+        self.applications.append(name)
+        outer, self._installing = self._installing, name
+        try:
+            yield
+        finally:
+            self._installing = outer
+
+    def _claim_queue(self, queue: str, job_type: str) -> None:
+        """Refuse ``queue`` for ``job_type`` when another application already uses it."""
+        if self._installing is None:
+            return  # the host's own job types may share any queue
+        owner = self._queue_owners.setdefault(queue, self._installing)
+        if owner != self._installing:
+            raise ConfigurationError(
+                f"job type {job_type!r} of application {self._installing!r} uses queue "
+                f"{queue!r}, which belongs to application {owner!r}; give it a queue of its own"
+            )
+
     def add_router(self, router: Any, *, prefix: str = "") -> None:
         """Extension point: serve a FastAPI ``APIRouter`` of the application's own beside
-        nightcrew's HTTP API (``nightcrew serve`` / ``nightcrew.http.create_app``)."""
+        nightcrew's HTTP API (``nightcrew serve`` / ``nightcrew.http.create_app``).
+
+        Refused when another added router already serves the same prefix, or the same
+        method and path.
+        """
+        full_prefix = _clean_path(prefix + str(getattr(router, "prefix", "")))
+        served = {_clean_path(p + str(getattr(r, "prefix", ""))) for r, p in self.http_routers}
+        if full_prefix and full_prefix in served:
+            raise ConfigurationError(f"route prefix {full_prefix!r} is already served")
+        clashes = _routes(router, prefix) & {
+            route for added, added_prefix in self.http_routers
+            for route in _routes(added, added_prefix)
+        }  # fmt: skip
+        if clashes:
+            method, path = min(clashes)
+            raise ConfigurationError(f"route {method} {path} is already served")
         self.http_routers.append((router, prefix))
 
     def add_dashboard_page(
@@ -130,16 +183,27 @@ class App:
         ``templates`` names a package whose ``templates/`` folder holds the pages' Jinja2
         templates; they may extend nightcrew's ``base.html``. Handlers render with
         ``nightcrew.http.dashboard.render`` inside ``dashboard_session(request)``.
+        Refused when another page already has this path.
         """
         if not path.startswith("/"):
             raise ConfigurationError(f"dashboard page path must start with '/', got {path!r}")
+        if any(_clean_path(page.path) == _clean_path(path) for page in self.dashboard_pages):
+            raise ConfigurationError(f"dashboard page path {path!r} is already taken")
         self.dashboard_pages.append(DashboardPage(title, path, router, templates))
 
     def add_migrations(self, package: str, schema: str) -> None:
         """Extension point: also apply ``<package>/sql/migrations/NNNN_name.sql``, tracked
-        in ``<schema>.migrations``, whenever this App migrates (after nightcrew's own)."""
-        if (package, schema) not in self.migration_sets:
-            self.migration_sets.append((package, schema))
+        in ``<schema>.migrations``, whenever this App migrates (after nightcrew's own).
+
+        Each migration set owns its schema: a schema already added (or ``nightcrew``) is
+        refused.
+        """
+        if schema == "nightcrew" or any(added == schema for _, added in self.migration_sets):
+            raise ConfigurationError(
+                f"schema {schema!r} already has migrations on this App; "
+                f"package {package!r} needs a schema of its own"
+            )
+        self.migration_sets.append((package, schema))
 
     def _migrate_all(self, url: str) -> list[int]:
         applied = migrate(url)
@@ -501,3 +565,17 @@ class App:
         from nightcrew.worker import Worker
 
         return Worker(self, queues=queues, concurrency=concurrency)
+
+
+def _clean_path(path: str) -> str:
+    """``path`` without its trailing slashes (``/a/`` and ``/a`` are one route prefix)."""
+    return path.rstrip("/")
+
+
+def _routes(router: Any, prefix: str) -> set[tuple[str, str]]:
+    """The (method, path) pairs ``router`` serves under ``prefix``."""
+    return {
+        (method, _clean_path(prefix + route.path) or "/")
+        for route in getattr(router, "routes", [])
+        for method in getattr(route, "methods", None) or {"*"}
+    }

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from nightcrew.queries import query as package_query
+from nightcrew import load_query
 
 
 def query(name: str) -> sql.SQL:
     """Return the query stored in ``estimating/sql/queries/<name>.sql``."""
-    return package_query(name, package="estimating")
+    return load_query(name, package="estimating")

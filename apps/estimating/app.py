@@ -1,5 +1,7 @@
-"""The estimating nightcrew App (``estimating.app:app``): job types, schedules, HTTP routes.
+"""The estimating application: ``install(app)`` adds its job types, schedules, migrations,
+HTTP routes and dashboard page to any nightcrew App (beside other applications).
 
+``estimating.app:app`` is an App with only estimating installed, for the command line:
 ``nightcrew worker --app estimating.app:app`` runs the jobs and the scheduler;
 ``nightcrew serve --app estimating.app:app`` serves ``/api/estimating`` beside nightcrew's API.
 """
@@ -112,31 +114,44 @@ async def archive_usage(ctx: JobContext, payload: dict[str, Any] | None) -> dict
     return await reports.archive_usage(ctx, payload)
 
 
+NAME = "estimating"
+"""The application's name: its job types' prefix, its queue, schema and route prefixes."""
+
+
+def install(app: App) -> None:
+    """Add the estimating application to ``app``: its migrations (``estimating`` schema),
+    job types (queue ``estimating``), schedules, HTTP routes (``/api/estimating``) and
+    dashboard page (``/estimating``). Refused (``ConfigurationError``) when already there."""
+    with app.application(NAME):
+        app.add_migrations("estimating", "estimating")
+        app.job("estimating.aggregate_popularity", queue=QUEUE, timeout=900)(aggregate_popularity)
+        app.job("estimating.capture_price_snapshot", queue=QUEUE, timeout=900)(
+            capture_price_snapshot
+        )
+        app.job("estimating.price_alert", queue=QUEUE, public=False)(price_alert)
+        app.job("estimating.calculate_costs", queue=QUEUE, timeout=600)(calculate_costs_job)
+        app.job("estimating.bulk_price_update", queue=QUEUE, timeout=3600)(bulk_price_update)
+        app.job("estimating.bulk_assembly_update", queue=QUEUE, timeout=3600)(bulk_assembly_update)
+        app.job("estimating.weekly_report", queue=QUEUE)(weekly_report)
+        app.job("estimating.archive_usage", queue=QUEUE, timeout=3600)(archive_usage)
+        app.schedule("estimating.aggregate_popularity", cron="0 * * * *", critical=False)
+        app.schedule("estimating.capture_price_snapshot", cron="0 2 * * *")
+        app.schedule("estimating.weekly_report", cron="0 6 * * 0", critical=False)
+        app.schedule("estimating.archive_usage", cron="0 3 1 * *", critical=False)
+        app.add_router(build_router(app))
+        app.add_dashboard_page(
+            "Estimating", "/estimating", build_dashboard_router(app), templates="estimating"
+        )
+
+
 def build_app(database_url: str | None = None, **settings: Any) -> App:
-    """A nightcrew App with the estimating job types, schedules, migrations and routes
-    (``database_url`` and ``settings`` as for :class:`nightcrew.App`)."""
+    """A new App with only the estimating application installed (``database_url`` and
+    ``settings`` as for :class:`nightcrew.App`)."""
     target = App(database_url, **settings)
-    target.add_migrations("estimating", "estimating")
-    target.job("estimating.aggregate_popularity", queue=QUEUE, timeout=900)(aggregate_popularity)
-    target.job("estimating.capture_price_snapshot", queue=QUEUE, timeout=900)(
-        capture_price_snapshot
-    )
-    target.job("estimating.price_alert", queue=QUEUE, public=False)(price_alert)
-    target.job("estimating.calculate_costs", queue=QUEUE, timeout=600)(calculate_costs_job)
-    target.job("estimating.bulk_price_update", queue=QUEUE, timeout=3600)(bulk_price_update)
-    target.job("estimating.bulk_assembly_update", queue=QUEUE, timeout=3600)(bulk_assembly_update)
-    target.job("estimating.weekly_report", queue=QUEUE)(weekly_report)
-    target.job("estimating.archive_usage", queue=QUEUE, timeout=3600)(archive_usage)
-    target.schedule("estimating.aggregate_popularity", cron="0 * * * *", critical=False)
-    target.schedule("estimating.capture_price_snapshot", cron="0 2 * * *")
-    target.schedule("estimating.weekly_report", cron="0 6 * * 0", critical=False)
-    target.schedule("estimating.archive_usage", cron="0 3 1 * *", critical=False)
-    target.add_router(build_router(target))
-    target.add_dashboard_page(
-        "Estimating", "/estimating", build_dashboard_router(target), templates="estimating"
-    )
+    install(target)
     return target
 
 
 app = build_app()
-"""The App that ``nightcrew worker/serve --app estimating.app:app`` run."""
+"""For the command line only (``nightcrew worker/serve --app estimating.app:app``); code
+hosts the application on its own App with :func:`install`."""
