@@ -4,7 +4,6 @@ the item list, an item's six-month price trend with popularity and suggestions, 
 
 No ``from __future__ import annotations``: FastAPI resolves the handlers' annotations."""
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal, InvalidOperation
@@ -89,7 +88,7 @@ def build_dashboard_router(app: "App") -> APIRouter:
             }  # fmt: skip
             return await render(
                 request, session, "estimating/item.html", trend=trend, popular=popular,
-                suggested=suggested, chart=json.dumps(chart), jump=jump,
+                suggested=suggested, chart=chart, jump=jump,
             )  # fmt: skip
 
     @router.post("/bulk-price-update")
