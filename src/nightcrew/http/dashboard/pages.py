@@ -142,6 +142,7 @@ def build_pages_router() -> APIRouter:
             return await render(
                 request, session, "job.html", job=job, audit=audit, runtime=runtime,
                 timeline=timeline(job), may_act=session.principal.is_admin or owner,
+                attempts=failed_attempts(job["errors"], session.principal.is_admin),
                 live=JobResponse.model_validate(job).model_dump(mode="json"),
             )  # fmt: skip
 
@@ -189,6 +190,15 @@ def build_pages_router() -> APIRouter:
             return await render(request, session, "notifications.html", items=rows)
 
     return router
+
+
+def failed_attempts(errors: list[dict[str, Any]] | None, is_admin: bool) -> list[dict[str, Any]]:
+    """The job's failed attempts as its page shows them: admins get the workers'
+    tracebacks, other users (owners) only each error's type and message, because a
+    traceback shows the worker's code, paths and local values."""
+    if is_admin:
+        return list(errors or [])
+    return [{k: v for k, v in entry.items() if k != "traceback"} for entry in errors or []]
 
 
 def timeline(job: dict[str, Any]) -> list[tuple[datetime, str, str]]:
