@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 from uuid import UUID
 
 import psycopg
@@ -22,7 +21,7 @@ from estimating.bulk import select_catalogue_entries
 from estimating.errors import EstimatingError
 from estimating.models import BulkPriceUpdateRequest
 from estimating.sql import query
-from nightcrew.http.dashboard import check_csrf, dashboard_session, read_form, render
+from nightcrew.http.dashboard import check_csrf, dashboard_session, flash_url, read_form, render
 
 if TYPE_CHECKING:
     from nightcrew import App
@@ -104,12 +103,13 @@ def build_dashboard_router(app: "App") -> APIRouter:
                 except EstimatingError as exc:
                     problem = exc.message
             if problem is not None or body is None:
-                return RedirectResponse(f"/estimating?msg={quote(problem or 'invalid form')}", 303)
+                target = flash_url(request, "/estimating", problem or "invalid form")
+                return RedirectResponse(target, 303)
             job_id = await app.aenqueue(
                 BULK_TYPE, body, user_id=session.principal.user_id, notify={"in_app": True}
             )
-        message = quote(f"price update +{body.percent} % started")
-        return RedirectResponse(f"/estimating?job={job_id}&msg={message}", 303)
+        message = f"price update +{body.percent} % started"
+        return RedirectResponse(flash_url(request, f"/estimating?job={job_id}", message), 303)
 
     return router
 

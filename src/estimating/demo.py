@@ -66,7 +66,9 @@ def _keys(url: str) -> tuple[str, str]:
 async def main(host: str, port: int, reload: bool) -> None:
     """Run the demo until SIGINT/SIGTERM."""
     console = Console()
-    app = build_app()
+    # The demo serves plain http on a loopback address: let the dashboard cookie go
+    # without Secure there (only there: any other host still gets a Secure cookie).
+    app = build_app(dev_insecure_cookies=True)
     with console.status("starting the database and migrating"):
         url = await asyncio.to_thread(lambda: app.url)
         await asyncio.to_thread(app.migrate)
