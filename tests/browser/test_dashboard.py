@@ -46,6 +46,7 @@ def test_login_form_sets_an_httponly_session_cookie(context: Any, dash: Dash) ->
     page.wait_for_url("**/jobs")
     (cookie,) = [c for c in context.cookies() if c["name"] == "nightcrew_session"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert cookie["value"] != dash.keys["alice"]  # a session id, never the API key
     assert page.evaluate("document.cookie") == ""  # invisible to scripts
 
 
