@@ -4,10 +4,8 @@ the item list, an item's six-month price trend with popularity and suggestions, 
 
 No ``from __future__ import annotations``: FastAPI resolves the handlers' annotations."""
 
-import json
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -20,7 +18,7 @@ from estimating.bulk import select_catalogue_entries
 from estimating.errors import EstimatingError
 from estimating.models import BulkPriceUpdateRequest
 from estimating.sql import query
-from nightcrew.http.dashboard import check_csrf, dashboard_session, read_form, render
+from nightcrew.http.dashboard import check_csrf, dashboard_session, flash_url, read_form, render
 
 if TYPE_CHECKING:
     from nightcrew import App
@@ -83,7 +81,7 @@ def build_dashboard_router(app: "App") -> APIRouter:
             }  # fmt: skip
             return await render(
                 request, session, "estimating/item.html", trend=trend, popular=popular,
-                suggested=suggested, chart=json.dumps(chart), jump=jump,
+                suggested=suggested, chart=chart, jump=jump,
             )  # fmt: skip
 
     @router.post("/bulk-price-update")
@@ -100,7 +98,8 @@ def build_dashboard_router(app: "App") -> APIRouter:
                 except EstimatingError as exc:
                     problem = exc.message
             if problem is not None or body is None:
-                return RedirectResponse(f"/estimating?msg={quote(problem or 'invalid form')}", 303)
+                target = flash_url(request, "/estimating", problem or "invalid form")
+                return RedirectResponse(target, 303)
             job_id = await app.aenqueue(
                 BULK_TYPE,
                 body,
@@ -108,8 +107,8 @@ def build_dashboard_router(app: "App") -> APIRouter:
                 notify={"in_app": True},
                 conn=session.conn,
             )
-        message = quote(f"price update +{body.percent} % started")
-        return RedirectResponse(f"/estimating?job={job_id}&msg={message}", 303)
+        message = f"price update +{body.percent} % started"
+        return RedirectResponse(flash_url(request, f"/estimating?job={job_id}", message), 303)
 
     return router
 

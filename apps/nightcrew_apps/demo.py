@@ -64,7 +64,9 @@ def print_where_to_look(console: Console, base: str, admin: str, user: str) -> N
 async def main(host: str, port: int, *, reload: bool, small: bool) -> None:
     """Run the demo until SIGINT/SIGTERM."""
     console = Console()
-    app = build_app()
+    # The demo serves plain http on a loopback address: let the dashboard cookie go
+    # without Secure there (only there: any other host still gets a Secure cookie).
+    app = build_app(dev_insecure_cookies=True)
     await prepare_data(app, console, reload=reload, small=small)
     admin, user = await asyncio.to_thread(create_keys, app)
     server = _Server(uvicorn.Config(create_app(app), host=host, port=port, log_level="warning"))

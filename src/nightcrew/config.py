@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(10.0, gt=0)
     notify_backoff_seconds: float = Field(2.0, ge=0, description="Base of delivery backoff.")
     dashboard_url: str = Field("http://127.0.0.1:8000", description="Base of job links.")
+    dashboard_session_hours: float = Field(
+        12.0, gt=0, description="How long a dashboard login lasts (logout ends it sooner)."
+    )
+    dev_insecure_cookies: bool = Field(
+        False,
+        description="Development only: the dashboard cookie drops Secure on plain http to "
+        "a loopback host (127.0.0.1, localhost, ::1), as make demo and the tests use.",
+    )
     alert_check_seconds: float = Field(30.0, ge=1, description="How often alert rules run.")
     alert_failure_rate: float = Field(0.10, gt=0, le=1)
     alert_failure_window_seconds: float = Field(3600.0, ge=60)

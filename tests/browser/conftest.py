@@ -92,8 +92,10 @@ def dash(db_url: str) -> Iterator[Dash]:
     """Server and worker over the module's database."""
     migrate(db_url, package="estimating", schema="estimating")
     _load_estimating(db_url)
+    # Served on plain http://127.0.0.1: the development setting lets the cookie lack Secure.
     app = build_app(db_url, migrate_on_start=False, lease_seconds=5, heartbeat_seconds=1,
-                    poll_seconds=0.2, http_heartbeat_seconds=2)  # fmt: skip
+                    poll_seconds=0.2, http_heartbeat_seconds=2,
+                    dev_insecure_cookies=True)  # fmt: skip
     gate, failures = threading.Semaphore(0), {}
     register_test_types(app, gate, failures)
     app.sync_schedules()

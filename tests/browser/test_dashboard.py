@@ -3,6 +3,7 @@ isolation, CSRF, and the estimating pages added through the extension point."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -45,6 +46,7 @@ def test_login_form_sets_an_httponly_session_cookie(context: Any, dash: Dash) ->
     page.wait_for_url("**/jobs")
     (cookie,) = [c for c in context.cookies() if c["name"] == "nightcrew_session"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert cookie["value"] != dash.keys["alice"]  # a session id, never the API key
     assert page.evaluate("document.cookie") == ""  # invisible to scripts
 
 
@@ -88,8 +90,16 @@ def test_retry_a_failed_job_from_the_dead_letter(context: Any, dash: Dash) -> No
     assert "upstream API said 503" in row.inner_text()
     shoot(page, "dead-letter")
     page.goto(f"/jobs/{job_id}")
-    assert "RuntimeError" in page.inner_text("details")  # the attempt, with its traceback
-    assert "Traceback" in page.inner_text("pre.traceback")
+    # The owner sees the attempt's error, not the worker's traceback (admins only).
+    assert "RuntimeError: upstream API said 503" in page.inner_text("details summary")
+    assert page.locator("pre.traceback").count() == 0
+    assert "Traceback" not in page.inner_text("main")
+    admin = context.browser.new_context(base_url=dash.url)
+    seen = admin.new_page()
+    login(seen, dash, "admin")
+    seen.goto(f"/jobs/{job_id}")
+    assert "Traceback" in seen.inner_text("pre.traceback")
+    admin.close()
     page.goto("/dead")
     row.get_by_role("button", name="Retry").click()
     assert "1 job(s) sent back to the queue" in page.get_by_role("status").inner_text()
@@ -235,3 +245,51 @@ def test_pages_fit_a_phone_screen(browser: Any, dash: Dash) -> None:
         if name:
             shoot(page, name)
     phone.close()
+
+
+BREAKOUT = ('</script><base href="http://evil.example/">'
+            '<meta http-equiv="refresh" content="0;url=/notifications?pwned=1">')  # fmt: skip
+
+
+def assert_nothing_injected(page: Any, path: str) -> None:
+    """No element from the JSON block reached the DOM, and the page did not navigate."""
+    assert page.evaluate("document.querySelectorAll('base, meta[http-equiv]').length") == 0
+    assert page.evaluate("document.baseURI") == page.url
+    assert page.url.endswith(path), page.url
+
+
+def test_a_payload_cannot_inject_html_into_the_admins_job_page(context: Any, dash: Dash) -> None:
+    payload = {"note": BREAKOUT, "amp": "a & b", "quote": "it's"}
+    job_id = dash.app.enqueue("demo.slow", payload, user_id="alice", delay=3600)
+    page = context.new_page()
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    login(page, dash, "admin")
+    page.goto(f"/jobs/{job_id}")
+    page.wait_for_load_state("load")
+    assert_nothing_injected(page, f"/jobs/{job_id}")
+    live = page.evaluate("JSON.parse(document.getElementById('job-data').textContent)")
+    assert live["payload"] == payload and live["id"] == str(job_id)
+    assert json.dumps(BREAKOUT) in page.inner_text("pre")  # shown as text
+    # The live stream (which starts from that JSON) delivered its first event in place.
+    page.wait_for_selector(f'[data-progress-for="{job_id}"][data-status="pending"]')
+    assert not [url for url in navigations if "pwned" in url or "evil" in url]
+    assert page.url.endswith(f"/jobs/{job_id}")
+    dash.app.cancel(job_id)
+
+
+def test_an_item_unit_cannot_break_out_of_the_trend_chart(context: Any, dash: Dash) -> None:
+    ((code, unit),) = dash.sql("SELECT code, unit FROM estimating.items WHERE code <> "
+                               "'REBAR-12MM' ORDER BY code LIMIT 1")  # fmt: skip
+    dash.sql("UPDATE estimating.items SET unit = %s WHERE code = %s", (BREAKOUT, code))
+    try:
+        page = context.new_page()
+        login(page, dash, "admin")
+        page.goto(f"/estimating/items/{code}")
+        page.wait_for_load_state("load")
+        assert_nothing_injected(page, f"/estimating/items/{code}")
+        chart = page.evaluate("JSON.parse(document.getElementById('trend-data').textContent)")
+        assert chart["datasets"][0]["label"] == f"average price per {BREAKOUT}"
+        page.wait_for_function("() => window.Chart && Chart.getChart('trend-chart')")
+    finally:
+        dash.sql("UPDATE estimating.items SET unit = %s WHERE code = %s", (unit, code))

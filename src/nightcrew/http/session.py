@@ -1,4 +1,5 @@
-"""Per-request database transactions that act as the key's user under row-level security."""
+"""Per-request database transactions that act as a user under row-level security: the
+user of an API key (the HTTP API) or of a dashboard session (the dashboard's cookie)."""
 
 from __future__ import annotations
 
@@ -62,12 +63,36 @@ async def acting(app: App, key: str | None) -> AsyncIterator[Session]:
     """
     if not key:
         raise unauthorized()
+    async with _acting_as(app, "http_authenticate", {"key_hash": hash_key(key)}) as session:
+        yield session
+
+
+@asynccontextmanager
+async def acting_for_dashboard(app: App, session_id: str | None) -> AsyncIterator[Session]:
+    """Like :func:`acting`, for the dashboard session whose random id the cookie holds;
+    401 when it is unknown, logged out, expired, or its API key was revoked."""
+    if not session_id:
+        raise unauthorized("log in first")
+    params = {"id_hash": hash_key(session_id)}
+    async with _acting_as(app, "dash_session_authenticate", params, "log in first") as session:
+        yield session
+
+
+@asynccontextmanager
+async def _acting_as(
+    app: App,
+    lookup: str,
+    params: dict[str, Any],
+    refusal: str = "missing or invalid API key",
+) -> AsyncIterator[Session]:
+    """A transaction acting as the principal the named ``lookup`` query finds (and, in
+    the same statement, switches to); 401 with ``refusal`` when it finds none."""
     pool = await app.apool()
     async with pool.connection() as conn, conn.transaction():
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(query("http_authenticate"), {"key_hash": hash_key(key)})
+            await cur.execute(query(lookup), params)
             row = await cur.fetchone()
         if row is None:
-            raise unauthorized()
+            raise unauthorized(refusal)
         principal = Principal(row["user_id"], row["is_admin"], row["key_id"])
         yield Session(conn, principal)

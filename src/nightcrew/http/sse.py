@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -22,7 +23,7 @@ from nightcrew.http.errors import ERROR_RESPONSES, ApiError
 from nightcrew.http.listen import ListenHub
 from nightcrew.http.models import JobResponse
 from nightcrew.http.routes_jobs import ApiKey, job_id_or_404, read_job
-from nightcrew.http.session import acting
+from nightcrew.http.session import Session, acting
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -89,7 +90,9 @@ def build_events_router(app: App, hub: EventHub, heartbeat_seconds: float) -> AP
         except BaseException:
             hub.unsubscribe(uid, wake)
             raise
-        stream = _stream(app, hub, key, uid, wake, job, last_event_id, heartbeat_seconds)
+        stream = _stream(
+            hub, lambda: acting(app, key), uid, wake, job, last_event_id, heartbeat_seconds
+        )
         return StreamingResponse(
             stream,
             media_type="text/event-stream",
@@ -103,9 +106,8 @@ def build_events_router(app: App, hub: EventHub, heartbeat_seconds: float) -> AP
 
 
 async def _stream(
-    app: App,
     hub: EventHub,
-    key: str | None,
+    open_session: Callable[[], AbstractAsyncContextManager[Session]],
     job_id: UUID,
     wake: asyncio.Event,
     job: JobResponse | None,
@@ -118,9 +120,9 @@ async def _stream(
             if job is None:
                 wake.clear()  # before reading: a change during the read wakes us again
                 try:
-                    async with acting(app, key) as session:
+                    async with open_session() as session:
                         row = await session.one("http_get_job", {"id": job_id})
-                except ApiError:  # the key was revoked meanwhile
+                except ApiError:  # the key (or dashboard session) was revoked meanwhile
                     return
                 if row is None:  # gone (deleted by retention)
                     return

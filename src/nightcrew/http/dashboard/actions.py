@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import quote
 from uuid import UUID
 
 import psycopg
@@ -15,31 +14,36 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from nightcrew.errors import EnqueueError
 from nightcrew.http.dashboard.auth import (
-    COOKIE,
     check_csrf,
+    clear_session_cookie,
     dashboard_session,
+    end_session,
+    flash_url,
     nightcrew_app,
+    open_session,
     read_form,
     safe_next,
+    session_id,
+    set_session_cookie,
 )
 from nightcrew.http.dashboard.views import SECURITY_HEADERS, environment, render
 from nightcrew.http.errors import ApiError
 from nightcrew.http.models import ScheduleChange
 from nightcrew.http.routes_schedules import change_schedule, run_schedule
-from nightcrew.http.session import Session, acting
+from nightcrew.http.session import Session
 from nightcrew.lifecycle.enqueue import PRIORITY_RANGE
 from nightcrew.scheduler.store import UnknownScheduleError
 
 BULK_LIMIT = 1000
 """Jobs changed by one Retry all / Discard all (press again for more)."""
-SESSION_DAYS = 7
 
 
-def done(form: dict[str, str], message: str, default: str = "/") -> RedirectResponse:
+def done(
+    request: Request, form: dict[str, str], message: str, default: str = "/"
+) -> RedirectResponse:
     """Back to the page the form came from, with ``message`` shown there."""
     target = safe_next(form.get("next"), default)
-    glue = "&" if "?" in target else "?"
-    return RedirectResponse(f"{target}{glue}msg={quote(message)}", 303)
+    return RedirectResponse(flash_url(request, target, message), 303)
 
 
 def job_ids(form: dict[str, str]) -> list[str] | None:
@@ -68,23 +72,21 @@ def build_actions_router() -> APIRouter:
         if origin and origin.rstrip("/") != f"{request.url.scheme}://{request.url.netloc}":
             raise ApiError(403, "cross-site login refused")
         key = form.get("key", "").strip()
-        try:
-            async with acting(nightcrew_app(request), key):
-                pass
-        except ApiError:
+        new_id = await open_session(nightcrew_app(request), key) if key else None
+        if new_id is None:
             return _login_page(request, "That key is not valid (unknown or revoked).", 401)
         response = RedirectResponse(safe_next(form.get("next")), 303)
-        response.set_cookie(
-            COOKIE, key, max_age=SESSION_DAYS * 86400, httponly=True, samesite="lax",
-            secure=request.url.scheme == "https", path="/",
-        )  # fmt: skip
+        set_session_cookie(response, request, new_id)
         return response
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
         check_csrf(request, await read_form(request))
+        sid = session_id(request)
+        if sid:
+            await end_session(nightcrew_app(request), sid)
         response = RedirectResponse("/login", 303)
-        response.delete_cookie(COOKIE, path="/")
+        clear_session_cookie(response, request)
         return response
 
     @router.post("/jobs/{job_id}/{action}")
@@ -95,11 +97,11 @@ def build_actions_router() -> APIRouter:
         try:
             uid = str(UUID(job_id))
         except ValueError:
-            return done(form, "no such job")
+            return done(request, form, "no such job")
         if action == "discard" and form.get("confirmed") != "1":
             return await _confirm(request, form, f"Discard failed job {uid}? It is deleted.")
         async with dashboard_session(request) as session:
-            return done(form, await _job_action(session, action, [uid], form))
+            return done(request, form, await _job_action(session, action, [uid], form))
 
     @router.post("/dead/{action}")
     async def dead_bulk(request: Request, action: str) -> Response:
@@ -112,7 +114,7 @@ def build_actions_router() -> APIRouter:
             return await _confirm(request, form, f"{verb} every failed job you can see "
                                   f"(up to {BULK_LIMIT})?")  # fmt: skip
         async with dashboard_session(request) as session:
-            return done(form, await _job_action(session, action, ids, form))
+            return done(request, form, await _job_action(session, action, ids, form))
 
     @router.post("/schedules/{name}/{action}")
     async def schedule_action(request: Request, name: str, action: str) -> Response:
@@ -137,23 +139,23 @@ def build_actions_router() -> APIRouter:
             else:
                 raise ApiError(404, f"unknown schedule action {action!r}")
         except UnknownScheduleError:
-            return done(form, f"no schedule named {name!r}")
+            return done(request, form, f"no schedule named {name!r}")
         except EnqueueError as exc:  # e.g. this server does not register the job type
-            return done(form, f"{name} cannot be run here: {exc}")
-        return done(form, message)
+            return done(request, form, f"{name} cannot be run here: {exc}")
+        return done(request, form, message)
 
     @router.post("/notifications/{notification_id}/read")
     async def read_notification(request: Request, notification_id: str) -> Response:
         form = await read_form(request)
         check_csrf(request, form)
         if not (notification_id.isascii() and notification_id.isdigit()):
-            return done(form, "no such notification", "/notifications")
+            return done(request, form, "no such notification", "/notifications")
         async with dashboard_session(request) as session:
             await session.one(
                 "notify_inbox_read",
                 {"id": int(notification_id), "user_id": session.principal.user_id},
             )
-        return done(form, "marked read", "/notifications")
+        return done(request, form, "marked read", "/notifications")
 
     return router
 
@@ -210,7 +212,9 @@ async def _confirm(request: Request, form: dict[str, str], question: str) -> Res
 
 def _login_page(request: Request, error: str | None, status: int) -> HTMLResponse:
     env = environment(nightcrew_app(request))
+    hours = nightcrew_app(request).settings.dashboard_session_hours
     html = env.get_template("login.html").render(
-        error=error, next=safe_next(request.query_params.get("next")), nav=[], user=None
-    )
+        error=error, next=safe_next(request.query_params.get("next")), nav=[], user=None,
+        session_hours=hours,
+    )  # fmt: skip
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)

@@ -4,7 +4,6 @@ alerts and notifications."""
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,7 +79,7 @@ def build_pages_router() -> APIRouter:
                      "failed": [r["failed"] + r["cancelled"] for r in hourly]}  # fmt: skip
             return await render(
                 request, session, "overview.html",
-                today=today, backlog=backlog, chart=json.dumps(chart),
+                today=today, backlog=backlog, chart=chart,
                 success_rate=(100 * today["completed"] / ended) if ended else None,
                 running=running, queued=queued, alerts=alerts,
                 schedules=[(s, cron_words(s.cron, s.every, s.timezone)) for s in schedules[:5]],
@@ -143,7 +142,8 @@ def build_pages_router() -> APIRouter:
             return await render(
                 request, session, "job.html", job=job, audit=audit, runtime=runtime,
                 timeline=timeline(job), may_act=session.principal.is_admin or owner,
-                live=JobResponse.model_validate(job).model_dump_json(),
+                attempts=failed_attempts(job["errors"], session.principal.is_admin),
+                live=JobResponse.model_validate(job).model_dump(mode="json"),
             )  # fmt: skip
 
     @router.get("/dead", response_class=HTMLResponse)
@@ -190,6 +190,15 @@ def build_pages_router() -> APIRouter:
             return await render(request, session, "notifications.html", items=rows)
 
     return router
+
+
+def failed_attempts(errors: list[dict[str, Any]] | None, is_admin: bool) -> list[dict[str, Any]]:
+    """The job's failed attempts as its page shows them: admins get the workers'
+    tracebacks, other users (owners) only each error's type and message, because a
+    traceback shows the worker's code, paths and local values."""
+    if is_admin:
+        return list(errors or [])
+    return [{k: v for k, v in entry.items() if k != "traceback"} for entry in errors or []]
 
 
 def timeline(job: dict[str, Any]) -> list[tuple[datetime, str, str]]:

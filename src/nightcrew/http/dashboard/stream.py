@@ -3,8 +3,8 @@
 ``/events`` (overview): subscribed to every job change, it re-reads the running jobs and the
 backlog under the viewer's row-level security — at most every ``COALESCE_SECONDS``, only
 when something changed, never on a timer — and sends them when they differ from what it
-sent last. ``/jobs/{id}/events``: the API's per-job stream, authenticated by the session
-cookie instead of a bearer header (EventSource cannot send headers).
+sent last. ``/jobs/{id}/events``: the API's per-job stream, authenticated by the dashboard
+session cookie instead of a bearer header (EventSource cannot send headers).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response, StreamingResponse
 
 from nightcrew.app import App
-from nightcrew.http.dashboard.auth import COOKIE, nightcrew_app
+from nightcrew.http.dashboard.auth import nightcrew_app, session_id
 from nightcrew.http.errors import ApiError
 from nightcrew.http.models import JobResponse
-from nightcrew.http.session import acting
+from nightcrew.http.session import acting_for_dashboard
 from nightcrew.http.sse import ANY_JOB, EventHub
 from nightcrew.http.sse import _stream as job_stream
 
@@ -38,18 +38,18 @@ def build_stream_router() -> APIRouter:
 
     @router.get("/events")
     async def overview_events(request: Request) -> Response:
-        key = request.cookies.get(COOKIE)
+        sid = session_id(request)
         app, hub = nightcrew_app(request), _hub(request)
-        if not key:
+        if not sid:
             return Response("log in first", 401)
         wake = await hub.subscribe(ANY_JOB)
         try:
-            first = await overview_snapshot(app, key)
+            first = await overview_snapshot(app, sid)
         except BaseException:
             hub.unsubscribe(ANY_JOB, wake)
             raise
         heartbeat = app.settings.http_heartbeat_seconds
-        stream = _overview_stream(app, hub, key, wake, first, heartbeat)
+        stream = _overview_stream(app, hub, sid, wake, first, heartbeat)
         return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
 
     @router.get("/jobs/{job_id}/events")
@@ -58,17 +58,17 @@ def build_stream_router() -> APIRouter:
         job_id: str,
         last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
     ) -> Response:
-        key = request.cookies.get(COOKIE)
+        sid = session_id(request)
         app, hub = nightcrew_app(request), _hub(request)
         try:
             uid = UUID(job_id)
         except ValueError:
             return Response("no such job", 404)
-        if not key:
+        if not sid:
             return Response("log in first", 401)
         wake = await hub.subscribe(uid)  # before the first read: no change can slip between
         try:
-            async with acting(app, key) as session:
+            async with acting_for_dashboard(app, sid) as session:
                 row = await session.one("http_get_job", {"id": uid})
         except BaseException:
             hub.unsubscribe(uid, wake)
@@ -78,7 +78,8 @@ def build_stream_router() -> APIRouter:
             return Response("no such job", 404)
         job = JobResponse.model_validate(row)
         heartbeat = app.settings.http_heartbeat_seconds
-        stream = job_stream(app, hub, key, uid, wake, job, last_event_id, heartbeat)
+        stream = job_stream(hub, lambda: acting_for_dashboard(app, sid), uid, wake, job,
+                            last_event_id, heartbeat)  # fmt: skip
         return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
 
     return router
@@ -89,9 +90,9 @@ def _hub(request: Request) -> EventHub:
     return hub
 
 
-async def overview_snapshot(app: App, key: str) -> dict[str, Any]:
+async def overview_snapshot(app: App, sid: str) -> dict[str, Any]:
     """What the overview shows live: running jobs, backlog counts and the unread badge."""
-    async with acting(app, key) as session:
+    async with acting_for_dashboard(app, sid) as session:
         running = await session.all("dash_running", {"limit": RUNNING_SHOWN})
         backlog = await session.one("stats_backlog") or {}
         badge = await session.one("notify_inbox_unread", {"user_id": session.principal.user_id})
@@ -107,7 +108,7 @@ async def overview_snapshot(app: App, key: str) -> dict[str, Any]:
 async def _overview_stream(
     app: App,
     hub: EventHub,
-    key: str,
+    sid: str,
     wake: asyncio.Event,
     snapshot: dict[str, Any] | None,
     heartbeat_seconds: float,
@@ -119,8 +120,8 @@ async def _overview_stream(
             if snapshot is None:
                 wake.clear()  # before reading: a change during the read wakes us again
                 try:
-                    snapshot = await overview_snapshot(app, key)
-                except ApiError:  # the key was revoked meanwhile
+                    snapshot = await overview_snapshot(app, sid)
+                except ApiError:  # logged out, expired or the key revoked meanwhile
                     return
             text = json.dumps(snapshot, separators=(",", ":"))
             if text != sent:

@@ -12,7 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 
-from nightcrew.http.dashboard.auth import COOKIE, csrf_token, nightcrew_app
+from nightcrew.http.dashboard.auth import csrf_token, nightcrew_app, session_id, verified_flash
 from nightcrew.http.session import Session
 from nightcrew.notify.render import duration_text
 
@@ -61,10 +61,10 @@ async def render(
             path=request.url.path,
             user=principal.user_id,
             is_admin=principal.is_admin,
-            csrf=csrf_token(request.cookies.get(COOKIE, "")),
+            csrf=csrf_token(session_id(request) or ""),
             nav=nav,
             unread=badge["unread"] if badge else 0,
-            flash=request.query_params.get("msg"),
+            flash=verified_flash(request),  # only this session's own, fresh messages
             **context,
         )
     )
