@@ -7,10 +7,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import psycopg
 import pytest
 
 from nightcrew.scheduler.maintenance import prune
 from tests.http.conftest import Server
+from tests.http.test_isolation import api_role
 from tests.support import wait_until
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -145,3 +147,27 @@ def test_the_dashboard_shows_an_archived_job_read_only(hsrv: Server) -> None:
         assert 'id="job-archived"' in page.text and "shown" in page.text
         assert f"/jobs/{job_id}/retry" not in page.text  # read-only: no actions
         assert f"/jobs/{job_id}/discard" not in page.text
+
+
+def test_the_api_role_reads_only_its_own_archived_jobs_and_changes_none(hsrv: Server) -> None:
+    for who in ("alice", "bob", "bob"):
+        job_id = enqueue(hsrv, who, "demo.echo")
+        hsrv.sql("UPDATE nightcrew.jobs SET status = 'completed', completed_at = now()"
+                 " WHERE id = %s", (job_id,))  # fmt: skip
+    hsrv.app.enqueue("demo.echo", {})  # no user: only admins may see it once archived
+    hsrv.sql("UPDATE nightcrew.jobs SET status = 'completed', completed_at = now()")
+    asyncio.run(archive_then_close(hsrv))
+    history = "SELECT job ->> 'user_id' FROM nightcrew.jobs_history ORDER BY 1"
+    with api_role(hsrv, "alice") as conn:
+        assert conn.execute(history).fetchall() == [("alice",)]  # no WHERE: the policy filters
+        for statement in ("DELETE FROM nightcrew.jobs_history",
+                          "UPDATE nightcrew.jobs_history SET queue = 'x'",
+                          "INSERT INTO nightcrew.jobs_history (id, type, queue, status, created_at,"
+                          " job) VALUES (gen_random_uuid(), 't', 'q', 'completed', now(),"
+                          " '{\"user_id\": \"alice\"}')"):  # fmt: skip
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with api_role(hsrv, None) as conn:  # no acting user: nothing
+        assert conn.execute(history).fetchall() == []
+    with api_role(hsrv, "root", admin=True) as conn:
+        assert conn.execute(history).fetchall() == [("alice",), ("bob",), ("bob",), (None,)]
