@@ -72,7 +72,9 @@ class Settings(BaseSettings):
         "non-critical schedules are deferred; 0 ignores running jobs.",
     )
     maintenance_schedules: bool = Field(
-        True, description="Declare the built-in nightcrew.rescue and nightcrew.prune schedules."
+        True,
+        description="Declare the built-in nightcrew.rescue, nightcrew.prune and "
+        "nightcrew.retention schedules.",
     )
     maintenance_queue: str = Field(
         "nightcrew", min_length=1, description="Queue of the maintenance jobs."
@@ -95,6 +97,43 @@ class Settings(BaseSettings):
     )
     prune_batch_size: int = Field(
         1000, ge=1, le=100_000, description="Jobs pruned per short transaction."
+    )
+    # ---- retention of the other tables (nightcrew.retention; 0 keeps rows forever) ----
+    retention_cron: str = Field(
+        "45 3 * * *", description="When nightcrew.retention runs (UTC cron, deferred under load)."
+    )
+    retention_notifications_days: float = Field(
+        30.0, ge=0, description="Read in-app notifications are deleted after this many days."
+    )
+    retention_unread_notifications_days: float = Field(
+        90.0,
+        ge=0,
+        description="Unread in-app notifications are deleted after this many days (never "
+        "sooner than read ones).",
+    )
+    retention_deliveries_days: float = Field(
+        30.0, ge=0, description="Sent and failed notification deliveries are deleted after this."
+    )
+    retention_audit_days: float = Field(
+        365.0, ge=0, description="Audit log entries are deleted after this many days."
+    )
+    retention_alerts_days: float = Field(
+        90.0, ge=0, description="Resolved alerts are deleted this many days after resolving."
+    )
+    retention_history_days: float = Field(
+        90.0, ge=0, description="Archived jobs are deleted this many days after archiving."
+    )
+    retention_workers_hours: float = Field(
+        24.0,
+        ge=0,
+        description="Worker rows without a heartbeat for this many hours are deleted (never "
+        "one holding a live lease).",
+    )
+    retention_batch_size: int = Field(
+        5000, ge=1, le=100_000, description="Rows one retention statement reads at most."
+    )
+    retention_time_budget_seconds: float = Field(
+        300.0, gt=0, description="A retention run stops after this; the next run continues."
     )
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(10, ge=1)
@@ -146,6 +185,14 @@ class Settings(BaseSettings):
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("retention_workers_hours")
+    @classmethod
+    def _workers_hours(cls, value: float) -> float:
+        # A live worker heartbeats every few seconds: an hour's silence cannot be one.
+        if 0 < value < 1:
+            raise ValueError("must be 0 (keep forever) or at least 1 hour")
         return value
 
     @field_validator("smtp_tls", mode="before")

@@ -10,7 +10,13 @@ import psycopg
 import pytest
 
 from nightcrew import App
-from nightcrew.scheduler.maintenance import PRUNE_JOB, RESCUE_JOB, find_overdue, prune
+from nightcrew.scheduler.maintenance import (
+    PRUNE_JOB,
+    RESCUE_JOB,
+    RETENTION_JOB,
+    find_overdue,
+    prune,
+)
 from tests.scheduler.conftest import make_app
 
 
@@ -93,6 +99,7 @@ async def test_maintenance_schedules_run_as_jobs(
     stored = {info.name: info for info in app.schedules_list()}
     assert stored[RESCUE_JOB].every == timedelta(seconds=60) and stored[RESCUE_JOB].critical
     assert stored[PRUNE_JOB].cron == "30 3 * * *" and not stored[PRUNE_JOB].critical
+    assert stored[RETENTION_JOB].cron == "45 3 * * *" and not stored[RETENTION_JOB].critical
     # a job whose worker vanished (lease expired), and an old finished one
     lost, old = app.enqueue_many([{"type": "t.noop"}, {"type": "t.noop"}])
     db_conn.execute(
@@ -101,13 +108,24 @@ async def test_maintenance_schedules_run_as_jobs(
     db_conn.execute(
         "UPDATE nightcrew.jobs SET status = 'completed', completed_at = now() - interval '2 days',"
         " id = '00000000-0000-7000-8000-000000000001' WHERE id = %s", (old,))  # fmt: skip
+    # a worker row silent for two days
+    db_conn.execute(
+        "INSERT INTO nightcrew.workers (id, hostname, pid, queues, concurrency, heartbeat_at)"
+        " VALUES ('gone', 'h', 1, '{default}', 1, now() - interval '2 days')")  # fmt: skip
     rescue_id = app.run_schedule_now(RESCUE_JOB)
     prune_id = app.run_schedule_now(PRUNE_JOB)
     assert "nightcrew" in app.worker().queues
     await app.worker().run_until_idle(timeout=30)
+    retention_id = app.run_schedule_now(RETENTION_JOB)  # after the prune: nothing to race
+    await app.worker().run_until_idle(timeout=30)
     rescue, pruned = app.get_job(rescue_id), app.get_job(prune_id)
     assert rescue is not None and rescue.result == {"rescued": 1, "overdue": []}
     assert pruned is not None and pruned.result == {"pruned": 1, "mode": "archive"}
+    retention = app.get_job(retention_id)
+    assert retention is not None and retention.result is not None
+    assert retention.result["complete"] and retention.result["deleted"]["workers"] == 1
+    tables = {"workers", "alerts", "notifications", "deliveries", "audit_log", "jobs_history"}
+    assert set(retention.result["deleted"]) == tables
     lost_job = app.get_job(lost)
     assert lost_job is not None and lost_job.status.value in ("retrying", "completed")
     await app.aclose()

@@ -61,12 +61,23 @@ def job_id_or_404(raw: str) -> UUID:
     return uid
 
 
-async def read_job(session: Session, job_id: UUID) -> JobResponse:
-    """The job if the acting user may see it; 404 otherwise."""
+async def job_row(session: Session, job_id: UUID) -> dict[str, Any]:
+    """The job's row, live or archived (``archived``), if the acting user may see it; 404
+    otherwise."""
     row = await session.one("http_get_job", {"id": job_id})
     if row is None:
         raise not_found()
-    return JobResponse.model_validate(row)
+    return row
+
+
+async def read_job(session: Session, job_id: UUID) -> JobResponse:
+    """The job (live or archived) if the acting user may see it; 404 otherwise."""
+    return JobResponse.model_validate(await job_row(session, job_id))
+
+
+def archived_conflict(row: dict[str, Any], change: str) -> ApiError:
+    """The 409 for a change asked of a job that pruning moved to the archive."""
+    return ApiError(409, f"job is archived ({row['status']}) and cannot be {change}")
 
 
 def _enqueue_field(message: str) -> str | None:
@@ -181,7 +192,8 @@ def build_jobs_router(app: App) -> APIRouter:
         async with acting(app, key) as session:
             params = {"id": uid, "priority": body.priority, "actor": session.principal.user_id}
             if await session.one("http_set_priority", params) is None:
-                raise not_found()
+                # Not a live job: unknown (404), or archived and read-only (409).
+                raise archived_conflict(await job_row(session, uid), "reprioritised")
             return await read_job(session, uid)
 
     @router.post(
@@ -203,7 +215,9 @@ def build_jobs_router(app: App) -> APIRouter:
         uid = job_id_or_404(job_id)
         try:
             async with acting(app, key) as session:
-                before = await read_job(session, uid)
+                before = await job_row(session, uid)
+                if before["archived"]:
+                    raise archived_conflict(before, verb)
                 params = {
                     "ids": [str(uid)],
                     "status": None,
@@ -212,9 +226,9 @@ def build_jobs_router(app: App) -> APIRouter:
                     "actor": session.principal.user_id,
                 }
                 if not await session.all(name, params):
-                    if verb == "retried" and before.status in ("failed", "cancelled"):
+                    if verb == "retried" and before["status"] in ("failed", "cancelled"):
                         raise ApiError(409, DEDUPE_HELD)
-                    raise ApiError(409, f"job is {before.status} and cannot be {verb}")
+                    raise ApiError(409, f"job is {before['status']} and cannot be {verb}")
                 return await read_job(session, uid)
         except psycopg.errors.UniqueViolation:
             raise ApiError(409, DEDUPE_HELD) from None

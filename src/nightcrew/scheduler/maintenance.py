@@ -6,8 +6,11 @@
 * ``nightcrew.prune`` (``prune_cron``, non-critical so it waits for a quiet queue):
   move finished jobs past their retention into ``nightcrew.jobs_history`` (or delete
   them), in small batches that never lock live jobs.
+* ``nightcrew.retention`` (``retention_cron``, non-critical): delete old notifications,
+  deliveries, audit entries, resolved alerts, archived jobs and stale worker rows
+  (:mod:`nightcrew.scheduler.retention`), reporting the rows removed per table.
 
-Both run as ordinary jobs on the ``maintenance_queue``, so any worker serving that queue
+All run as ordinary jobs on the ``maintenance_queue``, so any worker serving that queue
 runs them and their results are visible like any job's.
 """
 
@@ -22,6 +25,7 @@ from nightcrew.context import JobContext
 from nightcrew.db.clock import database_now
 from nightcrew.lifecycle.rescue import rescue_expired
 from nightcrew.queries import query
+from nightcrew.scheduler.retention import apply_retention
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -30,6 +34,7 @@ log = logging.getLogger("nightcrew.maintenance")
 
 RESCUE_JOB = "nightcrew.rescue"
 PRUNE_JOB = "nightcrew.prune"
+RETENTION_JOB = "nightcrew.retention"
 _RESCUE_BATCH = 1000
 _OVERDUE_SLACK_SECONDS = 60.0  # grace beyond a job's timeout before it is reported
 _OVERDUE_REPORT_LIMIT = 100
@@ -45,6 +50,8 @@ def install(app: App) -> None:
     app.schedule(RESCUE_JOB, every=timedelta(seconds=s.maintenance_rescue_seconds),
                  missed="skip")  # fmt: skip
     app.schedule(PRUNE_JOB, cron=s.prune_cron, critical=False)
+    app.job(RETENTION_JOB, queue=s.maintenance_queue, max_attempts=3, public=False)(retention_job)
+    app.schedule(RETENTION_JOB, cron=s.retention_cron, critical=False)
 
 
 async def rescue_job(ctx: JobContext, payload: Any) -> dict[str, Any]:
@@ -92,6 +99,18 @@ async def prune_job(ctx: JobContext, payload: Any) -> dict[str, Any]:
     if pruned:
         log.info("maintenance: pruned %d finished jobs (%s)", pruned, s.prune_mode)
     return {"pruned": pruned, "mode": s.prune_mode}
+
+
+async def retention_job(ctx: JobContext, payload: Any) -> dict[str, Any]:
+    """Delete rows past their retention from the side tables; the counts are the result."""
+    report = await apply_retention(ctx.app)
+    removed = {table: n for table, n in report.deleted.items() if n}
+    if not report.complete:
+        log.warning("maintenance: retention spent its time budget (removed %s); the next run "
+                    "continues", removed)  # fmt: skip
+    elif removed:
+        log.info("maintenance: retention removed %s", removed)
+    return report.as_result()
 
 
 def _floor_id(moment: datetime) -> uuid.UUID:

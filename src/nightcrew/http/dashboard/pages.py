@@ -139,9 +139,11 @@ def build_pages_router() -> APIRouter:
             started, ended = job["started_at"], job["completed_at"]
             runtime = ((ended or datetime.now(UTC)) - started).total_seconds() if started else None
             owner = job["user_id"] == session.principal.user_id
+            # An archived job (moved to jobs_history by pruning) is shown read-only.
+            may_act = (session.principal.is_admin or owner) and not job["archived"]
             return await render(
                 request, session, "job.html", job=job, audit=audit, runtime=runtime,
-                timeline=timeline(job), may_act=session.principal.is_admin or owner,
+                timeline=timeline(job), may_act=may_act,
                 attempts=failed_attempts(job["errors"], session.principal.is_admin),
                 live=JobResponse.model_validate(job).model_dump(mode="json"),
             )  # fmt: skip

@@ -1,0 +1,137 @@
+"""Retention of the tables that only ever grow: in-app notifications, notification
+deliveries, the audit log, resolved alerts, archived jobs (``nightcrew.jobs_history``) and
+the rows of workers that stopped heartbeating.
+
+The built-in ``nightcrew.retention`` schedule runs :func:`apply_retention` as a job (see
+:mod:`nightcrew.scheduler.maintenance`). Every table is trimmed by walking its primary key,
+``retention_batch_size`` rows per statement, each statement its own short transaction, so a
+run never holds locks for long; it stops after ``retention_time_budget_seconds`` and the
+next run picks up what is left. A retention of 0 keeps that table's rows forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from nightcrew.config import Settings
+from nightcrew.db.clock import database_now
+from nightcrew.queries import query
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
+
+log = logging.getLogger("nightcrew.maintenance")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One table's trim: its batch query, where the key walk starts, and its cut-offs."""
+
+    table: str
+    query_name: str
+    start: Any
+    cutoffs: dict[str, Any]
+
+
+@dataclass
+class RetentionReport:
+    """Rows deleted per table, and whether the run got through every table in its budget."""
+
+    deleted: dict[str, int] = field(default_factory=dict)
+    complete: bool = True
+
+    def as_result(self) -> dict[str, Any]:
+        """The JSON result of the retention job."""
+        return {"deleted": dict(self.deleted), "complete": self.complete}
+
+
+def first_id_of(moment: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of ``moment``'s millisecond: every id below it is older."""
+    return uuid.UUID(int=int(moment.timestamp() * 1000) << 80)
+
+
+def _days(value: float) -> timedelta:
+    return timedelta(days=value)
+
+
+def notification_sweep(s: Settings, now: datetime) -> Sweep | None:
+    """Read notifications after ``retention_notifications_days``; unread ones after
+    ``retention_unread_notifications_days``, but never sooner than read ones."""
+    read_days, unread_days = s.retention_notifications_days, s.retention_unread_notifications_days
+    if not read_days:
+        return None  # read ones kept forever: unread ones, kept at least as long, too
+    unread_before = now - _days(max(read_days, unread_days)) if unread_days else None
+    cutoffs = {"read_before": now - _days(read_days), "unread_before": unread_before}
+    return Sweep("notifications", "retention_notifications", 0, cutoffs)
+
+
+def retention_sweeps(s: Settings, now: datetime) -> list[Sweep]:
+    """The tables to trim as of ``now``, small ones first; tables kept forever are left out."""
+    sweeps: list[Sweep | None] = []
+    if s.retention_workers_hours:
+        before = now - timedelta(hours=s.retention_workers_hours)
+        sweeps.append(Sweep("workers", "retention_workers", "", {"before": before}))
+    if s.retention_alerts_days:
+        before = now - _days(s.retention_alerts_days)
+        sweeps.append(Sweep("alerts", "retention_alerts", 0, {"before": before}))
+    sweeps.append(notification_sweep(s, now))
+    if s.retention_deliveries_days:
+        before = now - _days(s.retention_deliveries_days)
+        sweeps.append(Sweep("deliveries", "retention_deliveries", 0, {"before": before}))
+    if s.retention_audit_days:
+        before = now - _days(s.retention_audit_days)
+        sweeps.append(Sweep("audit_log", "retention_audit", 0, {"before": before}))
+    if s.retention_history_days:
+        before = now - _days(s.retention_history_days)
+        cutoffs = {"before": before, "upper": first_id_of(before)}
+        sweeps.append(Sweep("jobs_history", "retention_history", uuid.UUID(int=0), cutoffs))
+    return [sweep for sweep in sweeps if sweep is not None]
+
+
+async def sweep_table(
+    conn: Any, sweep: Sweep, report: RetentionReport, *, batch_size: int, deadline: float
+) -> bool:
+    """Trim one table, one batch per statement, adding to ``report``; True when its walk got
+    to the end, False when ``deadline`` (a ``time.monotonic()`` value) came first."""
+    params = {**sweep.cutoffs, "after": sweep.start, "limit": batch_size}
+    report.deleted.setdefault(sweep.table, 0)
+    while True:
+        if time.monotonic() >= deadline:
+            return False
+        cur = await conn.execute(query(sweep.query_name), params)
+        row = await cur.fetchone()
+        assert row is not None
+        last_id, deleted, more = row
+        report.deleted[sweep.table] += int(deleted)
+        if not more:
+            return True
+        params["after"] = last_id
+
+
+async def apply_retention(
+    app: App,
+    *,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    budget_seconds: float | None = None,
+) -> RetentionReport:
+    """Delete the rows past their retention (``app.settings.retention_*``) from every table,
+    as of ``now`` (default: the database's clock). ``batch_size`` and ``budget_seconds``
+    default to ``retention_batch_size`` and ``retention_time_budget_seconds``."""
+    s = app.settings
+    size = batch_size or s.retention_batch_size
+    deadline = time.monotonic() + (budget_seconds or s.retention_time_budget_seconds)
+    report = RetentionReport()
+    pool = await app.apool()
+    async with pool.connection() as conn:
+        now = await database_now(conn, now)
+        for sweep in retention_sweeps(s, now):
+            if not await sweep_table(conn, sweep, report, batch_size=size, deadline=deadline):
+                report.complete = False
+                break
+    return report

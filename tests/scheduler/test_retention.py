@@ -1,0 +1,249 @@
+"""Retention of the side tables: per table, rows past their retention go in small batches,
+recent ones (and anything still in use) stay; 0 keeps a table forever; a run stops at its
+time budget and the next one finishes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import ValidationError
+
+from nightcrew.config import Settings
+from nightcrew.scheduler.retention import apply_retention
+from tests.scheduler.conftest import make_app
+
+BATCH = 2  # small, so every table is walked in several statements
+
+
+@pytest.fixture
+def ret_db(sched_db: str) -> str:
+    """The clean scheduler database with the side tables emptied too."""
+    with psycopg.connect(sched_db, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE nightcrew.notifications, nightcrew.deliveries, nightcrew.audit_log,"
+            " nightcrew.alerts"
+        )
+    return sched_db
+
+
+@pytest.fixture
+def conn(ret_db: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(ret_db, autocommit=True) as connection:
+        yield connection
+
+
+def days_ago(conn: psycopg.Connection[Any], days: float) -> datetime:
+    row = conn.execute("SELECT now() - make_interval(secs => %s)", (days * 86400,)).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+async def retain(url: str, **settings: Any) -> dict[str, Any]:
+    """One retention run with ``settings``; its job result."""
+    app = make_app(url, **settings)
+    try:
+        return (await apply_retention(app, batch_size=BATCH)).as_result()
+    finally:
+        await app.aclose()
+
+
+def column(conn: psycopg.Connection[Any], sql: str) -> list[Any]:
+    return [row[0] for row in conn.execute(sql)]
+
+
+async def test_notifications_read_ones_after_30_days_unread_ones_after_90(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    rows = [("unread_100d", 100, False), ("read_95d", 95, True), ("unread_60d", 60, False),
+            ("read_31d", 31, True), ("unread_31d", 31, False), ("read_29d", 29, True),
+            ("read_1d", 1, True)]  # fmt: skip
+    for title, age, read in rows:  # oldest first: ids grow with created_at, as in real use
+        at = days_ago(conn, age)
+        conn.execute(
+            "INSERT INTO nightcrew.notifications (user_id, kind, title, body, created_at, read_at)"
+            " VALUES ('alice', 'job', %s, '', %s, %s)",
+            (title, at, at if read else None),
+        )
+    result = await retain(ret_db)
+    assert result["deleted"]["notifications"] == 3 and result["complete"]
+    kept = column(conn, "SELECT title FROM nightcrew.notifications ORDER BY id")
+    assert kept == ["unread_60d", "unread_31d", "read_29d", "read_1d"]
+
+
+async def test_deliveries_go_30_days_after_their_last_attempt(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    # (event, created days ago, last touched days ago, status)
+    rows = [("sent_40d", 40, 40, "sent"), ("failed_35d", 35, 35, "failed"),
+            ("retried_recently", 33, 0.01, "pending"), ("sent_31d", 31, 31, "sent"),
+            ("sent_10d", 10, 10, "sent"), ("pending_now", 0, 0, "pending")]  # fmt: skip
+    for event, created, touched, status in rows:
+        conn.execute(
+            "INSERT INTO nightcrew.deliveries (event_key, channel, target, status, created_at,"
+            " updated_at) VALUES (%s, 'email', 'a@example.com', %s, %s, %s)",
+            (event, status, days_ago(conn, created), days_ago(conn, touched)))  # fmt: skip
+    result = await retain(ret_db)
+    assert result["deleted"]["deliveries"] == 3
+    kept = column(conn, "SELECT event_key FROM nightcrew.deliveries ORDER BY id")
+    assert kept == ["retried_recently", "sent_10d", "pending_now"]
+
+
+async def test_the_audit_log_keeps_a_year(ret_db: str, conn: psycopg.Connection[Any]) -> None:
+    for action, age in [("a.400d", 400), ("a.366d", 366), ("a.364d", 364), ("a.now", 0)]:
+        conn.execute(
+            "INSERT INTO nightcrew.audit_log (at, actor, action) VALUES (%s, 'alice', %s)",
+            (days_ago(conn, age), action),
+        )
+    result = await retain(ret_db)
+    assert result["deleted"]["audit_log"] == 2
+    assert column(conn, "SELECT action FROM nightcrew.audit_log ORDER BY id") == [
+        "a.364d", "a.now"]  # fmt: skip
+
+
+async def test_resolved_alerts_go_90_days_after_resolving_open_ones_stay(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    # (rule, opened days ago, resolved days ago or None: still open)
+    rows = [("old_open", 300, None), ("resolved_200d", 210, 200), ("resolved_91d", 120, 91),
+            ("resolved_89d", 100, 89), ("resolved_now", 1, 0)]  # fmt: skip
+    for rule, opened, resolved in rows:
+        conn.execute(
+            "INSERT INTO nightcrew.alerts (rule, status, message, opened_at, resolved_at)"
+            " VALUES (%s, %s, '', %s, %s)",
+            (rule, "open" if resolved is None else "resolved", days_ago(conn, opened),
+             None if resolved is None else days_ago(conn, resolved)))  # fmt: skip
+    result = await retain(ret_db)
+    assert result["deleted"]["alerts"] == 2
+    assert column(conn, "SELECT rule FROM nightcrew.alerts ORDER BY id") == [
+        "old_open", "resolved_89d", "resolved_now"]  # fmt: skip
+
+
+async def test_archived_jobs_go_90_days_after_archiving(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    # (label, created days ago, archived days ago)
+    rows = [("archived_100d", 200, 100), ("archived_91d", 180, 91), ("archived_89d", 179, 89),
+            ("archived_30d", 60, 30), ("archived_now", 31, 0)]  # fmt: skip
+    for label, created, archived in rows:
+        created_at = days_ago(conn, created)
+        conn.execute(
+            "INSERT INTO nightcrew.jobs_history (id, type, queue, status, created_at,"
+            " completed_at, archived_at, job) VALUES (nightcrew.uuid7(), %s, 'q', 'completed',"
+            " %s, %s, %s, '{}')",
+            (label, created_at, created_at, days_ago(conn, archived)))  # fmt: skip
+    # uuid7() stamps ids with the clock of the insert: give them their creation times.
+    conn.execute(
+        "UPDATE nightcrew.jobs_history SET id = (lpad(to_hex((extract(epoch FROM created_at)"
+        " * 1000)::bigint), 12, '0') || substr(replace(id::text, '-', ''), 13))::uuid"
+    )
+    result = await retain(ret_db)
+    assert result["deleted"]["jobs_history"] == 2
+    assert column(conn, "SELECT type FROM nightcrew.jobs_history ORDER BY id") == [
+        "archived_89d", "archived_30d", "archived_now"]  # fmt: skip
+
+
+async def test_stale_worker_rows_go_but_never_a_live_worker(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    app = make_app(ret_db, shutdown_grace_seconds=0.2)
+    started = asyncio.Event()
+
+    @app.job("t.hold")
+    async def hold(ctx: Any, payload: Any) -> None:
+        started.set()
+        await asyncio.sleep(3600)  # cancelled when the worker stops
+
+    worker = app.worker(queues=["default"], concurrency=1)
+    running = asyncio.create_task(worker.run())
+    held = app.enqueue("t.hold", {})
+    await asyncio.wait_for(started.wait(), 20)
+    for name, hours in [("a-gone-1d", 25), ("b-gone-1w", 24 * 7), ("c-quiet-2h", 2)]:
+        conn.execute(
+            "INSERT INTO nightcrew.workers (id, hostname, pid, queues, concurrency, heartbeat_at)"
+            " VALUES (%s, 'h', 1, '{default}', 1, now() - make_interval(hours => %s))",
+            (name, hours),
+        )
+    # A row whose heartbeat is old but still holds a live lease: alive, whatever its row says.
+    conn.execute(
+        "INSERT INTO nightcrew.workers (id, hostname, pid, queues, concurrency, heartbeat_at)"
+        " VALUES ('d-leasing', 'h', 1, '{default}', 1, now() - interval '3 days')"
+    )
+    leased = app.enqueue("t.hold", {}, delay=3600)
+    conn.execute(
+        "UPDATE nightcrew.jobs SET status = 'processing', worker_id = 'd-leasing',"
+        " lease_expires_at = now() + interval '1 minute' WHERE id = %s", (leased,))  # fmt: skip
+    try:
+        result = await apply_retention(app, batch_size=BATCH)
+        assert result.deleted["workers"] == 2
+        kept = column(conn, "SELECT id FROM nightcrew.workers ORDER BY id")
+        assert kept == sorted(["c-quiet-2h", "d-leasing", worker.id])
+        job = app.get_job(held)
+        assert job is not None and job.status.value == "processing"
+        # Even with its heartbeat aged past retention, the worker running a job stays.
+        conn.execute(
+            "UPDATE nightcrew.workers SET heartbeat_at = now() - interval '2 days' WHERE id = %s",
+            (worker.id,),
+        )
+        assert (await apply_retention(app, batch_size=BATCH)).deleted["workers"] == 0
+        assert worker.id in column(conn, "SELECT id FROM nightcrew.workers")
+    finally:
+        worker.stop()
+        await running
+        await app.aclose()
+
+
+async def test_zero_keeps_a_table_forever(ret_db: str, conn: psycopg.Connection[Any]) -> None:
+    conn.execute(
+        "INSERT INTO nightcrew.audit_log (at, actor, action) VALUES (%s, 'alice', 'a.old')",
+        (days_ago(conn, 5000),),
+    )
+    conn.execute(
+        "INSERT INTO nightcrew.notifications (user_id, kind, title, body, created_at, read_at)"
+        " VALUES ('alice', 'job', 'read_old', '', %s, %s), ('alice', 'job', 'unread_old', '',"
+        " %s, NULL)", (days_ago(conn, 500), days_ago(conn, 500), days_ago(conn, 500)))  # fmt: skip
+    result = await retain(ret_db, retention_audit_days=0, retention_unread_notifications_days=0)
+    assert "audit_log" not in result["deleted"]
+    assert column(conn, "SELECT action FROM nightcrew.audit_log") == ["a.old"]
+    assert result["deleted"]["notifications"] == 1  # the read one; unread ones are kept
+    assert column(conn, "SELECT title FROM nightcrew.notifications") == ["unread_old"]
+    result = await retain(ret_db, retention_notifications_days=0)
+    assert "notifications" not in result["deleted"]  # read kept forever: unread ones too
+    assert column(conn, "SELECT title FROM nightcrew.notifications") == ["unread_old"]
+
+
+async def test_a_run_stops_at_its_time_budget_and_the_next_one_finishes(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    conn.execute(
+        "INSERT INTO nightcrew.audit_log (at, actor, action)"
+        " SELECT now() - interval '400 days', 'alice', 'a.old' FROM generate_series(1, 5)"
+    )
+    app = make_app(ret_db)
+    try:
+        spent = await apply_retention(app, batch_size=BATCH, budget_seconds=1e-9)
+        assert not spent.complete and sum(spent.deleted.values()) == 0
+        assert column(conn, "SELECT count(*) FROM nightcrew.audit_log") == [5]
+        finished = await apply_retention(app, batch_size=BATCH)
+        assert finished.complete and finished.deleted["audit_log"] == 5
+    finally:
+        await app.aclose()
+    assert column(conn, "SELECT count(*) FROM nightcrew.audit_log") == [0]
+
+
+def test_a_worker_retention_under_an_hour_is_refused() -> None:
+    with pytest.raises(ValidationError, match="retention_workers_hours"):
+        Settings(retention_workers_hours=0.5)
+    assert Settings(retention_workers_hours=0).retention_workers_hours == 0
+
+
+def test_the_defaults() -> None:
+    s = Settings()
+    assert (s.retention_notifications_days, s.retention_unread_notifications_days) == (30, 90)
+    assert (s.retention_deliveries_days, s.retention_audit_days) == (30, 365)
+    assert (s.retention_alerts_days, s.retention_history_days) == (90, 90)
+    assert (s.retention_workers_hours, s.retention_batch_size) == (24, 5000)
