@@ -41,12 +41,23 @@ def verify(
     tolerance: float = DEFAULT_TOLERANCE_SECONDS,
     now: float | None = None,
 ) -> bool:
-    """Whether a received webhook is authentic and fresh (for receivers written in Python)."""
-    if not timestamp or not signature or not (timestamp.isascii() and timestamp.isdigit()):
+    """Whether a received webhook is authentic and fresh (for receivers written in Python).
+
+    Never raises on what the sender controls: a malformed, absurd or non-ASCII timestamp or
+    signature is simply not authentic.
+    """
+    if not timestamp or not signature or not _plausible_timestamp(timestamp):
         return False
     if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
         return False
-    return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
+    expected = sign(secret, int(timestamp), body).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
+
+
+def _plausible_timestamp(timestamp: str) -> bool:
+    """Unix seconds in ASCII digits, short enough to be a real time (at most 12 digits:
+    beyond the year 33000), so converting and comparing it can't overflow."""
+    return timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
