@@ -1,11 +1,14 @@
-"""Webhook signatures and target addresses, without a database."""
+"""Webhook signatures and which addresses a webhook may reach (no
+database)."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import pytest
 
+from nightcrew.notify.addresses import refusal
 from nightcrew.notify.webhooks import sign, verify
 
 SECRET = "k"
@@ -37,3 +40,32 @@ def test_verify_returns_false_on_absurd_input_instead_of_raising(
 def test_verify_still_accepts_a_good_signature() -> None:
     now = int(time.time())
     assert verify(SECRET, b"{}", str(now), sign(SECRET, now, b"{}"), now=now)
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),  # IPv4-mapped IPv6
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("fd12::1", "private"),
+        ("169.254.169.254", "metadata"),
+        ("fd00:ec2::254", "metadata"),
+        ("100.100.100.200", "metadata"),
+        ("fe80::1", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("100.64.0.1", "not a public address"),  # carrier-grade NAT
+    ],
+)
+def test_non_public_addresses_are_refused(address: str, reason: str) -> None:
+    refused = refusal(ipaddress.ip_address(address))
+    assert refused is not None and reason in refused
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700:4700::1111", "8.8.8.8"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert refusal(ipaddress.ip_address(address)) is None
