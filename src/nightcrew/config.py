@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     )
     alert_webhook: str | None = Field(None, description="URL that receives alert events.")
     webhook_secret: SecretStr | None = Field(None, description="HMAC key of webhook signatures.")
+    webhook_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts that webhooks set over the HTTP API may target (comma-separated; "
+        "'.example.com' allows subdomains, '*' any public host; empty: none).",
+    )
     webhook_allow_private: bool = Field(
         False,
         description="Let webhooks reach loopback, private and link-local addresses "
@@ -138,7 +143,7 @@ class Settings(BaseSettings):
         description='Seconds without a success before a type alerts ({"type": s, "*": s}).',
     )
 
-    @field_validator("alert_emails", mode="before")
+    @field_validator("alert_emails", "webhook_hosts", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -31,6 +31,7 @@ from nightcrew.notify.render import (
     render_job_email,
     summary_of,
 )
+from nightcrew.notify.spec import host_allowed
 from nightcrew.notify.webhooks import post_webhook
 from nightcrew.queries import query
 
@@ -78,7 +79,7 @@ async def load_job_event(app: App, payload: dict[str, Any]) -> JobEvent | None:
         channels.append(("webhook", notify["webhook"]))
     if notify.get("in_app"):
         channels.append(("in_app", row["user_id"] or ""))
-    return JobEvent(payload["event_key"], job, channels)
+    return JobEvent(payload["event_key"], job, channels, bool(notify.get("untrusted")))
 
 
 async def load_alert_event(app: App, payload: dict[str, Any]) -> AlertEvent | None:
@@ -122,6 +123,12 @@ async def _send_message(
             mail = render_alert_email(event)
         await send_email(s, [t.strip() for t in target.split(",")], mail)
         return None
+    untrusted = isinstance(event, JobEvent) and event.untrusted_webhook
+    # Checked again: the setting may have changed since the job was enqueued.
+    if untrusted and not host_allowed(target, s.webhook_hosts):
+        raise PermanentDeliveryError(
+            f"webhook host of {target!r} is not in webhook_hosts (set over the HTTP API)"
+        )
     kind = f"job.{event.job['status']}" if isinstance(event, JobEvent) \
         else f"alert.{event.alert['state']}"  # fmt: skip
     return await post_webhook(
