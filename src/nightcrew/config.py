@@ -114,7 +114,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Admins' alert addresses (comma-separated)."
     )
     alert_webhook: str | None = Field(None, description="URL that receives alert events.")
-    webhook_secret: SecretStr | None = Field(None, description="HMAC key of webhook signatures.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Master HMAC key of webhook signatures (per-user keys derive from it)."
+    )
     webhook_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Hosts that webhooks set over the HTTP API may target (comma-separated; "

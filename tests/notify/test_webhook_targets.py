@@ -1,11 +1,13 @@
-"""Where webhooks may go: no loopback, private, link-local or metadata address unless
-allowed; only hosts an admin allowed for webhooks set over the HTTP API. Real receivers, a
-real Postgres, a real uvicorn server."""
+"""Where webhooks may go (no loopback, private, link-local or metadata address unless
+allowed; hosts an admin allowed for webhooks set over the HTTP API) and whose key signs
+them (each user's own). Real receivers, a real Postgres, a real uvicorn server."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -15,8 +17,9 @@ import uvicorn
 from nightcrew import App
 from nightcrew.http import create_app
 from nightcrew.keys import create_key
+from nightcrew.notify.webhooks import verify
 from tests.notify.receivers import Receiver, free_port, http_receiver
-from tests.notify.test_notify import deliveries, make_app
+from tests.notify.test_notify import SECRET, deliveries, make_app
 
 
 @pytest.fixture
@@ -129,3 +132,31 @@ async def test_http_webhook_is_checked_again_when_sent(
     assert (row["status"], row["attempts"]) == ("failed", 1)
     assert "not in webhook_hosts" in row["last_error"]
     assert receiver.requests == []
+
+
+async def test_webhooks_about_a_users_job_are_signed_with_that_users_key(
+    served: tuple[App, httpx.AsyncClient, dict[str, str]], receiver: Receiver
+) -> None:
+    app, client, keys = served
+    assert (await post_job(client, keys["alice"], receiver.url)).status_code == 202
+    await app.worker().run_until_idle(timeout=30)
+    [request] = receiver.requests
+    assert json.loads(request.body)["job"]["user_id"] == "alice"
+    ts, sig = request.headers["X-Nightcrew-Timestamp"], request.headers["X-Nightcrew-Signature"]
+
+    async def secret_of(user: str) -> str:
+        answer = await client.get("/api/notifications/webhook-secret", headers=bearer(keys[user]))
+        assert answer.status_code == 200
+        assert answer.headers["cache-control"] == "no-store"
+        body: dict[str, Any] = answer.json()
+        assert body["user_id"] == user and body["algorithm"] == "HMAC-SHA256"
+        return str(body["secret"])
+
+    alice, bob = await secret_of("alice"), await secret_of("bob")
+    assert verify(alice, request.body, ts, sig)
+    # Bob's receiver (or one checking the installation's master key) rejects alice's body:
+    # a user can't replay bodies signed for them to someone else's receiver.
+    assert not verify(bob, request.body, ts, sig)
+    assert not verify(SECRET, request.body, ts, sig)
+    unauthenticated = await client.get("/api/notifications/webhook-secret")
+    assert unauthenticated.status_code == 401

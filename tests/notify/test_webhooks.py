@@ -1,4 +1,4 @@
-"""Webhook signatures and which addresses a webhook may reach (no
+"""Webhook signatures, per-user secrets and which addresses a webhook may reach (no
 database)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from nightcrew.notify.addresses import refusal
-from nightcrew.notify.webhooks import sign, verify
+from nightcrew.notify.webhooks import sign, user_secret, verify
 
 SECRET = "k"
 
@@ -69,3 +69,9 @@ def test_non_public_addresses_are_refused(address: str, reason: str) -> None:
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700:4700::1111", "8.8.8.8"])
 def test_public_addresses_are_allowed(address: str) -> None:
     assert refusal(ipaddress.ip_address(address)) is None
+
+
+def test_user_secrets_differ_per_user_and_from_the_master() -> None:
+    alice, bob = user_secret("master", "alice"), user_secret("master", "bob")
+    assert len({alice, bob, "master"}) == 3
+    assert alice == user_secret("master", "alice") != user_secret("other master", "alice")

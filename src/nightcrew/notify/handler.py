@@ -32,7 +32,7 @@ from nightcrew.notify.render import (
     summary_of,
 )
 from nightcrew.notify.spec import host_allowed
-from nightcrew.notify.webhooks import post_webhook
+from nightcrew.notify.webhooks import post_webhook, user_secret
 from nightcrew.queries import query
 
 if TYPE_CHECKING:
@@ -132,10 +132,19 @@ async def _send_message(
     kind = f"job.{event.job['status']}" if isinstance(event, JobEvent) \
         else f"alert.{event.alert['state']}"  # fmt: skip
     return await post_webhook(
-        target, event.webhook_body(datetime.now(UTC)),
-        secret=s.webhook_secret.get_secret_value() if s.webhook_secret else None,
+        target, event.webhook_body(datetime.now(UTC)), secret=signing_secret(app, event),
         event=kind, delivery=event.key, allow_private=s.webhook_allow_private,
     )  # fmt: skip
+
+
+def signing_secret(app: App, event: JobEvent | AlertEvent) -> str | None:
+    """The key that signs ``event``'s webhook: the job's user's own when it has one."""
+    master = app.settings.webhook_secret
+    if master is None:
+        return None
+    user_id = event.job.get("user_id") if isinstance(event, JobEvent) else None
+    return user_secret(master.get_secret_value(), user_id) if user_id else \
+        master.get_secret_value()  # fmt: skip
 
 
 async def _attempt(

@@ -5,7 +5,9 @@ Headers: ``X-Nightcrew-Timestamp: <unix seconds>`` and
 plus ``X-Nightcrew-Event`` (the event type) and ``X-Nightcrew-Delivery`` (the event key,
 the same on every retry: receivers dedupe on it). Receivers verify with :func:`verify`.
 
-The POST goes only to public addresses (:mod:`nightcrew.notify.addresses`), over a connection of its
+The secret of a job that has a ``user_id`` is that user's own (:func:`user_secret`); other
+events (alerts, jobs without a user) are signed with ``webhook_secret`` itself. The POST
+goes only to public addresses (:mod:`nightcrew.notify.addresses`), over a connection of its
 own made with asyncio, so the caller's deadline bounds the whole exchange.
 """
 
@@ -60,6 +62,15 @@ def _plausible_timestamp(timestamp: str) -> bool:
     """Unix seconds in ASCII digits, short enough to be a real time (at most 12 digits:
     beyond the year 33000), so converting and comparing it can't overflow."""
     return timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
+
+
+def user_secret(master: str, user_id: str) -> str:
+    """The signing secret of webhooks about ``user_id``'s jobs, derived from the master
+    secret (``webhook_secret``): one user can't produce or replay a body that another
+    user's receiver accepts, and no secret needs storing. ``GET /api/notifications/
+    webhook-secret`` gives each user their own."""
+    mac = hmac.new(master.encode(), b"nightcrew-webhook-user:" + user_id.encode(), hashlib.sha256)
+    return f"whsec_{mac.hexdigest()}"
 
 
 async def post_webhook(
