@@ -146,17 +146,29 @@ class Settings(BaseSettings):
     smtp_tls: Literal["none", "starttls", "ssl"] = Field(
         "starttls", description="none, starttls (true) or ssl (implicit TLS, port 465)."
     )
-    smtp_timeout_seconds: float = Field(30.0, gt=0)
+    smtp_timeout_seconds: float = Field(
+        30.0, gt=0, description="Per SMTP command; notify_timeout_seconds bounds the whole."
+    )
     alert_emails: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Admins' alert addresses (comma-separated)."
     )
     alert_webhook: str | None = Field(None, description="URL that receives alert events.")
-    webhook_secret: SecretStr | None = Field(None, description="HMAC key of webhook signatures.")
-    webhook_allowlist: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Hosts webhooks may target (comma-separated; empty: any host).",
+    webhook_secret: SecretStr | None = Field(
+        None, description="Master HMAC key of webhook signatures (per-user keys derive from it)."
     )
-    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts that webhooks set over the HTTP API may target (comma-separated; "
+        "'.example.com' allows subdomains, '*' any public host; empty: none).",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Let webhooks reach loopback, private and link-local addresses "
+        "(local receivers in development and tests; never on a shared server).",
+    )
+    notify_timeout_seconds: float = Field(
+        10.0, gt=0, description="Deadline of one whole delivery attempt (webhook or email)."
+    )
     notify_backoff_seconds: float = Field(2.0, ge=0, description="Base of delivery backoff.")
     dashboard_url: str = Field("http://127.0.0.1:8000", description="Base of job links.")
     dashboard_session_hours: float = Field(
@@ -180,7 +192,7 @@ class Settings(BaseSettings):
         description='Seconds without a success before a type alerts ({"type": s, "*": s}).',
     )
 
-    @field_validator("alert_emails", "webhook_allowlist", mode="before")
+    @field_validator("alert_emails", "webhook_hosts", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):

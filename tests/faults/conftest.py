@@ -60,8 +60,11 @@ class WorkerProcesses:
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, url: str, *, concurrency: int = 4, **settings: Any) -> subprocess.Popen[bytes]:
-        """Start a worker; ``settings`` override :data:`FAST_SETTINGS` (as NIGHTCREW_* vars)."""
+    def start(
+        self, url: str, *, concurrency: int = 4, queues: str | None = None, **settings: Any
+    ) -> subprocess.Popen[bytes]:
+        """Start a worker (of ``queues``, comma-separated: default all); ``settings``
+        override :data:`FAST_SETTINGS` (as NIGHTCREW_* vars)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCREW_")}
         env["NIGHTCREW_DATABASE_URL"] = url
         for name, value in {**FAST_SETTINGS, **settings}.items():
@@ -69,7 +72,7 @@ class WorkerProcesses:
         log = (self.log_dir / f"worker-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "nightcrew", "worker", "--app", "tests.faults.apps:app",
-             "--concurrency", str(concurrency)],
+             "--concurrency", str(concurrency), *(["--queues", queues] if queues else [])],
             cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )  # fmt: skip
         log.close()

@@ -1,8 +1,10 @@
 """Real receivers for the notification tests: an SMTP server (aiosmtpd) and an HTTP server
-that records webhook requests and answers with scripted status codes."""
+that records webhook requests and answers with scripted status codes; either can be made
+slow (``stall`` / ``delay`` seconds before answering)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -24,13 +26,20 @@ def free_port() -> int:
 
 @dataclass
 class Mailbox:
-    """What the SMTP server received; ``refuse`` answers the next N messages with 451."""
+    """What the SMTP server received; ``refuse`` answers the next N messages with 451;
+    ``stall`` waits that many seconds after the message before answering; ``stalled``
+    counts the messages it stalled on."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     refuse: int = 0
     refused: int = 0
+    stall: float = 0.0
+    stalled: int = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.stall > 0:
+            self.stalled += 1
+            await asyncio.sleep(self.stall)
         if self.refuse > 0:
             self.refuse -= 1
             self.refused += 1
@@ -62,12 +71,16 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Recorded requests; ``script`` holds the status codes of the next answers (then 200)."""
+    """Recorded requests; ``script`` holds the status codes of the next answers (then 200);
+    ``delay`` is how long each answer waits after the request was recorded (cut short when
+    the receiver closes)."""
 
     url: str = ""
     script: list[int] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delay: float = 0.0
+    closing: threading.Event = field(default_factory=threading.Event)
 
     def ok(self) -> list[Received]:
         with self.lock:
@@ -84,6 +97,8 @@ def http_receiver() -> Iterator[Receiver]:
             with receiver.lock:
                 status = receiver.script.pop(0) if receiver.script else 200
                 receiver.requests.append(Received(dict(self.headers), body, status))
+            if receiver.delay > 0:
+                receiver.closing.wait(receiver.delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -98,6 +113,7 @@ def http_receiver() -> Iterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.closing.set()
         server.shutdown()
         server.server_close()
         thread.join()

@@ -39,6 +39,7 @@ def make_app(url: str, receiver: Receiver | None = None, **extra: Any) -> App:
         "migrate_on_start": False,
         "poll_seconds": 0.1,
         "webhook_secret": "k",
+        "webhook_allow_private": True,  # the receiver listens on 127.0.0.1
         "alert_webhook": receiver.url if receiver else None,
         "maintenance_schedules": False,
         "notify_backoff_seconds": 0.05,

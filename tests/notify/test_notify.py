@@ -48,6 +48,7 @@ def make_app(url: str, smtp_port: int | None = None, **extra: Any) -> App:
         "lease_seconds": 5,
         "heartbeat_seconds": 1,
         "webhook_secret": SECRET,
+        "webhook_allow_private": True,  # the receivers listen on 127.0.0.1
         "notify_backoff_seconds": 0.05,
         "dashboard_url": "https://dash.example.com",
         "maintenance_schedules": False,

@@ -4,6 +4,7 @@
   count for the badge; ``POST /api/notifications/{id}/read``.
 * ``GET /api/notifications/events``: Server-Sent Events with the unread count, pushed on
   every change (one LISTEN connection per server process, :class:`InboxHub`).
+* ``GET /api/notifications/webhook-secret``: the caller's own webhook signing key.
 * ``GET /api/alerts`` (admins): open alerts first, then the history.
 
 Per job type health (success rate, last success, failure streak) is part of ``GET
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -29,6 +30,7 @@ from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_
 from nightcrew.http.listen import ListenHub
 from nightcrew.http.routes_jobs import ApiKey
 from nightcrew.http.session import acting
+from nightcrew.notify.webhooks import user_secret
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -55,6 +57,16 @@ class NotificationPage(BaseModel):
     items: list[Notification]
     unread: int
     next_cursor: int | None
+
+
+class WebhookSecret(BaseModel):
+    """``GET /api/notifications/webhook-secret``: the caller's own signing key; webhooks
+    about their jobs carry ``X-Nightcrew-Signature: sha256=<hex HMAC-SHA256(secret,
+    "<X-Nightcrew-Timestamp>.<raw body>")>`` (see docs/notifications.md)."""
+
+    user_id: str
+    secret: str
+    algorithm: Literal["HMAC-SHA256"] = "HMAC-SHA256"
 
 
 class Alert(BaseModel):
@@ -142,6 +154,20 @@ def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRout
             raise not_found("notification")
         row.pop("notified", None)
         return _notification(row)
+
+    @router.get(
+        "/api/notifications/webhook-secret",
+        response_model=WebhookSecret,
+        summary="The key that signs webhooks about your jobs",
+    )
+    async def webhook_secret(key: ApiKey, response: Response) -> WebhookSecret:
+        async with acting(app, key) as session:
+            user = session.principal.user_id
+        master = app.settings.webhook_secret
+        if master is None:
+            raise ApiError(404, "no webhook secret is configured: webhooks are not sent")
+        response.headers["Cache-Control"] = "no-store"
+        return WebhookSecret(user_id=user, secret=user_secret(master.get_secret_value(), user))
 
     @router.get(
         "/api/notifications/events",

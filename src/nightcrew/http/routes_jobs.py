@@ -22,6 +22,7 @@ from nightcrew.http.models import (
 )
 from nightcrew.http.session import Session, acting
 from nightcrew.lifecycle.control import parse_id
+from nightcrew.notify.spec import user_notify
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -84,6 +85,8 @@ def _enqueue_field(message: str) -> str | None:
     first = message.split(" ", 1)[0]
     if first == "delay":
         return "delay_seconds"
+    if first.startswith("notify."):
+        return first.rstrip(":")
     return first if first in _ENQUEUE_FIELDS else None
 
 
@@ -102,6 +105,11 @@ def build_jobs_router(app: App) -> APIRouter:
             # Dedupe keys are per user: one user's key can never match another user's job.
             dedupe = f"{user}:{body.dedupe_key}" if body.dedupe_key is not None else None
             try:
+                notify = user_notify(
+                    body.notify,
+                    webhook_hosts=app.settings.webhook_hosts,
+                    allow_private=app.settings.webhook_allow_private,
+                )
                 job_id = await app.aenqueue(
                     body.type,
                     body.payload,
@@ -112,7 +120,7 @@ def build_jobs_router(app: App) -> APIRouter:
                     dedupe_key=dedupe,
                     user_id=user,
                     max_attempts=body.max_attempts,
-                    notify=body.notify,
+                    notify=notify,
                     conn=session.conn,
                 )
             except PayloadValidationError as exc:

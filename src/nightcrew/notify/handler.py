@@ -1,19 +1,22 @@
 """The ``nightcrew.notify`` job: deliver one event (a job finished, an alert opened or
 resolved) on each of its channels.
 
-Each (event, channel) has a row in ``nightcrew.deliveries``. A channel is attempted under
-that row's lock and its outcome recorded with it; a channel already ``sent`` (or failed for
-good) is skipped, so when the job retries after, say, the mail server was down, a webhook
-that already went out is not sent again. Channels that failed for now make the job raise,
-and the job's own retries (exponential backoff) are the delivery retries.
+Each (event, channel) has a row in ``nightcrew.deliveries``. An attempt claims the row in a
+short transaction, sends with no database connection held (within
+``notify_timeout_seconds`` for the whole exchange), then records the outcome; a channel
+already ``sent`` (or failed for good) is skipped, so when the job retries after, say, the
+mail server was down, a webhook that already went out is not sent again. Channels that
+failed for now make the job raise, and the job's own retries (exponential backoff) are the
+delivery retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from psycopg.rows import dict_row
@@ -28,7 +31,8 @@ from nightcrew.notify.render import (
     render_job_email,
     summary_of,
 )
-from nightcrew.notify.webhooks import post_webhook
+from nightcrew.notify.spec import host_allowed
+from nightcrew.notify.webhooks import post_webhook, user_secret
 from nightcrew.queries import query
 
 if TYPE_CHECKING:
@@ -75,7 +79,7 @@ async def load_job_event(app: App, payload: dict[str, Any]) -> JobEvent | None:
         channels.append(("webhook", notify["webhook"]))
     if notify.get("in_app"):
         channels.append(("in_app", row["user_id"] or ""))
-    return JobEvent(payload["event_key"], job, channels)
+    return JobEvent(payload["event_key"], job, channels, bool(notify.get("untrusted")))
 
 
 async def load_alert_event(app: App, payload: dict[str, Any]) -> AlertEvent | None:
@@ -101,11 +105,15 @@ async def load_alert_event(app: App, payload: dict[str, Any]) -> AlertEvent | No
     return AlertEvent(payload["event_key"], alert, channels)
 
 
-async def _send(
-    app: App, conn: psycopg.AsyncConnection[Any], event: JobEvent | AlertEvent,
-    channel: str, target: str,
-) -> int | None:  # fmt: skip
-    """One attempt on one channel; returns the HTTP status of a webhook."""
+# How long a claim outlasts the attempt's deadline: time to record the outcome afterwards.
+CLAIM_MARGIN_SECONDS = 30.0
+
+
+async def _send_message(
+    app: App, event: JobEvent | AlertEvent, channel: str, target: str
+) -> int | None:
+    """Send one email or webhook; returns the HTTP status of a webhook. Holds no
+    database connection: it may wait on a slow server for the whole deadline."""
     s = app.settings
     if channel == "email":
         if isinstance(event, JobEvent):
@@ -115,54 +123,139 @@ async def _send(
             mail = render_alert_email(event)
         await send_email(s, [t.strip() for t in target.split(",")], mail)
         return None
-    if channel == "webhook":
-        kind = f"job.{event.job['status']}" if isinstance(event, JobEvent) \
-            else f"alert.{event.alert['state']}"  # fmt: skip
-        return await post_webhook(
-            target, event.webhook_body(datetime.now(UTC)),
-            secret=s.webhook_secret.get_secret_value() if s.webhook_secret else None,
-            event=kind, delivery=event.key, timeout=s.webhook_timeout_seconds,
-            allowlist=s.webhook_allowlist,
-        )  # fmt: skip
-    assert isinstance(event, JobEvent)  # in_app: only jobs have an owner
-    if not target:
+    untrusted = isinstance(event, JobEvent) and event.untrusted_webhook
+    # Checked again: the setting may have changed since the job was enqueued.
+    if untrusted and not host_allowed(target, s.webhook_hosts):
+        raise PermanentDeliveryError(
+            f"webhook host of {target!r} is not in webhook_hosts (set over the HTTP API)"
+        )
+    kind = f"job.{event.job['status']}" if isinstance(event, JobEvent) \
+        else f"alert.{event.alert['state']}"  # fmt: skip
+    return await post_webhook(
+        target, event.webhook_body(datetime.now(UTC)), secret=signing_secret(app, event),
+        event=kind, delivery=event.key, allow_private=s.webhook_allow_private,
+    )  # fmt: skip
+
+
+def signing_secret(app: App, event: JobEvent | AlertEvent) -> str | None:
+    """The key that signs ``event``'s webhook: the job's user's own when it has one."""
+    master = app.settings.webhook_secret
+    if master is None:
+        return None
+    user_id = event.job.get("user_id") if isinstance(event, JobEvent) else None
+    return user_secret(master.get_secret_value(), user_id) if user_id else \
+        master.get_secret_value()  # fmt: skip
+
+
+async def _attempt(
+    app: App, event: JobEvent | AlertEvent, channel: str, target: str, *, last_try: bool
+) -> dict[str, Any]:
+    """Send once within ``notify_timeout_seconds``; the outcome to record."""
+    deadline = app.settings.notify_timeout_seconds
+    outcome: dict[str, Any] = {"status": "sent", "status_code": None, "error": None}
+    try:
+        async with asyncio.timeout(deadline):
+            outcome["status_code"] = await _send_message(app, event, channel, target)
+    except PermanentDeliveryError as exc:
+        outcome.update(status="failed", error=str(exc), status_code=exc.status_code)
+    except DeliveryError as exc:
+        outcome.update(status="failed" if last_try else "pending", error=str(exc),
+                       status_code=exc.status_code)  # fmt: skip
+    except TimeoutError:
+        error = f"no answer within notify_timeout_seconds ({deadline:g} s)"
+        outcome.update(status="failed" if last_try else "pending", error=error)
+    except Exception as exc:  # e.g. a job type's template that fails to render
+        # Recorded like a failure for now, so the claim is released rather than left to expire.
+        log.exception("notification %s via %s failed unexpectedly", event.key, channel)
+        error = f"{type(exc).__name__}: {exc}"
+        outcome.update(status="failed" if last_try else "pending", error=error)
+    return outcome
+
+
+def _delivery_key(event: JobEvent | AlertEvent, channel: str, target: str) -> dict[str, Any]:
+    return {
+        "event_key": event.key, "channel": channel, "target": target,
+        "job_id": UUID(event.job["id"]) if isinstance(event, JobEvent) else None,
+        "alert_id": event.alert["id"] if isinstance(event, AlertEvent) else None,
+    }  # fmt: skip
+
+
+async def _claim(
+    conn: psycopg.AsyncConnection[Any], app: App, key: dict[str, Any], claim: UUID
+) -> tuple[int, str, bool]:
+    """Make sure the delivery row exists and claim it: (id, status, claimed)."""
+    await conn.execute(query("notify_delivery_ensure"), key)
+    claim_seconds = app.settings.notify_timeout_seconds + CLAIM_MARGIN_SECONDS
+    cur = await conn.execute(query("notify_delivery_claim"), {
+        **key, "claim": claim, "claim_seconds": claim_seconds})  # fmt: skip
+    row = await cur.fetchone()
+    assert row is not None  # ensured just above
+    return int(row[0]), str(row[1]), bool(row[2])
+
+
+async def _record(
+    conn: psycopg.AsyncConnection[Any], delivery_id: int, claim: UUID, outcome: dict[str, Any]
+) -> bool:
+    """Record the attempt; False when its claim was taken over meanwhile."""
+    cur = await conn.execute(query("notify_delivery_record"),
+                             {**outcome, "id": delivery_id, "claim": claim})  # fmt: skip
+    return await cur.fetchone() is not None
+
+
+async def _deliver_in_app(app: App, event: JobEvent, key: dict[str, Any], *, last_try: bool) -> str:
+    """An inbox row is a database write: claim, insert and record in one transaction."""
+    claim = uuid4()
+    pool = await app.apool()
+    async with pool.connection() as conn, conn.transaction():
+        delivery_id, status, claimed = await _claim(conn, app, key, claim)
+        if not claimed:
+            return status
+        outcome: dict[str, Any] = {"status": "sent", "status_code": None, "error": None}
+        try:
+            async with conn.transaction():  # the insert rolls back alone on failure
+                await _insert_inbox(conn, event, key["target"])
+        except DeliveryError as exc:
+            outcome.update(status="failed" if last_try or isinstance(
+                exc, PermanentDeliveryError) else "pending", error=str(exc))  # fmt: skip
+        await _record(conn, delivery_id, claim, outcome)
+    return str(outcome["status"])
+
+
+async def _insert_inbox(conn: psycopg.AsyncConnection[Any], event: JobEvent, user: str) -> None:
+    if not user:
         raise PermanentDeliveryError("in-app notification needs a job with a user_id")
     await conn.execute(query("notify_inbox_insert"), {
-        "user_id": target, "job_id": UUID(event.job["id"]), "kind": f"job.{event.job['status']}",
+        "user_id": user, "job_id": UUID(event.job["id"]), "kind": f"job.{event.job['status']}",
         "title": event.title, "body": event.job["summary"],
     })  # fmt: skip
-    return None
 
 
 async def deliver(
     app: App, event: JobEvent | AlertEvent, channel: str, target: str, *, last_try: bool
 ) -> str:
-    """Attempt one channel unless done; return ``sent``, ``failed`` or ``pending``."""
-    job_id = UUID(event.job["id"]) if isinstance(event, JobEvent) else None
-    alert_id = event.alert["id"] if isinstance(event, AlertEvent) else None
-    key = {"event_key": event.key, "channel": channel}
+    """Attempt one channel unless done; return ``sent``, ``failed`` or ``pending``.
+
+    Claim (short transaction), send with no connection held, record (another short
+    transaction): a slow server ties up no pool connection and no row lock. A claim lasts
+    ``notify_timeout_seconds`` + 30 s; an attempt that dies between sending and recording
+    leaves it to expire, and the delivery is then sent once more (at-least-once).
+    """
+    key = _delivery_key(event, channel, target)
+    if channel == "in_app":
+        assert isinstance(event, JobEvent)  # only jobs have an owner
+        return await _deliver_in_app(app, event, key, last_try=last_try)
+    claim = uuid4()
     pool = await app.apool()
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(query("notify_delivery_ensure"), {
-            **key, "job_id": job_id, "alert_id": alert_id, "target": target})  # fmt: skip
-        cur = await conn.execute(query("notify_delivery_lock"), key)
-        row = await cur.fetchone()
-        if row is None:
-            return "pending"  # another attempt holds it right now
-        delivery_id, status, _ = row
-        if status != "pending":
-            return str(status)
-        outcome: dict[str, Any] = {"id": delivery_id, "status_code": None, "error": None}
-        try:
-            async with conn.transaction():  # in_app writes roll back alone on failure
-                outcome["status_code"] = await _send(app, conn, event, channel, target)
-            outcome["status"] = "sent"
-        except PermanentDeliveryError as exc:
-            outcome.update(status="failed", error=str(exc), status_code=exc.status_code)
-        except DeliveryError as exc:
-            outcome.update(status="failed" if last_try else "pending", error=str(exc),
-                           status_code=exc.status_code)  # fmt: skip
-        await conn.execute(query("notify_delivery_record"), outcome)
+        delivery_id, status, claimed = await _claim(conn, app, key, claim)
+    if not claimed:
+        return status  # done already, or "pending": another attempt holds the claim
+    outcome = await _attempt(app, event, channel, target, last_try=last_try)
+    async with pool.connection() as conn:
+        recorded = await _record(conn, delivery_id, claim, outcome)
+    if not recorded:
+        log.warning("notification %s via %s: claim expired before the outcome (%s) was "
+                    "recorded", event.key, channel, outcome["status"])  # fmt: skip
     if outcome["error"]:
         log.warning("notification %s via %s to %s: %s", event.key, channel, target,
                     outcome["error"])  # fmt: skip

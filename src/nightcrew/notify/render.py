@@ -44,6 +44,8 @@ class JobEvent:
     """id, type, status, summary, result, error, attempts, max_attempts, duration_s,
     duration_text, created_at, started_at, completed_at, url, user_id."""
     channels: list[tuple[str, str]] = field(default_factory=list)
+    untrusted_webhook: bool = False
+    """The webhook was set by a user over the HTTP API: its host must be in webhook_hosts."""
 
     @property
     def title(self) -> str:

@@ -14,8 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nightcrew.errors import EnqueueError
+from nightcrew.notify.addresses import literal_refusal
 
-NOTIFY_KEYS = frozenset({"email", "webhook", "in_app", "on"})
+# "untrusted" is set by the HTTP API, never by users (see user_notify).
+NOTIFY_KEYS = frozenset({"email", "webhook", "in_app", "on", "untrusted"})
 EVENTS = ("completed", "failed", "cancelled")
 DEFAULT_EVENTS = ("completed", "failed")
 # Deliberately loose: one @, no spaces, a dot in the domain. The mail server has the last word.
@@ -44,19 +46,40 @@ def check_webhook_url(value: Any, what: str = "notify.webhook") -> str:
     return value
 
 
-def host_allowed(url: str, allowlist: Sequence[str]) -> bool:
-    """Whether ``url``'s host is on ``allowlist`` (an empty list allows every host).
+def host_allowed(url: str, patterns: Sequence[str]) -> bool:
+    """Whether ``url``'s host matches one of ``patterns`` (the ``webhook_hosts`` setting).
 
-    An entry ``example.com`` allows that host only; ``.example.com`` allows its subdomains.
+    ``example.com`` allows that host only, ``.example.com`` its subdomains, ``*`` every
+    host; an empty list allows none.
     """
-    if not allowlist:
-        return True
     host = (urlsplit(url).hostname or "").lower()
-    for entry in allowlist:
+    for entry in patterns:
         entry = entry.lower()
-        if host == entry or (entry.startswith(".") and host.endswith(entry)):
+        if entry == "*" or host == entry or (entry.startswith(".") and host.endswith(entry)):
             return True
     return False
+
+
+def user_notify(notify: Any, *, webhook_hosts: Sequence[str], allow_private: bool) -> Any:
+    """``notify`` as a user sent it over the HTTP API, checked and marked ``untrusted``.
+
+    A user's webhook may only target a host an admin allowed (``webhook_hosts``; none by
+    default) and not an IP literal outside the public internet; the mark makes delivery
+    check the host again when it sends. Raises :class:`EnqueueError` naming the field.
+    """
+    if not isinstance(notify, Mapping) or notify.get("webhook") is None:
+        return notify
+    url = check_webhook_url(notify["webhook"])
+    host = urlsplit(url).hostname or ""
+    if not host_allowed(url, webhook_hosts):
+        raise EnqueueError(
+            f"notify.webhook: host {host!r} is not allowed (an admin lists the hosts that "
+            "webhooks set over the HTTP API may target in NIGHTCREW_WEBHOOK_HOSTS)"
+        )
+    reason = None if allow_private else literal_refusal(host)
+    if reason is not None:
+        raise EnqueueError(f"notify.webhook: {reason}, not a public address")
+    return {**notify, "untrusted": True}
 
 
 def notify_json(notify: Any) -> str | None:
@@ -78,6 +101,8 @@ def notify_json(notify: Any) -> str | None:
         clean["email"] = check_email(notify["email"])
     if notify.get("webhook") is not None:
         clean["webhook"] = check_webhook_url(notify["webhook"])
+        if notify.get("untrusted"):
+            clean["untrusted"] = True
     in_app = notify.get("in_app")
     if in_app is not None and not isinstance(in_app, bool):
         raise EnqueueError(f"notify.in_app must be true or false, got {in_app!r}")
