@@ -125,3 +125,25 @@ def test_bad_changes_are_refused_and_change_nothing(sched: Server) -> None:
     info = stored(sched)
     assert (info.cron, info.enabled) == ("0 2 * * *", True)
     assert audit(sched) == []
+
+
+def test_schedules_carry_their_last_7_days(sched: Server) -> None:
+    sched.sql("TRUNCATE nightcrew.schedule_runs_daily")
+    sched.sql(
+        "INSERT INTO nightcrew.schedule_runs_daily (schedule_name, day, succeeded, failed,"
+        " duration_sum, duration_n, last_at, last_status) VALUES"
+        " (%s, (now() AT TIME ZONE 'UTC')::date, 3, 1, 8.0, 4, now(), 'failed'),"
+        " (%s, (now() AT TIME ZONE 'UTC')::date - 1, 2, 0, 2.0, 2, now() - interval '1 day',"
+        "  'completed'),"
+        " (%s, (now() AT TIME ZONE 'UTC')::date - 7, 50, 50, 1.0, 100, now() - interval '7 days',"
+        "  'completed')",
+        (NIGHTLY, NIGHTLY, NIGHTLY),
+    )
+    with sched.client("alice") as client:
+        items = {item["name"]: item for item in client.get("/api/schedules").json()["items"]}
+    stats = items[NIGHTLY]["stats_7d"]
+    assert (stats["succeeded"], stats["failed"], stats["last_outcome"]) == (5, 1, "failed")
+    assert stats["avg_duration_s"] == 10.0 / 6 and stats["last_run_at"] is not None
+    rescue = items["nightcrew.rescue"]["stats_7d"]
+    assert rescue == {"succeeded": 0, "failed": 0, "avg_duration_s": None, "last_run_at": None,
+                      "last_outcome": None}  # fmt: skip

@@ -175,6 +175,18 @@ class Stats(BaseModel):
     by_type: list[TypeFigures]
 
 
+class ScheduleStats7d(BaseModel):
+    """A schedule's runs over the last 7 days (the current UTC day and the six before)."""
+
+    succeeded: int
+    failed: int
+    avg_duration_s: float | None = Field(description="Mean run time of the runs that ended.")
+    last_run_at: datetime | None = Field(description="When the latest run ended.")
+    last_outcome: Literal["completed", "failed"] | None = Field(
+        description="How the latest run ended."
+    )
+
+
 class ScheduleResponse(BaseModel):
     """A stored schedule and its run-time state (``GET /api/schedules``)."""
 
@@ -196,6 +208,13 @@ class ScheduleResponse(BaseModel):
     deferrals: int
     deferred_from: datetime | None
     updated_at: datetime
+    quiet_backlog: int | None = Field(
+        default=None, description='when="quiet": fires once fewer jobs than this are runnable.'
+    )
+    run_by_seconds: float | None = Field(
+        default=None, description='when="quiet": fires this long after the tick at the latest.'
+    )
+    stats_7d: ScheduleStats7d = Field(description="Runs over the last 7 days.")
 
 
 class ScheduleList(BaseModel):

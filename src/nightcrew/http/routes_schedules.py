@@ -21,7 +21,13 @@ from psycopg.types.json import Jsonb
 
 from nightcrew.errors import ConfigurationError, EnqueueError
 from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
-from nightcrew.http.models import ScheduleChange, ScheduleList, ScheduleResponse, ScheduleRun
+from nightcrew.http.models import (
+    ScheduleChange,
+    ScheduleList,
+    ScheduleResponse,
+    ScheduleRun,
+    ScheduleStats7d,
+)
 from nightcrew.http.routes_jobs import ApiKey
 from nightcrew.http.session import acting
 from nightcrew.queries import query
@@ -45,8 +51,10 @@ def schedule_response(info: ScheduleInfo) -> ScheduleResponse:
     """The API view of a stored schedule (no payload: it is readable by every key)."""
     every = info.every.total_seconds() if info.every is not None else None
     fields = {name: getattr(info, name) for name in ScheduleResponse.model_fields
-              if name != "every_seconds"}  # fmt: skip
-    return ScheduleResponse(every_seconds=every, **fields)
+              if name not in ("every_seconds", "stats_7d")}  # fmt: skip
+    stats = info.stats_7d.to_dict() if info.stats_7d else {"succeeded": 0, "failed": 0,
+        "avg_duration_s": None, "last_run_at": None, "last_outcome": None}  # fmt: skip
+    return ScheduleResponse(every_seconds=every, stats_7d=ScheduleStats7d(**stats), **fields)
 
 
 def _audited(info: ScheduleInfo) -> dict[str, Any]:

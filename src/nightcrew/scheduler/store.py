@@ -18,6 +18,38 @@ from nightcrew.queries import query
 from nightcrew.scheduler.schedules import Schedule, check_cron
 
 
+@dataclass(frozen=True)
+class ScheduleStats:
+    """A schedule's runs over its last 7 days (the current UTC day and the six before)."""
+
+    succeeded: int
+    failed: int
+    avg_duration_s: float | None
+    """Mean run time of the runs that ended (succeeded or failed)."""
+    last_run_at: datetime | None
+    """When the latest of those runs ended."""
+    last_outcome: str | None
+    """``completed`` or ``failed``: how the latest run ended."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ScheduleStats:
+        """Build from the ``stats_*`` columns of a ``schedule_list`` row."""
+        return cls(
+            succeeded=int(row.get("stats_succeeded") or 0),
+            failed=int(row.get("stats_failed") or 0),
+            avg_duration_s=row.get("stats_avg_duration_s"),
+            last_run_at=row.get("stats_last_run_at"),
+            last_outcome=row.get("stats_last_outcome"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (times in ISO 8601)."""
+        last = self.last_run_at.isoformat() if self.last_run_at else None
+        return {"succeeded": self.succeeded, "failed": self.failed,
+                "avg_duration_s": self.avg_duration_s, "last_run_at": last,
+                "last_outcome": self.last_outcome}  # fmt: skip
+
+
 class UnknownScheduleError(NightcrewError, LookupError):
     """No schedule with this name is stored (schedules are stored when a scheduler starts,
     or by :meth:`nightcrew.App.sync_schedules`)."""
@@ -54,6 +86,12 @@ class ScheduleInfo:
     deferred_from: datetime | None
     """The postponed tick, while one is postponed."""
     updated_at: datetime
+    quiet_backlog: int | None = None
+    """``when="quiet"``: the tick waits until fewer jobs than this are runnable..."""
+    run_by_seconds: float | None = None
+    """... and fires this long after the tick at the latest."""
+    stats_7d: ScheduleStats | None = None
+    """Runs over the last 7 days (from the per-day counters, not the jobs table)."""
 
     @property
     def when(self) -> str:
@@ -70,6 +108,7 @@ class ScheduleInfo:
         values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
         values["every"] = timedelta(seconds=every) if every is not None else None
         values["defer_delay"] = timedelta(seconds=row["defer_delay_seconds"])
+        values["stats_7d"] = ScheduleStats.from_row(row)
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +122,8 @@ class ScheduleInfo:
                 value = value.isoformat()
             elif isinstance(value, UUID):
                 value = str(value)
+            elif isinstance(value, ScheduleStats):
+                value = value.to_dict()
             out[f.name] = value
         return out
 
