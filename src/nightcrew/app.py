@@ -498,6 +498,9 @@ class App:
         missed: str = "run_once",
         defer_delay: timedelta | float = timedelta(hours=2),
         max_deferrals: int = 3,
+        when: str = "tick",
+        quiet_backlog: int | None = None,
+        run_by: timedelta | float | None = None,
     ) -> None:
         """Enqueue a ``type`` job on a schedule: ``cron=`` (5 fields, or 6 with leading
         seconds, or ``@daily``...) in ``timezone``, or ``every=`` an interval.
@@ -505,12 +508,15 @@ class App:
         ``name`` defaults to the job type. ``missed``: ``"run_once"`` or ``"skip"`` the
         ticks missed while nothing ran. ``critical=False`` postpones a tick by
         ``defer_delay`` while the queue is busy, at most ``max_deferrals`` times in a row.
+        ``when="quiet"`` holds each tick until fewer than ``quiet_backlog`` jobs are
+        runnable, and fires it ``run_by`` (a timedelta or seconds) after the tick regardless.
         Schedules are stored when a scheduler starts (``nightcrew worker``).
         """
         self.schedules.add(
             type, name=name, cron=cron, every=every, timezone=timezone, payload=payload,
             priority=priority, queue=queue, critical=critical, missed=missed,
-            defer_delay=defer_delay, max_deferrals=max_deferrals,
+            defer_delay=defer_delay, max_deferrals=max_deferrals, when=when,
+            quiet_backlog=quiet_backlog, run_by=run_by,
         )  # fmt: skip
 
     def sync_schedules(self) -> None:

@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     )
     maintenance_schedules: bool = Field(
         True,
-        description="Declare the built-in nightcrew.rescue, nightcrew.prune and "
-        "nightcrew.retention schedules.",
+        description="Declare the built-in nightcrew.rescue, nightcrew.prune, "
+        "nightcrew.retention and nightcrew.vacuum schedules.",
     )
     maintenance_queue: str = Field(
         "nightcrew", min_length=1, description="Queue of the maintenance jobs."
@@ -134,6 +134,26 @@ class Settings(BaseSettings):
     )
     retention_time_budget_seconds: float = Field(
         300.0, gt=0, description="A retention run stops after this; the next run continues."
+    )
+    # ---- quiet-time maintenance (nightcrew.vacuum, when="quiet") ----
+    vacuum_cron: str = Field(
+        "0 4 * * *", description="When nightcrew.vacuum's tick comes (UTC cron)."
+    )
+    vacuum_quiet_backlog: int = Field(
+        100, ge=1, description="nightcrew.vacuum waits until fewer jobs than this are runnable."
+    )
+    vacuum_run_by_hours: float = Field(
+        6.0, gt=0, description="... and runs this many hours after its tick regardless."
+    )
+    vacuum_reindex_bloat: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="An index of nightcrew.jobs is rebuilt (REINDEX CONCURRENTLY) when at "
+        "least this share of its pages is estimated to be bloat.",
+    )
+    vacuum_reindex_min_pages: int = Field(
+        128, ge=1, description="Indexes smaller than this many pages are never rebuilt."
     )
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(10, ge=1)

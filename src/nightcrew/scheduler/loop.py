@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("nightcrew.scheduler")
 
 _MAX_TICKS_PER_PASS = 1000  # per schedule; bounded anyway by the misfire grace
+QUIET_RECHECK = timedelta(seconds=5)
+"""How often a tick waiting for a quiet queue counts the backlog again."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,18 @@ class Scheduler:
                     continue
                 run_at, after_fire = now, recent
                 note = f"missed ticks since {tick.isoformat()}: ran once"
+            if schedule.run_by is not None:  # when="quiet"
+                waiting = await self._quiet_wait(conn, schedule, tick, now)
+                if waiting is not None:
+                    state["deferred_from"] = tick
+                    state["next_run_at"] = min(now + QUIET_RECHECK, tick + schedule.run_by)
+                    await self._record(conn, schedule, state, None, None, waiting)
+                    results.append(TickResult(schedule.name, "deferred", tick, note=waiting))
+                    break
+                if state["deferred_from"] is not None:
+                    late = now >= tick + schedule.run_by
+                    note = "fired at run_by, the queue still busy" if late else \
+                        "fired once the queue was quiet"  # fmt: skip
             if not schedule.critical and state["deferrals"] < schedule.max_deferrals:
                 busy = await load.reason()
                 if busy:
@@ -202,6 +216,25 @@ class Scheduler:
             await self._record(conn, schedule, state, tick, fired.job_id,
                                fired.note or fired.action)  # fmt: skip
         return results
+
+    async def _quiet_wait(
+        self, conn: psycopg.AsyncConnection[Any], schedule: Schedule, tick: datetime,
+        now: datetime,
+    ) -> str | None:  # fmt: skip
+        """Why a ``when="quiet"`` tick keeps waiting, or None when it fires now: the backlog
+        is under ``quiet_backlog``, or ``run_by`` after the tick has come."""
+        assert schedule.quiet_backlog is not None and schedule.run_by is not None
+        deadline = tick + schedule.run_by
+        if now >= deadline:
+            return None
+        cap = schedule.quiet_backlog
+        cur = await conn.execute(query("schedule_backlog"), {"now": now, "cap": cap})
+        row = await cur.fetchone()
+        assert row is not None
+        if row[0] < cap:
+            return None
+        return (f"waiting for a quiet queue: {cap}+ runnable jobs (under {cap} needed); "
+                f"runs by {deadline.isoformat()} regardless")  # fmt: skip
 
     async def _fire(
         self, conn: psycopg.AsyncConnection[Any], schedule: Schedule, tick: datetime,

@@ -9,6 +9,10 @@
 * ``nightcrew.retention`` (``retention_cron``, non-critical): delete old notifications,
   deliveries, audit entries, resolved alerts, archived jobs and stale worker rows
   (:mod:`nightcrew.scheduler.retention`), reporting the rows removed per table.
+* ``nightcrew.vacuum`` (``vacuum_cron``, ``when="quiet"``: it waits until fewer than
+  ``vacuum_quiet_backlog`` jobs are runnable, ``vacuum_run_by_hours`` at most): ANALYZE
+  the queue tables, then REINDEX INDEX CONCURRENTLY each index of ``nightcrew.jobs`` whose
+  estimated bloat reaches ``vacuum_reindex_bloat`` (see :func:`vacuum`).
 
 All run as ordinary jobs on the ``maintenance_queue``, so any worker serving that queue
 runs them and their results are visible like any job's.
@@ -18,8 +22,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
 
 from nightcrew.context import JobContext
 from nightcrew.db.clock import database_now
@@ -35,6 +43,9 @@ log = logging.getLogger("nightcrew.maintenance")
 RESCUE_JOB = "nightcrew.rescue"
 PRUNE_JOB = "nightcrew.prune"
 RETENTION_JOB = "nightcrew.retention"
+VACUUM_JOB = "nightcrew.vacuum"
+QUEUE_TABLES = ("jobs", "jobs_history", "schedules", "workers")
+"""The tables nightcrew.vacuum analyzes (schema nightcrew)."""
 _RESCUE_BATCH = 1000
 _OVERDUE_SLACK_SECONDS = 60.0  # grace beyond a job's timeout before it is reported
 _OVERDUE_REPORT_LIMIT = 100
@@ -52,6 +63,12 @@ def install(app: App) -> None:
     app.schedule(PRUNE_JOB, cron=s.prune_cron, critical=False)
     app.job(RETENTION_JOB, queue=s.maintenance_queue, max_attempts=3, public=False)(retention_job)
     app.schedule(RETENTION_JOB, cron=s.retention_cron, critical=False)
+    # A rebuild can take long on a big table: no retry storm, a generous timeout.
+    app.job(VACUUM_JOB, queue=s.maintenance_queue, max_attempts=1, timeout=6 * 3600,
+            public=False)(vacuum_job)  # fmt: skip
+    app.schedule(VACUUM_JOB, cron=s.vacuum_cron, when="quiet",
+                 quiet_backlog=s.vacuum_quiet_backlog,
+                 run_by=timedelta(hours=s.vacuum_run_by_hours), missed="skip")  # fmt: skip
 
 
 async def rescue_job(ctx: JobContext, payload: Any) -> dict[str, Any]:
@@ -153,3 +170,57 @@ async def prune(
             if last_id is None:
                 return total
             params["after"] = last_id
+
+
+@dataclass(frozen=True)
+class IndexBloat:
+    """One index of ``nightcrew.jobs``: its pages, the pages it would take rebuilt, and the
+    share of its pages that is bloat."""
+
+    index: str
+    pages: int
+    expected_pages: int
+    bloat: float
+
+
+async def vacuum_job(ctx: JobContext, payload: Any) -> dict[str, Any]:
+    """Handler of ``nightcrew.vacuum`` (see :func:`vacuum`)."""
+    s = ctx.app.settings
+    return await vacuum(ctx.app, bloat=s.vacuum_reindex_bloat, min_pages=s.vacuum_reindex_min_pages)
+
+
+async def vacuum(app: App, *, bloat: float, min_pages: int) -> dict[str, Any]:
+    """ANALYZE the queue tables, then rebuild with REINDEX INDEX CONCURRENTLY each index
+    of ``nightcrew.jobs`` of at least ``min_pages`` pages whose estimated bloat is at least
+    ``bloat`` (0..1). Returns what was analyzed, every index's estimate and the rebuilt ones.
+
+    Runs on a connection of its own in autocommit: REINDEX CONCURRENTLY cannot run in a
+    transaction block, and it waits for transactions older than itself at a few points,
+    so it must not hold a pooled connection in a transaction meanwhile. Concurrent rebuilds
+    take no lock that blocks fetching or finishing jobs.
+    """
+    async with await psycopg.AsyncConnection.connect(app.url, autocommit=True) as conn:
+        for table in QUEUE_TABLES:
+            await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("nightcrew", table)))
+        estimates = await index_bloat(conn)
+        rebuilt = []
+        for found in estimates:
+            if found.bloat >= bloat and found.pages >= min_pages:
+                statement = sql.SQL("REINDEX INDEX CONCURRENTLY {}")
+                await conn.execute(statement.format(sql.Identifier("nightcrew", found.index)))
+                rebuilt.append(found.index)
+                log.info("maintenance: rebuilt index %s (%d pages, ~%d expected)",
+                         found.index, found.pages, found.expected_pages)  # fmt: skip
+    return {
+        "analyzed": [f"nightcrew.{table}" for table in QUEUE_TABLES],
+        "indexes": {e.index: {"pages": e.pages, "expected_pages": e.expected_pages,
+                              "bloat": round(e.bloat, 3)} for e in estimates},
+        "reindexed": rebuilt,
+    }  # fmt: skip
+
+
+async def index_bloat(conn: psycopg.AsyncConnection[Any]) -> list[IndexBloat]:
+    """The bloat estimate of every B-tree index of ``nightcrew.jobs`` (current statistics)."""
+    cur = await conn.execute(query("vacuum_index_bloat"))
+    return [IndexBloat(name, int(pages), int(expected), float(share))
+            for name, pages, expected, share in await cur.fetchall()]  # fmt: skip

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from nightcrew.errors import ConfigurationError
 
 MissedPolicy = Literal["run_once", "skip"]
+WHEN_CHOICES: tuple[str, ...] = ("tick", "quiet")
 MISSED_POLICIES: tuple[str, ...] = ("run_once", "skip")
 _ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -58,6 +59,10 @@ class Schedule:
     missed: MissedPolicy = "run_once"
     defer_delay: timedelta = timedelta(hours=2)
     max_deferrals: int = 3
+    quiet_backlog: int | None = None
+    """Set for ``when="quiet"``: a tick waits until fewer jobs than this are runnable..."""
+    run_by: timedelta | None = None
+    """... but fires this long after the tick at the latest."""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -91,20 +96,29 @@ class Schedule:
             "missed": self.missed, "defer_delay_seconds": self.defer_delay.total_seconds(),
             "max_deferrals": self.max_deferrals,
         }  # fmt: skip
-        digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+        quiet = {
+            "quiet_backlog": self.quiet_backlog,
+            "run_by_seconds": self.run_by.total_seconds() if self.run_by else None,
+        }
+        # Hashed only when set, so schedules without them keep the hash they had.
+        digest_of = {**values, **quiet} if self.quiet_backlog is not None else dict(values)
+        values.update(quiet)  # fmt: skip
+        digest = hashlib.sha256(json.dumps(digest_of, sort_keys=True).encode()).hexdigest()
         return {**values, "code_hash": digest[:32]}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Schedule:
         """Rebuild from a ``nightcrew.schedules`` row (as a dict)."""
         every = row["every_seconds"]
+        run_by = row.get("run_by_seconds")
         return cls(
             name=row["name"], type=row["type"], cron=row["cron"],
             every=timedelta(seconds=every) if every is not None else None,
             timezone=row["timezone"], payload_json=json.dumps(row["payload"]),
             priority=row["priority"], queue=row["queue"], critical=row["critical"],
             missed=row["missed"], defer_delay=timedelta(seconds=row["defer_delay_seconds"]),
-            max_deferrals=row["max_deferrals"],
+            max_deferrals=row["max_deferrals"], quiet_backlog=row.get("quiet_backlog"),
+            run_by=timedelta(seconds=run_by) if run_by is not None else None,
         )  # fmt: skip
 
 
@@ -122,10 +136,15 @@ def make_schedule(
     missed: str = "run_once",
     defer_delay: timedelta | float = timedelta(hours=2),
     max_deferrals: int = 3,
+    when: str = "tick",
+    quiet_backlog: int | None = None,
+    run_by: timedelta | float | None = None,
 ) -> Schedule:
     """Build a :class:`Schedule` from user arguments; numbers of seconds are accepted for
-    ``every`` and ``defer_delay``. Raises :class:`ConfigurationError` naming the problem."""
+    ``every``, ``defer_delay`` and ``run_by``. Raises :class:`ConfigurationError` naming the
+    problem."""
     label = name or type
+    quiet_backlog, run_by = _quiet_options(label, when, quiet_backlog, run_by)
     if isinstance(every, int | float) and not isinstance(every, bool):
         every = timedelta(seconds=every)
     if isinstance(defer_delay, int | float) and not isinstance(defer_delay, bool):
@@ -143,7 +162,32 @@ def make_schedule(
         name=label, type=type, cron=cron, every=every, timezone=timezone,  # type: ignore[arg-type]
         payload_json=payload_json, priority=priority, queue=queue, critical=critical,
         missed=missed, defer_delay=defer_delay, max_deferrals=max_deferrals,  # type: ignore[arg-type]
+        quiet_backlog=quiet_backlog, run_by=run_by,
     )  # fmt: skip
+
+
+def _quiet_options(
+    label: str, when: str, quiet_backlog: int | None, run_by: timedelta | float | None
+) -> tuple[int | None, timedelta | None]:
+    """``(quiet_backlog, run_by)`` of a ``when="quiet"`` schedule; ``(None, None)`` for a
+    plain one, which may not set them."""
+    if when not in WHEN_CHOICES:
+        raise ConfigurationError(
+            f"schedule {label!r}: when must be 'tick' or 'quiet', got {when!r}"
+        )
+    if when == "tick":
+        if quiet_backlog is not None or run_by is not None:
+            raise ConfigurationError(
+                f"schedule {label!r}: quiet_backlog and run_by need when='quiet'"
+            )
+        return None, None
+    if isinstance(run_by, int | float) and not isinstance(run_by, bool):
+        run_by = timedelta(seconds=run_by)
+    if quiet_backlog is None or run_by is None:
+        raise ConfigurationError(
+            f"schedule {label!r}: when='quiet' needs quiet_backlog= and run_by="
+        )
+    return quiet_backlog, run_by  # type: ignore[return-value]  # checked by _validate
 
 
 def _validate(s: Schedule) -> None:
@@ -183,6 +227,15 @@ def _validate(s: Schedule) -> None:
         raise bad(f"priority must be an integer, got {s.priority!r}")
     if s.queue is not None and (not isinstance(s.queue, str) or not s.queue):
         raise bad(f"queue must be a non-empty string, got {s.queue!r}")
+    if (s.quiet_backlog is None) != (s.run_by is None):
+        raise bad("quiet_backlog and run_by go together (when='quiet')")
+    if s.quiet_backlog is not None and (
+        not isinstance(s.quiet_backlog, int) or isinstance(s.quiet_backlog, bool)
+        or s.quiet_backlog < 1
+    ):  # fmt: skip
+        raise bad(f"quiet_backlog must be an integer >= 1, got {s.quiet_backlog!r}")
+    if s.run_by is not None and (not isinstance(s.run_by, timedelta) or s.run_by <= timedelta(0)):
+        raise bad(f"run_by must be a positive timedelta or seconds, got {s.run_by!r}")
 
 
 def check_cron(expr: str, label: str = "") -> None:

@@ -246,7 +246,8 @@ def set_timing(
             timezone=timezone or current.timezone, payload_json=current.payload_json,
             priority=current.priority, queue=current.queue, critical=current.critical,
             missed=current.missed, defer_delay=current.defer_delay,
-            max_deferrals=current.max_deferrals,
+            max_deferrals=current.max_deferrals, quiet_backlog=current.quiet_backlog,
+            run_by=current.run_by,
         )  # fmt: skip
         conn.execute(
             query("schedule_set_timing"),

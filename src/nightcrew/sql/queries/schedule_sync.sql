@@ -14,6 +14,8 @@ SET type = %(type)s,
     defer_delay_seconds = %(defer_delay_seconds)s,
     max_deferrals = %(max_deferrals)s,
     code_hash = %(code_hash)s,
+    quiet_backlog = %(quiet_backlog)s::int,
+    run_by_seconds = %(run_by_seconds)s::float8,
     next_run_at = CASE
         WHEN cron IS DISTINCT FROM %(cron)s::text
           OR every_seconds IS DISTINCT FROM %(every_seconds)s::float8
