@@ -8,7 +8,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -24,6 +24,7 @@ from nightcrew.jobs import Backoff, Job, JobType
 from nightcrew.lifecycle import bulk, control
 from nightcrew.lifecycle.enqueue import ainsert_one, build_job, insert_one
 from nightcrew.notify.install import install_notifications
+from nightcrew.progress import median_by_type, row_eta
 from nightcrew.queries import query
 from nightcrew.scheduler.book import ScheduleBook
 from nightcrew.scheduler.store import ScheduleInfo
@@ -420,7 +421,10 @@ class App:
             return None
         with self.pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(query("get_job"), {"id": uid}).fetchone()
-        return Job.from_row(row) if row else None
+            if row is None:
+                return None
+            row["eta_seconds"] = row_eta(row, datetime.now(UTC), _median_of(cur))
+        return Job.from_row(row)
 
     async def aget_job(self, job_id: UUID | str) -> Job | None:
         """Async twin of :meth:`get_job`."""
@@ -431,7 +435,14 @@ class App:
         async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query("get_job"), {"id": uid})
             row = await cur.fetchone()
-        return Job.from_row(row) if row else None
+            if row is None:
+                return None
+            typical = None
+            if row["status"] == "processing":
+                await cur.execute(query("eta_type_buckets"), {"types": [row["type"]]})
+                typical = median_by_type(await cur.fetchall()).get(row["type"])
+            row["eta_seconds"] = row_eta(row, datetime.now(UTC), lambda _type: typical)
+        return Job.from_row(row)
 
     def list_jobs(
         self,
@@ -450,6 +461,9 @@ class App:
         }
         with self.pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(query("list_jobs"), params).fetchall()
+            typical, now = _median_of(cur), datetime.now(UTC)
+            for row in rows:
+                row["eta_seconds"] = row_eta(row, now, typical)
         return [Job.from_row(row) for row in rows]
 
     def cancel(self, job_id: UUID | str) -> bool:
@@ -571,6 +585,20 @@ class App:
         from nightcrew.worker import Worker
 
         return Worker(self, queues=queues, concurrency=concurrency)
+
+
+def _median_of(cur: psycopg.Cursor[Any]) -> Callable[[str], float | None]:
+    """A type's median duration from the stats rollup, read on ``cur`` when first asked."""
+    known: dict[str, float | None] = {}
+
+    def median(job_type: str) -> float | None:
+        if job_type not in known:
+            cur.execute(query("eta_type_buckets"), {"types": [job_type]})
+            known.update(median_by_type(cur.fetchall()))
+            known.setdefault(job_type, None)
+        return known[job_type]
+
+    return median
 
 
 def _clean_path(path: str) -> str:

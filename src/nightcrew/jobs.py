@@ -72,11 +72,16 @@ class Job:
     started_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime
+    eta_seconds: float | None = None
+    """Estimated seconds until a running job finishes (``None`` when unknown or not
+    running): see :mod:`nightcrew.progress`."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        """Build from a ``nightcrew.jobs`` row (as a dict); unknown columns are ignored."""
-        values = {name: row[name] for name in cls.__dataclass_fields__}
+        """Build from a ``nightcrew.jobs`` row (as a dict); unknown columns are ignored,
+        ``eta_seconds`` is taken when the row has it."""
+        values = {name: row[name] for name in cls.__dataclass_fields__ if name != "eta_seconds"}
+        values["eta_seconds"] = row.get("eta_seconds")
         values["status"] = JobStatus(values["status"])
         return cls(**values)
 

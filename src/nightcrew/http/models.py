@@ -87,6 +87,11 @@ class JobResponse(BaseModel):
     completed_at: datetime | None
     updated_at: datetime
     user_id: str | None
+    eta_seconds: float | None = Field(
+        default=None,
+        description="Estimated seconds until a running job finishes: from its own progress "
+        "rate, else the median duration of its type; null when neither is known.",
+    )
 
 
 class JobPage(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from nightcrew.http.models import (
 from nightcrew.http.session import Session, acting
 from nightcrew.lifecycle.control import parse_id
 from nightcrew.notify.spec import user_notify
+from nightcrew.progress import median_by_type, row_eta
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -62,13 +64,28 @@ def job_id_or_404(raw: str) -> UUID:
     return uid
 
 
+async def with_eta(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (job rows) with their ``eta_seconds``; the median durations of the types of
+    running jobs without a rate of their own are read in one query, under the acting user's
+    row-level security (a user's estimate comes from their own jobs' history)."""
+    now = datetime.now(UTC)
+    unknown = {row["type"] for row in rows if row_eta(row, now, lambda _t: None) is None
+               and row.get("status") == "processing"}  # fmt: skip
+    medians: dict[str, float | None] = {}
+    if unknown:
+        medians = median_by_type(await session.all("eta_type_buckets", {"types": list(unknown)}))
+    for row in rows:
+        row["eta_seconds"] = row_eta(row, now, medians.get)
+    return rows
+
+
 async def job_row(session: Session, job_id: UUID) -> dict[str, Any]:
-    """The job's row, live or archived (``archived``), if the acting user may see it; 404
-    otherwise."""
+    """The job's row, live or archived (``archived``), if the acting user may see it, with
+    its ``eta_seconds``; 404 otherwise."""
     row = await session.one("http_get_job", {"id": job_id})
     if row is None:
         raise not_found()
-    return row
+    return (await with_eta(session, [row]))[0]
 
 
 async def read_job(session: Session, job_id: UUID) -> JobResponse:
@@ -163,6 +180,7 @@ def build_jobs_router(app: App) -> APIRouter:
             else:
                 params["user_id"] = session.principal.user_id
                 rows = await session.all("http_list_user_jobs", params)
+            rows = await with_eta(session, rows)
         items = [JobResponse.model_validate(row) for row in rows]
         more = len(items) == limit
         return JobPage(items=items, next_cursor=str(items[-1].id) if more and items else None)

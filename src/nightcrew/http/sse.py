@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from nightcrew.http.errors import ERROR_RESPONSES, ApiError
 from nightcrew.http.listen import ListenHub
 from nightcrew.http.models import JobResponse
-from nightcrew.http.routes_jobs import ApiKey, job_id_or_404, read_job
+from nightcrew.http.routes_jobs import ApiKey, job_id_or_404, read_job, with_eta
 from nightcrew.http.session import Session, acting
 
 if TYPE_CHECKING:
@@ -122,6 +122,8 @@ async def _stream(
                 try:
                     async with open_session() as session:
                         row = await session.one("http_get_job", {"id": job_id})
+                        if row is not None:
+                            await with_eta(session, [row])
                 except ApiError:  # the key (or dashboard session) was revoked meanwhile
                     return
                 if row is None:  # gone (deleted by retention)

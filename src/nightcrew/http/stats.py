@@ -14,28 +14,11 @@ from nightcrew.http.errors import ERROR_RESPONSES
 from nightcrew.http.models import Figures, Stats, TypeFigures
 from nightcrew.http.routes_jobs import ApiKey
 from nightcrew.http.session import acting
+from nightcrew.progress import BUCKET_BOUNDS as BUCKET_BOUNDS  # re-exported
+from nightcrew.progress import quantile as quantile
 
 if TYPE_CHECKING:
     from nightcrew.app import App
-
-# Upper bounds (seconds) of the rollup's duration buckets h0..h20; h21 is unbounded.
-BUCKET_BOUNDS = [0.005 * 2.0**i for i in range(21)]
-
-
-def quantile(buckets: Sequence[int], q: float) -> float | None:
-    """Estimate the ``q`` quantile of a log-scale histogram, interpolating in the bucket."""
-    total = sum(buckets)
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0
-    for index, count in enumerate(buckets):
-        if count and seen + count >= rank:
-            low = BUCKET_BOUNDS[index - 1] if index > 0 else 0.0
-            high = BUCKET_BOUNDS[index] if index < len(BUCKET_BOUNDS) else low * 2
-            return low + (high - low) * (rank - seen) / count
-        seen += count
-    return BUCKET_BOUNDS[-1] * 2
 
 
 def figures(row: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from nightcrew.http.dashboard.auth import dashboard_session, nightcrew_app
 from nightcrew.http.dashboard.views import cron_words, render
 from nightcrew.http.models import JobResponse
+from nightcrew.http.routes_jobs import with_eta
 from nightcrew.http.session import Session
 from nightcrew.http.stats import combine, figures
 
@@ -65,7 +66,7 @@ def build_pages_router() -> APIRouter:
             window = combine(await session.all("stats_window"))
             backlog = await session.one("stats_backlog") or {}
             hourly = await session.all("dash_hourly")
-            running = await session.all("dash_running", {"limit": 50})
+            running = await with_eta(session, await session.all("dash_running", {"limit": 50}))
             queued = await session.all("dash_queued", {"limit": 10})
             alerts = []
             if session.principal.is_admin:
@@ -131,6 +132,8 @@ def build_pages_router() -> APIRouter:
             uid = None
         async with dashboard_session(request) as session:
             job = await session.one("dash_job", {"id": uid}) if uid else None
+            if job is not None:
+                await with_eta(session, [job])
             if job is None:
                 return await render(request, session, "not_found.html", status=404,
                                     what=f"job {job_id}")  # fmt: skip

@@ -22,6 +22,7 @@ from nightcrew.app import App
 from nightcrew.http.dashboard.auth import nightcrew_app, session_id
 from nightcrew.http.errors import ApiError
 from nightcrew.http.models import JobResponse
+from nightcrew.http.routes_jobs import with_eta
 from nightcrew.http.session import acting_for_dashboard
 from nightcrew.http.sse import ANY_JOB, EventHub
 from nightcrew.http.sse import _stream as job_stream
@@ -70,6 +71,8 @@ def build_stream_router() -> APIRouter:
         try:
             async with acting_for_dashboard(app, sid) as session:
                 row = await session.one("http_get_job", {"id": uid})
+                if row is not None:
+                    await with_eta(session, [row])
         except BaseException:
             hub.unsubscribe(uid, wake)
             raise
@@ -93,7 +96,9 @@ def _hub(request: Request) -> EventHub:
 async def overview_snapshot(app: App, sid: str) -> dict[str, Any]:
     """What the overview shows live: running jobs, backlog counts and the unread badge."""
     async with acting_for_dashboard(app, sid) as session:
-        running = await session.all("dash_running", {"limit": RUNNING_SHOWN})
+        running = await with_eta(
+            session, await session.all("dash_running", {"limit": RUNNING_SHOWN})
+        )
         backlog = await session.one("stats_backlog") or {}
         badge = await session.one("notify_inbox_unread", {"user_id": session.principal.user_id})
     jobs = [JobResponse.model_validate(row).model_dump(mode="json") for row in running]

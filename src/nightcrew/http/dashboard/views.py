@@ -15,6 +15,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from nightcrew.http.dashboard.auth import csrf_token, nightcrew_app, session_id, verified_flash
 from nightcrew.http.session import Session
 from nightcrew.notify.render import duration_text
+from nightcrew.progress import remaining_text
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -137,16 +138,25 @@ def metrics_text(metrics: dict[str, Any] | None) -> str:
 
 
 def progress_label(job: Any) -> str:
-    """``Enriching contacts... 50% (3/5, $0.45)`` (``job`` a dict or an object)."""
+    """``Enriching contacts... 50% (3/5, $0.45)``, or with a time remaining ``Update Prices
+    (45% - 2 min remaining)`` (``job`` a dict or an object)."""
 
     def get(name: str) -> Any:
         return job.get(name) if isinstance(job, dict) else getattr(job, name, None)
 
-    stage = get("stage")
-    text = f"{stage}... " if stage else ""
-    text += f"{round(get('progress') or 0)}%"
-    extra = metrics_text(get("metrics"))
-    return f"{text} ({extra})" if extra else text
+    return progress_text(get("stage"), get("progress"), get("metrics"), get("eta_seconds"))
+
+
+def progress_text(stage: str | None, progress: float | None, metrics: Any, eta: Any) -> str:
+    """The words of :func:`progress_label` (mirrored by dashboard.js's ``progressLabel``)."""
+    percent = f"{round(progress or 0)}%"
+    extra = metrics_text(metrics)
+    remaining = remaining_text(eta) if isinstance(eta, int | float) else None
+    if remaining is None:
+        text = f"{stage}... {percent}" if stage else percent
+        return f"{text} ({extra})" if extra else text
+    inside = f"{percent} - {remaining} remaining" + (f", {extra}" if extra else "")
+    return f"{stage} ({inside})" if stage else inside
 
 
 def cron_words(cron: str | None, every: timedelta | None, timezone: str) -> str:

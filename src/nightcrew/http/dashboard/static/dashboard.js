@@ -15,11 +15,28 @@ function metricsText(metrics) {
   return parts.join(", ");
 }
 
+// "12 s", "2 min", "1 h 5 min": nightcrew.progress.remaining_text.
+function remainingText(seconds) {
+  if (typeof seconds !== "number") return null;
+  const whole = Math.max(0, Math.round(seconds));
+  if (whole < 60) return `${whole} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60), rest = minutes % 60;
+  return rest ? `${hours} h ${rest} min` : `${hours} h`;
+}
+
+// The words of views.progress_text: "Update Prices (45% - 2 min remaining)".
 function progressLabel(job) {
-  let text = job.stage ? `${job.stage}... ` : "";
-  text += `${Math.round(job.progress || 0)}%`;
+  const percent = `${Math.round(job.progress || 0)}%`;
   const extra = metricsText(job.metrics);
-  return extra ? `${text} (${extra})` : text;
+  const remaining = remainingText(job.eta_seconds);
+  if (remaining === null) {
+    const text = job.stage ? `${job.stage}... ${percent}` : percent;
+    return extra ? `${text} (${extra})` : text;
+  }
+  const inside = `${percent} - ${remaining} remaining` + (extra ? `, ${extra}` : "");
+  return job.stage ? `${job.stage} (${inside})` : inside;
 }
 
 function setProgress(box, job) {
