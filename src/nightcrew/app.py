@@ -92,7 +92,7 @@ class App:
         timeout: float | None = None,
         backoff: Backoff = 2.0,
         public: bool = True,
-        notify: dict[str, Any] | None = None,
+        notify: dict[str, Any] | str | None = None,
         notify_template: Any = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of job type ``name``.
@@ -313,7 +313,7 @@ class App:
         user_id: str | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
-        notify: Mapping[str, Any] | None = None,
+        notify: Mapping[str, Any] | str | None = None,
         conn: psycopg.Connection[Any] | None = None,
     ) -> UUID:
         """Enqueue one job and return its id.
@@ -321,7 +321,8 @@ class App:
         With ``dedupe_key``, while a job with that key is pending, processing or retrying
         the existing job's id is returned instead. With ``conn`` the job is written in
         that connection's current transaction (rolled back: no job). ``notify``
-        (``{"email", "webhook", "in_app", "on"}``) sends notifications when the job finishes.
+        (``{"email", "webhook", "in_app", "on"}``) sends notifications when the job finishes;
+        ``notify="owner"`` notifies the job's ``user_id`` as their preferences say.
         """
         job = build_job(
             self.registry,
@@ -356,7 +357,7 @@ class App:
         user_id: str | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
-        notify: Mapping[str, Any] | None = None,
+        notify: Mapping[str, Any] | str | None = None,
         conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> UUID:
         """Async twin of :meth:`enqueue`."""

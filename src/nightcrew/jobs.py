@@ -128,8 +128,8 @@ class JobType:
     public: bool = True
     model: type[BaseModel] | None = field(default=None)
     is_async: bool = True
-    notify: dict[str, Any] | None = None
-    """Default ``notify`` of this type's jobs (see docs/notifications.md)."""
+    notify: dict[str, Any] | str | None = None
+    """Default ``notify`` of this type's jobs, or ``"owner"`` (see docs/notifications.md)."""
     notify_template: Any = None
     """A :class:`nightcrew.notify.render.EmailTemplate` for this type's emails."""
     notify_json: str | None = field(default=None, init=False)

@@ -41,8 +41,10 @@ class EnqueueRequest(BaseModel):
     dedupe_key: str | None = Field(default=None, min_length=1, max_length=200)
     max_attempts: StrictInt | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
     queue: str | None = Field(default=None, min_length=1, max_length=200)
-    notify: dict[str, Any] | None = Field(
-        default=None, description='When it finishes: {"email", "webhook", "in_app", "on"}.'
+    notify: dict[str, Any] | Literal["owner"] | None = Field(
+        default=None,
+        description='When it finishes: {"email", "webhook", "in_app", "on"}, or "owner": '
+        "you, as your preferences (/api/me/notifications) say.",
     )
 
     @field_validator("run_at", mode="before")

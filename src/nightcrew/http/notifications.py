@@ -6,6 +6,8 @@
   every change (one LISTEN connection per server process, :class:`InboxHub`).
 * ``GET /api/notifications/webhook-secret``: the caller's own webhook signing key.
 * ``GET /api/alerts`` (admins): open alerts first, then the history.
+* ``GET`` / ``PUT /api/me/notifications``: the caller's own notification preferences, which
+  decide how jobs enqueued with ``notify="owner"`` notify them.
 
 Per job type health (success rate, last success, failure streak) is part of ``GET
 /api/stats`` (``by_type``).
@@ -24,12 +26,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
 from nightcrew.http.listen import ListenHub
 from nightcrew.http.routes_jobs import ApiKey
-from nightcrew.http.session import acting
+from nightcrew.http.session import Session, acting
+from nightcrew.notify.prefs import NotificationPrefs, PrefsError, clean_prefs
 from nightcrew.notify.webhooks import user_secret
 
 if TYPE_CHECKING:
@@ -67,6 +70,36 @@ class WebhookSecret(BaseModel):
     user_id: str
     secret: str
     algorithm: Literal["HMAC-SHA256"] = "HMAC-SHA256"
+
+
+Channel = Literal["email", "in_app", "webhook"]
+
+
+class PrefChannels(BaseModel):
+    """Per event, the channels that notify you."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    completed: list[Channel] = Field(default_factory=list, max_length=3)
+    failed: list[Channel] = Field(default_factory=list, max_length=3)
+
+
+class NotificationPrefsBody(BaseModel):
+    """``PUT /api/me/notifications``: your address, webhook URL (a host an admin allows in
+    ``webhook_hosts``) and, per event, the channels. Replaces what was stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(default=None, max_length=320)
+    webhook: str | None = Field(default=None, max_length=2000)
+    channels: PrefChannels = Field(default_factory=PrefChannels)
+
+
+class NotificationPrefsOut(NotificationPrefsBody):
+    """Your notification preferences (defaults: nothing is sent)."""
+
+    user_id: str
+    updated_at: datetime | None
 
 
 class Alert(BaseModel):
@@ -192,6 +225,28 @@ def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRout
         )
 
     @router.get(
+        "/api/me/notifications",
+        response_model=NotificationPrefsOut,
+        summary="Your notification preferences",
+    )
+    async def get_prefs(key: ApiKey) -> NotificationPrefsOut:
+        async with acting(app, key) as session:
+            user = session.principal.user_id
+            row = await session.one("notify_prefs_get", {"user_id": user})
+        return prefs_out(user, row)
+
+    @router.put(
+        "/api/me/notifications",
+        response_model=NotificationPrefsOut,
+        summary="Set your notification preferences",
+    )
+    async def put_prefs(body: NotificationPrefsBody, key: ApiKey) -> NotificationPrefsOut:
+        async with acting(app, key) as session:
+            user = session.principal.user_id
+            row = await store_prefs(session, app, user, body)
+        return prefs_out(user, row)
+
+    @router.get(
         "/api/alerts",
         response_model=AlertList,
         summary="Health alerts (admins)",
@@ -209,6 +264,27 @@ def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRout
         return AlertList(items=[Alert(**row) for row in rows])
 
     return router
+
+
+def prefs_out(user_id: str, row: dict[str, Any] | None) -> NotificationPrefsOut:
+    """The API view of a user's stored preferences (``None``: the defaults)."""
+    prefs = NotificationPrefs.from_row(row)
+    return NotificationPrefsOut(
+        user_id=user_id, email=prefs.email, webhook=prefs.webhook,
+        channels=PrefChannels.model_validate(prefs.channels),
+        updated_at=row["updated_at"] if row else None,
+    )  # fmt: skip
+
+
+async def store_prefs(
+    session: Session, app: App, user_id: str, body: NotificationPrefsBody
+) -> dict[str, Any] | None:
+    """Check and store ``body`` as ``user_id``'s preferences; 422 naming the field."""
+    try:
+        prefs = clean_prefs(body.email, body.webhook, body.channels.model_dump(), app.settings)
+    except PrefsError as exc:
+        raise ApiError(422, str(exc), field=exc.field) from None
+    return await session.one("notify_prefs_upsert", prefs.params(user_id))
 
 
 async def _badge_stream(

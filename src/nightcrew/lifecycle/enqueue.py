@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from nightcrew.errors import EnqueueError, PayloadValidationError
 from nightcrew.ids import uuid7
 from nightcrew.jobs import JobType
-from nightcrew.notify.spec import notify_json
+from nightcrew.notify.spec import OWNER_JSON, notify_json
 from nightcrew.queries import query
 
 PRIORITY_RANGE = (-1000, 1000)
@@ -125,7 +125,7 @@ def build_job(
     user_id: str | None = None,
     max_attempts: int | None = None,
     timeout: float | None = None,
-    notify: Mapping[str, Any] | None = None,
+    notify: Mapping[str, Any] | str | None = None,
 ) -> NewJob:
     """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
     if not isinstance(type, str) or not type or "\x00" in type:
@@ -169,6 +169,8 @@ def build_job(
     notify_text = (
         notify_json(notify) if notify is not None else (spec.notify_json if spec else None)
     )
+    if notify_text == OWNER_JSON and user_id is None and notify is not None:
+        raise EnqueueError("notify='owner' needs the job's user_id (whose preferences apply)")
     return NewJob(
         id=uuid7(),
         type=type,

@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 
 from nightcrew.notify.email import send_email
 from nightcrew.notify.errors import DeliveryError, PermanentDeliveryError
+from nightcrew.notify.prefs import NotificationPrefs
 from nightcrew.notify.render import (
     AlertEvent,
     JobEvent,
@@ -72,6 +73,9 @@ async def load_job_event(app: App, payload: dict[str, Any]) -> JobEvent | None:
         "user_id": row["user_id"],
     }  # fmt: skip
     notify = row["notify"] or {}
+    if notify.get("owner"):  # the webhook in the preferences was set by the user: untrusted
+        return JobEvent(payload["event_key"], job,
+                        await owner_channels(app, row["user_id"], status), True)  # fmt: skip
     channels: list[tuple[str, str]] = []
     if notify.get("email"):
         channels.append(("email", notify["email"]))
@@ -80,6 +84,18 @@ async def load_job_event(app: App, payload: dict[str, Any]) -> JobEvent | None:
     if notify.get("in_app"):
         channels.append(("in_app", row["user_id"] or ""))
     return JobEvent(payload["event_key"], job, channels, bool(notify.get("untrusted")))
+
+
+async def owner_channels(app: App, user_id: str | None, status: str) -> list[tuple[str, str]]:
+    """The channels by which the owner ``user_id`` wants to hear that a job of theirs
+    ended ``status``, as their preferences say when the job ends (none: nothing)."""
+    if not user_id:
+        return []
+    pool = await app.apool()
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query("notify_prefs_get"), {"user_id": user_id})
+        prefs = NotificationPrefs.from_row(await cur.fetchone())
+    return prefs.targets(status, user_id)
 
 
 async def load_alert_event(app: App, payload: dict[str, Any]) -> AlertEvent | None:

@@ -3,6 +3,10 @@
 ``{"email": "ops@example.com", "webhook": "https://example.com/hook", "in_app": true,
 "on": ["completed", "failed", "cancelled"]}``; every key is optional, ``on`` defaults to
 completed and failed. Stored as the job's ``notify`` column (JSON).
+
+``notify="owner"`` instead notifies the job's owner (its ``user_id``) as their own
+preferences say (``nightcrew.notification_prefs``, set over ``/api/me/notifications``),
+read when the job ends; stored as ``{"owner": true}``.
 """
 
 from __future__ import annotations
@@ -60,25 +64,40 @@ def host_allowed(url: str, patterns: Sequence[str]) -> bool:
     return False
 
 
-def user_notify(notify: Any, *, webhook_hosts: Sequence[str], allow_private: bool) -> Any:
-    """``notify`` as a user sent it over the HTTP API, checked and marked ``untrusted``.
+OWNER = "owner"
+OWNER_JSON = '{"owner":true}'
 
-    A user's webhook may only target a host an admin allowed (``webhook_hosts``; none by
-    default) and not an IP literal outside the public internet; the mark makes delivery
-    check the host again when it sends. Raises :class:`EnqueueError` naming the field.
-    """
-    if not isinstance(notify, Mapping) or notify.get("webhook") is None:
-        return notify
-    url = check_webhook_url(notify["webhook"])
+
+def check_user_webhook(
+    value: Any, *, webhook_hosts: Sequence[str], allow_private: bool, what: str
+) -> str:
+    """A webhook URL that a user (not the code) set: an http(s) URL whose host an admin
+    allowed (``webhook_hosts``; none by default) and that is not an IP literal outside the
+    public internet. Delivery checks the host again when it sends, and every address the
+    name resolves to. Raises :class:`EnqueueError` naming the field ``what``."""
+    url = check_webhook_url(value, what)
     host = urlsplit(url).hostname or ""
     if not host_allowed(url, webhook_hosts):
         raise EnqueueError(
-            f"notify.webhook: host {host!r} is not allowed (an admin lists the hosts that "
+            f"{what}: host {host!r} is not allowed (an admin lists the hosts that "
             "webhooks set over the HTTP API may target in NIGHTCREW_WEBHOOK_HOSTS)"
         )
     reason = None if allow_private else literal_refusal(host)
     if reason is not None:
-        raise EnqueueError(f"notify.webhook: {reason}, not a public address")
+        raise EnqueueError(f"{what}: {reason}, not a public address")
+    return url
+
+
+def user_notify(notify: Any, *, webhook_hosts: Sequence[str], allow_private: bool) -> Any:
+    """``notify`` as a user sent it over the HTTP API, checked and marked ``untrusted``.
+
+    A user's webhook is checked by :func:`check_user_webhook`; the mark makes delivery
+    check the host again when it sends. Raises :class:`EnqueueError` naming the field.
+    """
+    if not isinstance(notify, Mapping) or notify.get("webhook") is None:
+        return notify
+    check_user_webhook(notify["webhook"], webhook_hosts=webhook_hosts,
+                       allow_private=allow_private, what="notify.webhook")  # fmt: skip
     return {**notify, "untrusted": True}
 
 
@@ -89,8 +108,10 @@ def notify_json(notify: Any) -> str | None:
     """
     if notify is None:
         return None
+    if notify == OWNER:
+        return OWNER_JSON
     if not isinstance(notify, Mapping):
-        raise EnqueueError(f"notify must be a dict, got {type(notify).__name__}")
+        raise EnqueueError(f"notify must be a dict or 'owner', got {notify!r}")
     unknown = set(notify) - NOTIFY_KEYS
     if unknown:
         raise EnqueueError(
