@@ -140,7 +140,7 @@ async def test_a_private_webhook_address_is_refused_without_allow_private(
     from nightcrew.notify.prefs import PrefsError, clean_prefs
 
     settings = App(clean_db, migrate_on_start=False, webhook_hosts=["*"]).settings
-    with pytest.raises(PrefsError, match="10.0.0.7 is a private address") as refused:
+    with pytest.raises(PrefsError, match=r"10\.0\.0\.7 is a private address") as refused:
         clean_prefs(None, "http://10.0.0.7/hook", {}, settings)
     assert refused.value.field == "webhook"
 

@@ -1,5 +1,5 @@
-"""The dashboard's form actions: log in and out, retry, cancel, reprioritise, discard, and
-schedule switches. Each needs a valid CSRF token; job actions act through row-level
+"""The dashboard's form actions: log in and out, retry, cancel, reprioritise, discard,
+schedule switches and one's own notification preferences. Each needs a valid CSRF token; job actions act through row-level
 security (admins: any job, users: their own), schedule actions need an admin; all audited."""
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ from nightcrew.http.models import ScheduleChange
 from nightcrew.http.routes_schedules import change_schedule, run_schedule
 from nightcrew.http.session import Session
 from nightcrew.lifecycle.enqueue import PRIORITY_RANGE
+from nightcrew.notify.prefs import (
+    PREF_CHANNELS,
+    PREF_EVENTS,
+    NotificationPrefs,
+    PrefsError,
+    clean_prefs,
+)
 from nightcrew.scheduler.store import UnknownScheduleError
 
 BULK_LIMIT = 1000
@@ -156,6 +163,25 @@ def build_actions_router() -> APIRouter:
                 {"id": int(notification_id), "user_id": session.principal.user_id},
             )
         return done(request, form, "marked read", "/notifications")
+
+    @router.post("/me/notifications")
+    async def save_notification_prefs(request: Request) -> Response:
+        form = await read_form(request)
+        check_csrf(request, form)
+        channels = {event: [c for c in PREF_CHANNELS if form.get(f"{event}_{c}")]
+                    for event in PREF_EVENTS}  # fmt: skip
+        email, webhook = form.get("email", "").strip(), form.get("webhook", "").strip()
+        app = nightcrew_app(request)
+        async with dashboard_session(request) as session:
+            try:
+                prefs = clean_prefs(email, webhook, channels, app.settings)
+            except PrefsError as exc:  # shown on the form again, as typed
+                typed = NotificationPrefs(email or None, webhook or None, channels)
+                return await render(request, session, "me_notifications.html", status=422,
+                                    prefs=typed, error=str(exc))  # fmt: skip
+            await session.one("notify_prefs_upsert", prefs.params(session.principal.user_id))
+        form["next"] = "/me/notifications"
+        return done(request, form, "notification preferences saved")
 
     return router
 

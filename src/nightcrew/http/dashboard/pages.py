@@ -18,6 +18,7 @@ from nightcrew.http.models import JobResponse
 from nightcrew.http.routes_jobs import with_eta
 from nightcrew.http.session import Session
 from nightcrew.http.stats import combine, figures
+from nightcrew.notify.prefs import NotificationPrefs
 
 STATUSES = ("pending", "processing", "retrying", "completed", "failed", "cancelled")
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
@@ -193,6 +194,13 @@ def build_pages_router() -> APIRouter:
                  "limit": 50},
             )  # fmt: skip
             return await render(request, session, "notifications.html", items=rows)
+
+    @router.get("/me/notifications", response_class=HTMLResponse)
+    async def my_notification_prefs(request: Request) -> Response:
+        async with dashboard_session(request) as session:
+            row = await session.one("notify_prefs_get", {"user_id": session.principal.user_id})
+            return await render(request, session, "me_notifications.html",
+                                prefs=NotificationPrefs.from_row(row), error=None)  # fmt: skip
 
     return router
 
