@@ -15,7 +15,7 @@ from tests.http.test_dashboard_security import (  # noqa: F401  (fixtures)
 )
 
 
-async def test_a_user_sets_their_preferences_on_the_form(site: Site) -> None:
+async def test_a_user_sets_their_preferences_on_the_form(site: Site) -> None:  # noqa: F811
     site.sql("TRUNCATE nightcrew.notification_prefs")
     site.dev.settings.webhook_hosts = ["hooks.example.com"]
     async with browser(site.dev) as client:
@@ -47,7 +47,9 @@ async def test_a_user_sets_their_preferences_on_the_form(site: Site) -> None:
            ["email", "webhook"])]  # fmt: skip
 
 
-async def test_bad_input_is_shown_on_the_form_and_nothing_is_stored(site: Site) -> None:
+async def test_bad_input_is_shown_on_the_form_and_nothing_is_stored(
+    site: Site,  # noqa: F811
+) -> None:
     site.sql("TRUNCATE nightcrew.notification_prefs")
     site.dev.settings.webhook_hosts = ["hooks.example.com"]
     async with browser(site.dev) as client:

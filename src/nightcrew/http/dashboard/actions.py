@@ -1,6 +1,7 @@
 """The dashboard's form actions: log in and out, retry, cancel, reprioritise, discard,
-schedule switches and one's own notification preferences. Each needs a valid CSRF token; job actions act through row-level
-security (admins: any job, users: their own), schedule actions need an admin; all audited."""
+schedule switches and one's own notification preferences. Each needs a valid CSRF token;
+job actions act through row-level security (admins: any job, users: their own), schedule
+actions need an admin; job and schedule actions are audited."""
 
 from __future__ import annotations
 
