@@ -173,6 +173,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Admins' alert addresses (comma-separated)."
     )
     alert_webhook: str | None = Field(None, description="URL that receives alert events.")
+    admin_email: str | None = Field(
+        None,
+        description="The admin's address: an email about every dead-lettered job (the first "
+        "10 of a minute singly, the rest of that minute in one email).",
+    )
     webhook_secret: SecretStr | None = Field(
         None, description="Master HMAC key of webhook signatures (per-user keys derive from it)."
     )
@@ -218,6 +223,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("admin_email")
+    @classmethod
+    def _admin_email(cls, value: str | None) -> str | None:
+        from nightcrew.errors import EnqueueError
+        from nightcrew.notify.spec import check_email
+
+        if not value:
+            return None
+        try:
+            return check_email(value, "admin_email")
+        except EnqueueError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("retention_workers_hours")
     @classmethod

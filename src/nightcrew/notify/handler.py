@@ -21,11 +21,13 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg.rows import dict_row
 
+from nightcrew.notify.dead_letters import MailEvent, dead_letter_job_id
 from nightcrew.notify.email import send_email
 from nightcrew.notify.errors import DeliveryError, PermanentDeliveryError
 from nightcrew.notify.prefs import NotificationPrefs
 from nightcrew.notify.render import (
     AlertEvent,
+    Email,
     JobEvent,
     duration_text,
     render_alert_email,
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
     from nightcrew.context import JobContext
 
 log = logging.getLogger("nightcrew.notify")
+
+
+Event = JobEvent | AlertEvent | MailEvent
 
 
 class DeliveriesPending(Exception):
@@ -125,20 +130,22 @@ async def load_alert_event(app: App, payload: dict[str, Any]) -> AlertEvent | No
 CLAIM_MARGIN_SECONDS = 30.0
 
 
-async def _send_message(
-    app: App, event: JobEvent | AlertEvent, channel: str, target: str
-) -> int | None:
+async def _send_message(app: App, event: Event, channel: str, target: str) -> int | None:
     """Send one email or webhook; returns the HTTP status of a webhook. Holds no
     database connection: it may wait on a slow server for the whole deadline."""
     s = app.settings
     if channel == "email":
-        if isinstance(event, JobEvent):
+        if isinstance(event, MailEvent):
+            mail = Email(event.subject, event.text, None)
+        elif isinstance(event, JobEvent):
             spec = app.registry.get(event.job["type"])
             mail = render_job_email(event, spec.notify_template if spec else None)
         else:
             mail = render_alert_email(event)
         await send_email(s, [t.strip() for t in target.split(",")], mail)
         return None
+    if isinstance(event, MailEvent):  # the admin's dead-letter emails have no webhook
+        raise PermanentDeliveryError("dead-letter notices are sent by email only")
     untrusted = isinstance(event, JobEvent) and event.untrusted_webhook
     # Checked again: the setting may have changed since the job was enqueued.
     if untrusted and not host_allowed(target, s.webhook_hosts):
@@ -164,7 +171,7 @@ def signing_secret(app: App, event: JobEvent | AlertEvent) -> str | None:
 
 
 async def _attempt(
-    app: App, event: JobEvent | AlertEvent, channel: str, target: str, *, last_try: bool
+    app: App, event: Event, channel: str, target: str, *, last_try: bool
 ) -> dict[str, Any]:
     """Send once within ``notify_timeout_seconds``; the outcome to record."""
     deadline = app.settings.notify_timeout_seconds
@@ -188,10 +195,11 @@ async def _attempt(
     return outcome
 
 
-def _delivery_key(event: JobEvent | AlertEvent, channel: str, target: str) -> dict[str, Any]:
+def _delivery_key(event: Event, channel: str, target: str) -> dict[str, Any]:
+    job_id = UUID(event.job["id"]) if isinstance(event, JobEvent) else \
+        dead_letter_job_id(event) if isinstance(event, MailEvent) else None  # fmt: skip
     return {
-        "event_key": event.key, "channel": channel, "target": target,
-        "job_id": UUID(event.job["id"]) if isinstance(event, JobEvent) else None,
+        "event_key": event.key, "channel": channel, "target": target, "job_id": job_id,
         "alert_id": event.alert["id"] if isinstance(event, AlertEvent) else None,
     }  # fmt: skip
 
@@ -246,9 +254,7 @@ async def _insert_inbox(conn: psycopg.AsyncConnection[Any], event: JobEvent, use
     })  # fmt: skip
 
 
-async def deliver(
-    app: App, event: JobEvent | AlertEvent, channel: str, target: str, *, last_try: bool
-) -> str:
+async def deliver(app: App, event: Event, channel: str, target: str, *, last_try: bool) -> str:
     """Attempt one channel unless done; return ``sent``, ``failed`` or ``pending``.
 
     Claim (short transaction), send with no connection held, record (another short
