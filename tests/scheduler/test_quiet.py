@@ -145,6 +145,12 @@ async def test_vacuum_job_analyzes_and_rebuilds_a_bloated_index(
     db_conn.execute("DELETE FROM nightcrew.jobs WHERE user_id IS NOT NULL AND"
                     " substr(user_id, 6)::int > 200")  # fmt: skip
     db_conn.execute("VACUUM nightcrew.jobs")  # dead entries go, the pages stay
+    db_conn.execute("TRUNCATE nightcrew.schedule_runs_daily")
+    db_conn.execute(
+        "INSERT INTO nightcrew.schedule_runs_daily (schedule_name, day, last_at, last_status)"
+        " SELECT 'old', (now() AT TIME ZONE 'UTC')::date - d, now(), 'completed'"
+        " FROM generate_series(0, 10) AS d"
+    )
     before = relfilenode(db_conn, "jobs_user_idx")
     untouched = relfilenode(db_conn, "jobs_dedupe_idx")
     app.sync_schedules()
@@ -157,6 +163,7 @@ async def test_vacuum_job_analyzes_and_rebuilds_a_bloated_index(
     user_idx = result["indexes"]["jobs_user_idx"]
     assert user_idx["bloat"] >= 0.6 and user_idx["pages"] >= 10, user_idx
     assert "jobs_user_idx" in result["reindexed"]
+    assert result["schedule_days_trimmed"] == 2  # days 9 and 10: past the window
     assert "jobs_dedupe_idx" not in result["reindexed"]  # tiny: under min_pages
     assert relfilenode(db_conn, "jobs_user_idx") != before
     assert relfilenode(db_conn, "jobs_dedupe_idx") == untouched

@@ -12,7 +12,8 @@
 * ``nightcrew.vacuum`` (``vacuum_cron``, ``when="quiet"``: it waits until fewer than
   ``vacuum_quiet_backlog`` jobs are runnable, ``vacuum_run_by_hours`` at most): ANALYZE
   the queue tables, then REINDEX INDEX CONCURRENTLY each index of ``nightcrew.jobs`` whose
-  estimated bloat reaches ``vacuum_reindex_bloat`` (see :func:`vacuum`).
+  estimated bloat reaches ``vacuum_reindex_bloat`` (see :func:`vacuum`); it also drops the
+  per-day schedule counters older than the 7 days the schedules show.
 
 All run as ordinary jobs on the ``maintenance_queue``, so any worker serving that queue
 runs them and their results are visible like any job's.
@@ -200,6 +201,7 @@ async def vacuum(app: App, *, bloat: float, min_pages: int) -> dict[str, Any]:
     take no lock that blocks fetching or finishing jobs.
     """
     async with await psycopg.AsyncConnection.connect(app.url, autocommit=True) as conn:
+        trimmed = (await conn.execute(query("schedule_runs_trim"))).rowcount
         for table in QUEUE_TABLES:
             await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("nightcrew", table)))
         estimates = await index_bloat(conn)
@@ -216,6 +218,7 @@ async def vacuum(app: App, *, bloat: float, min_pages: int) -> dict[str, Any]:
         "indexes": {e.index: {"pages": e.pages, "expected_pages": e.expected_pages,
                               "bloat": round(e.bloat, 3)} for e in estimates},
         "reindexed": rebuilt,
+        "schedule_days_trimmed": trimmed,
     }  # fmt: skip
 
 
