@@ -8,13 +8,14 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from nightcrew.builtins import install_builtin_jobs
 from nightcrew.config import Settings
 from nightcrew.db.migrate import migrate
 from nightcrew.db.url import resolve_database_url
@@ -22,10 +23,13 @@ from nightcrew.errors import ConfigurationError
 from nightcrew.jobs import Backoff, Job, JobType
 from nightcrew.lifecycle import bulk, control
 from nightcrew.lifecycle.enqueue import ainsert_one, build_job, insert_one
-from nightcrew.notify.install import install_notifications
 from nightcrew.queries import query
 from nightcrew.scheduler.book import ScheduleBook
 from nightcrew.scheduler.store import ScheduleInfo
+
+if TYPE_CHECKING:
+    from nightcrew.scheduler.loop import Scheduler
+    from nightcrew.worker import Worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +76,7 @@ class App:
         ] = weakref.WeakKeyDictionary()
         self.schedules = ScheduleBook(self)
         """The schedules declared with :meth:`schedule`, and their stored state."""
-        install_notifications(self)
+        install_builtin_jobs(self)  # the one place built-in job types are registered
 
     # ---- registration --------------------------------------------------------------------
 
@@ -488,7 +492,7 @@ class App:
         """Async twin of :meth:`run_schedule_now`."""
         return await asyncio.to_thread(self.schedules.run_now, name)
 
-    def scheduler(self) -> Any:
+    def scheduler(self) -> Scheduler:
         """A :class:`~nightcrew.scheduler.Scheduler` for this app (``await s.run()``)."""
         from nightcrew.scheduler.loop import Scheduler
 
@@ -496,7 +500,9 @@ class App:
 
     # ---- workers -------------------------------------------------------------------------
 
-    def worker(self, *, queues: Sequence[str] | None = None, concurrency: int | None = None) -> Any:
+    def worker(
+        self, *, queues: Sequence[str] | None = None, concurrency: int | None = None
+    ) -> Worker:
         """A :class:`~nightcrew.worker.Worker` for this app (call ``await w.run()``)."""
         from nightcrew.worker import Worker
 

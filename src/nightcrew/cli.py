@@ -159,7 +159,6 @@ async def run_worker(
 
     With ``scheduler`` the process also runs the scheduler loop: every process stands by,
     one leader fires the schedules."""
-    app.schedules.install_maintenance()  # before the worker picks its queues
     worker = app.worker(queues=queues, concurrency=concurrency)
     sched = app.scheduler() if scheduler else None
     loop = asyncio.get_running_loop()
