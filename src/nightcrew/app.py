@@ -395,16 +395,17 @@ class App:
     def cancel(self, job_id: UUID | str) -> bool:
         """Cancel a job: a waiting job at once, a running one at its next save.
 
-        Returns False when the job does not exist or has already finished.
+        Returns False when the job does not exist, has already finished, or its cancel was
+        already requested. (``nightcrew.lifecycle.control.cancel`` also says which.)
         """
         with self.pool().connection() as conn:
-            return control.cancel(conn, job_id)
+            return control.cancel(conn, job_id).done
 
     async def acancel(self, job_id: UUID | str) -> bool:
         """Async twin of :meth:`cancel`."""
         pool = await self.apool()
         async with pool.connection() as conn:
-            return await control.acancel(conn, job_id)
+            return (await control.acancel(conn, job_id)).done
 
     def retry(self, job_id: UUID | str) -> bool:
         """Send a failed or cancelled job back to pending with its attempts reset.
@@ -413,13 +414,13 @@ class App:
         live job holds its dedupe key (retrying it would duplicate that job).
         """
         with self.pool().connection() as conn:
-            return control.retry(conn, job_id)
+            return control.retry(conn, job_id).done
 
     async def aretry(self, job_id: UUID | str) -> bool:
         """Async twin of :meth:`retry`."""
         pool = await self.apool()
         async with pool.connection() as conn:
-            return await control.aretry(conn, job_id)
+            return (await control.aretry(conn, job_id)).done
 
     # ---- schedules -----------------------------------------------------------------------
 
