@@ -99,9 +99,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     with app.pool().connection() as conn:
         result = act(conn, args.id)
     if not result.done:
-        print(
-            f"job {args.id} cannot be {args.action}ed: {_why(result, args.action)}", file=sys.stderr
-        )
+        done = "retried" if args.action == "retry" else "cancelled"
+        print(f"job {args.id} cannot be {done}: {_why(result, args.action)}", file=sys.stderr)
         return 1
     print(f"{args.action}: {args.id}")
     return 0

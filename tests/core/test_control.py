@@ -7,7 +7,8 @@ from typing import Any
 
 import psycopg
 
-from nightcrew import App, JobContext, JobStatus
+from nightcrew import App, JobContext, JobStatus, keys
+from nightcrew.http.session import acting
 from nightcrew.lifecycle import control
 from tests.support import wait_until
 
@@ -128,3 +129,27 @@ async def test_bulk_actions_audit_in_the_same_statement_and_explain_the_rest(aap
         assert await cur.fetchall() == [
             ("ops", "job.cancel", str(first)), ("ops", "job.discard", str(second))]  # fmt: skip
     assert await aapp.aget_job(second) is None and await aapp.aget_job(first) is not None
+
+
+async def test_discard_under_the_api_role_deletes_and_acts_as_that_role_again(
+    aapp: App,
+) -> None:
+    @aapp.job("t.noop")
+    async def noop(ctx: JobContext, payload: Any) -> None:
+        return None
+
+    mine = await aapp.aenqueue("t.noop", {}, user_id="alice")
+    theirs = await aapp.aenqueue("t.noop", {}, user_id="bob")
+    with aapp.pool().connection() as conn:
+        conn.execute(
+            "UPDATE nightcrew.jobs SET status = 'failed' WHERE id = ANY(%s)", ([mine, theirs],)
+        )
+        _, secret = keys.create_key(conn, "alice")
+    async with acting(aapp, secret) as session:
+        results = await control.adiscard_jobs(session.conn, ids=[mine, theirs], actor="alice")
+        cur = await session.conn.execute("SELECT current_user::text")
+        role = await cur.fetchone()
+    assert {(r.job_id, r.outcome) for r in results} == {
+        (mine, control.Outcome.DONE), (theirs, control.Outcome.NOT_FOUND)}  # fmt: skip
+    assert role == ("nightcrew_api",)  # row-level security applies again after the delete
+    assert await aapp.aget_job(mine) is None and await aapp.aget_job(theirs) is not None
