@@ -9,13 +9,14 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from nightcrew.builtins import install_builtin_jobs
 from nightcrew.config import Settings
 from nightcrew.db.migrate import migrate
 from nightcrew.db.url import resolve_database_url
@@ -23,10 +24,13 @@ from nightcrew.errors import ConfigurationError
 from nightcrew.jobs import Backoff, Job, JobType
 from nightcrew.lifecycle import bulk, control
 from nightcrew.lifecycle.enqueue import ainsert_one, build_job, insert_one
-from nightcrew.notify.install import install_notifications
 from nightcrew.queries import query
 from nightcrew.scheduler.book import ScheduleBook
 from nightcrew.scheduler.store import ScheduleInfo
+
+if TYPE_CHECKING:
+    from nightcrew.scheduler.loop import Scheduler
+    from nightcrew.worker import Worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,7 +81,7 @@ class App:
         ] = weakref.WeakKeyDictionary()
         self.schedules = ScheduleBook(self)
         """The schedules declared with :meth:`schedule`, and their stored state."""
-        install_notifications(self)
+        install_builtin_jobs(self)  # the one place built-in job types are registered
 
     # ---- registration --------------------------------------------------------------------
 
@@ -455,16 +459,17 @@ class App:
     def cancel(self, job_id: UUID | str) -> bool:
         """Cancel a job: a waiting job at once, a running one at its next save.
 
-        Returns False when the job does not exist or has already finished.
+        Returns False when the job does not exist, has already finished, or its cancel was
+        already requested. (``nightcrew.lifecycle.control.cancel`` also says which.)
         """
         with self.pool().connection() as conn:
-            return control.cancel(conn, job_id)
+            return control.cancel(conn, job_id).done
 
     async def acancel(self, job_id: UUID | str) -> bool:
         """Async twin of :meth:`cancel`."""
         pool = await self.apool()
         async with pool.connection() as conn:
-            return await control.acancel(conn, job_id)
+            return (await control.acancel(conn, job_id)).done
 
     def retry(self, job_id: UUID | str) -> bool:
         """Send a failed or cancelled job back to pending with its attempts reset.
@@ -473,13 +478,13 @@ class App:
         live job holds its dedupe key (retrying it would duplicate that job).
         """
         with self.pool().connection() as conn:
-            return control.retry(conn, job_id)
+            return control.retry(conn, job_id).done
 
     async def aretry(self, job_id: UUID | str) -> bool:
         """Async twin of :meth:`retry`."""
         pool = await self.apool()
         async with pool.connection() as conn:
-            return await control.aretry(conn, job_id)
+            return (await control.aretry(conn, job_id)).done
 
     # ---- schedules -----------------------------------------------------------------------
 
@@ -552,7 +557,7 @@ class App:
         """Async twin of :meth:`run_schedule_now`."""
         return await asyncio.to_thread(self.schedules.run_now, name)
 
-    def scheduler(self) -> Any:
+    def scheduler(self) -> Scheduler:
         """A :class:`~nightcrew.scheduler.Scheduler` for this app (``await s.run()``)."""
         from nightcrew.scheduler.loop import Scheduler
 
@@ -560,7 +565,9 @@ class App:
 
     # ---- workers -------------------------------------------------------------------------
 
-    def worker(self, *, queues: Sequence[str] | None = None, concurrency: int | None = None) -> Any:
+    def worker(
+        self, *, queues: Sequence[str] | None = None, concurrency: int | None = None
+    ) -> Worker:
         """A :class:`~nightcrew.worker.Worker` for this app (call ``await w.run()``)."""
         from nightcrew.worker import Worker
 

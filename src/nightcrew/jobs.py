@@ -39,7 +39,30 @@ class JobStatus(enum.StrEnum):
     @property
     def terminal(self) -> bool:
         """True for completed, failed and cancelled."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self in JobStatus.terminal_states()
+
+    # The named sets of states. Code derives its sets from these; SQL that must spell a set
+    # out is checked against them (tests/core/test_status_sets.py).
+
+    @classmethod
+    def terminal_states(cls) -> frozenset[JobStatus]:
+        """Finished for good: completed, failed, cancelled."""
+        return frozenset({cls.COMPLETED, cls.FAILED, cls.CANCELLED})
+
+    @classmethod
+    def waiting_states(cls) -> frozenset[JobStatus]:
+        """Waiting to be fetched: pending, retrying."""
+        return frozenset({cls.PENDING, cls.RETRYING})
+
+    @classmethod
+    def live_states(cls) -> frozenset[JobStatus]:
+        """Not finished (waiting or processing); a dedupe key is held while live."""
+        return cls.waiting_states() | {cls.PROCESSING}
+
+    @classmethod
+    def retryable_states(cls) -> frozenset[JobStatus]:
+        """What a manual retry accepts: failed, cancelled."""
+        return frozenset({cls.FAILED, cls.CANCELLED})
 
 
 @dataclass(frozen=True)

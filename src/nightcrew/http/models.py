@@ -20,9 +20,11 @@ from pydantic import (
     model_validator,
 )
 
+from nightcrew.jobs import JobStatus
 from nightcrew.lifecycle.enqueue import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
 
-Status = Literal["pending", "processing", "retrying", "completed", "failed", "cancelled"]
+Status = JobStatus
+"""A job's status in requests and responses: the values of :class:`JobStatus`."""
 TEN_YEARS = 10 * 365 * 24 * 3600.0
 _ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d[Tt ]")
 

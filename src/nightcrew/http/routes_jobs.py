@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from nightcrew.http.models import (
     Status,
 )
 from nightcrew.http.session import Session, acting
+from nightcrew.lifecycle import control
 from nightcrew.lifecycle.control import parse_id
 from nightcrew.notify.spec import user_notify
 
@@ -38,6 +40,7 @@ def api_key(
 
 
 ApiKey = Annotated[str | None, Depends(api_key)]
+Action = Callable[..., Awaitable[control.ControlResult]]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "the job is in the wrong state"}
 }
@@ -52,6 +55,25 @@ _ENQUEUE_FIELDS = (
     "timeout",
     "payload",
 )
+
+
+def refuse_unless_done(result: control.ControlResult, verb: str) -> None:
+    """The HTTP answer of an action that did nothing: 404 (no such job in sight) or 409."""
+    if result.outcome is control.Outcome.NOT_FOUND:
+        raise not_found()
+    if result.outcome is control.Outcome.DEDUPE_HELD:
+        raise ApiError(409, DEDUPE_HELD)
+    if result.outcome is control.Outcome.WRONG_STATE:
+        status = result.status.value if result.status else "in another state"
+        raise ApiError(409, f"job is {status} and cannot be {verb}")
+
+
+async def refuse_archived(session: Session, result: control.ControlResult, change: str) -> None:
+    """A job no live row holds may be in the archive: 409 there (read-only), else nothing."""
+    if result.outcome is control.Outcome.NOT_FOUND:
+        row = await session.one("http_get_job", {"id": result.job_id})
+        if row is not None and row["archived"]:
+            raise archived_conflict(row, change)
 
 
 def job_id_or_404(raw: str) -> UUID:
@@ -172,20 +194,17 @@ def build_jobs_router(app: App) -> APIRouter:
     )
     async def bulk(body: BulkRequest, key: ApiKey) -> BulkResult:
         flt = body.filter
-        params = {
-            "ids": [str(i) for i in body.ids] if body.ids is not None else None,
-            "status": flt.status if flt else None,
-            "type": flt.type if flt else None,
-            "limit": body.limit,
-        }
-        name = "http_cancel_jobs" if body.action == "cancel" else "http_retry_jobs"
+        act = control.acancel_jobs if body.action == "cancel" else control.aretry_jobs
         try:
             async with acting(app, key) as session:
-                params["actor"] = session.principal.user_id
-                rows = await session.all(name, params)
-        except psycopg.errors.UniqueViolation:  # raced with a new job taking a dedupe key
+                results = await act(
+                    session.conn, ids=body.ids, status=flt.status if flt else None,
+                    type=flt.type if flt else None, limit=body.limit,
+                    actor=session.principal.user_id,
+                )  # fmt: skip
+        except control.DedupeKeyHeld:  # raced with a new job taking a dedupe key
             raise ApiError(409, DEDUPE_HELD) from None
-        ids = [row["id"] for row in rows]
+        ids = [r.job_id for r in results if r.done and r.job_id is not None]
         return BulkResult(action=body.action, count=len(ids), ids=ids)
 
     @router.get("/{job_id}", response_model=JobResponse, summary="One job")
@@ -198,17 +217,18 @@ def build_jobs_router(app: App) -> APIRouter:
     async def patch_job(job_id: str, body: PriorityChange, key: ApiKey) -> JobResponse:
         uid = job_id_or_404(job_id)
         async with acting(app, key) as session:
-            params = {"id": uid, "priority": body.priority, "actor": session.principal.user_id}
-            if await session.one("http_set_priority", params) is None:
-                # Not a live job: unknown (404), or archived and read-only (409).
-                raise archived_conflict(await job_row(session, uid), "reprioritised")
+            actor = session.principal.user_id
+            result = await control.aset_priority(session.conn, uid, body.priority, actor=actor)
+            if not result.done:
+                await refuse_archived(session, result, "reprioritised")
+                raise not_found()
             return await read_job(session, uid)
 
     @router.post(
         "/{job_id}/cancel", response_model=JobResponse, responses=CONFLICT, summary="Cancel a job"
     )
     async def cancel_job(job_id: str, key: ApiKey) -> JobResponse:
-        return await _act(job_id, key, "http_cancel_jobs", "cancelled")
+        return await _act(job_id, key, control.acancel, "cancelled")
 
     @router.post(
         "/{job_id}/retry",
@@ -217,28 +237,15 @@ def build_jobs_router(app: App) -> APIRouter:
         summary="Retry a failed or cancelled job",
     )
     async def retry_job(job_id: str, key: ApiKey) -> JobResponse:
-        return await _act(job_id, key, "http_retry_jobs", "retried")
+        return await _act(job_id, key, control.aretry, "retried")
 
-    async def _act(job_id: str, key: str | None, name: str, verb: str) -> JobResponse:
+    async def _act(job_id: str, key: str | None, action: Action, verb: str) -> JobResponse:
         uid = job_id_or_404(job_id)
-        try:
-            async with acting(app, key) as session:
-                before = await job_row(session, uid)
-                if before["archived"]:
-                    raise archived_conflict(before, verb)
-                params = {
-                    "ids": [str(uid)],
-                    "status": None,
-                    "type": None,
-                    "limit": 1,
-                    "actor": session.principal.user_id,
-                }
-                if not await session.all(name, params):
-                    if verb == "retried" and before["status"] in ("failed", "cancelled"):
-                        raise ApiError(409, DEDUPE_HELD)
-                    raise ApiError(409, f"job is {before['status']} and cannot be {verb}")
-                return await read_job(session, uid)
-        except psycopg.errors.UniqueViolation:
-            raise ApiError(409, DEDUPE_HELD) from None
+        async with acting(app, key) as session:
+            result = await action(session.conn, uid, actor=session.principal.user_id)
+            if not result.done:
+                await refuse_archived(session, result, verb)
+            refuse_unless_done(result, verb)
+            return await read_job(session, uid)
 
     return router

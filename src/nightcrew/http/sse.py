@@ -24,6 +24,7 @@ from nightcrew.http.listen import ListenHub
 from nightcrew.http.models import JobResponse
 from nightcrew.http.routes_jobs import ApiKey, job_id_or_404, read_job
 from nightcrew.http.session import Session, acting
+from nightcrew.jobs import JobStatus
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -32,7 +33,6 @@ log = logging.getLogger("nightcrew.http.sse")
 CHANNEL = "nightcrew_events"
 ANY_JOB = UUID(int=0)
 """Subscribe to this id to be woken by a change of any job (the dashboard's overview)."""
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
 class EventHub(ListenHub[UUID]):
@@ -131,7 +131,7 @@ async def _stream(
             if version != last_sent:
                 yield frame(job)
                 last_sent = version
-            if job.status in TERMINAL:
+            if job.status in JobStatus.terminal_states():
                 return
             job = None
             try:

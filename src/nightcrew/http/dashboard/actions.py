@@ -8,7 +8,6 @@ import asyncio
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -31,6 +30,7 @@ from nightcrew.http.errors import ApiError
 from nightcrew.http.models import ScheduleChange
 from nightcrew.http.routes_schedules import change_schedule, run_schedule
 from nightcrew.http.session import Session
+from nightcrew.lifecycle import control
 from nightcrew.lifecycle.enqueue import PRIORITY_RANGE
 from nightcrew.scheduler.store import UnknownScheduleError
 
@@ -172,33 +172,32 @@ async def _job_action(
             return "priority: give a whole number"
         if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
             return f"priority: between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}"
-        row = await session.one(
-            "http_set_priority",
-            {"id": ids[0] if ids else None, "priority": priority, "actor": actor},
-        )
-        return f"priority set to {priority}" if row else "no such job"  # fmt: skip
-    params: dict[str, Any] = {"ids": ids, "status": None, "type": None, "actor": actor,
-                              "limit": BULK_LIMIT}  # fmt: skip
+        if not ids:
+            return "no such job"
+        result = await control.aset_priority(session.conn, ids[0], priority, actor=actor)
+        return f"priority set to {priority}" if result.done else "no such job"
+    bulk: dict[str, Any] = {"ids": ids, "actor": actor, "limit": BULK_LIMIT}
     if action == "retry":
-        params["status"] = "failed" if ids is None else None
         try:
-            rows = await session.all("http_retry_jobs", params)
-        except psycopg.errors.UniqueViolation:
+            results = await control.aretry_jobs(
+                session.conn, status="failed" if ids is None else None, **bulk
+            )
+        except control.DedupeKeyHeld:
             return "not retried: a live job holds the same dedupe key"
-        return f"{len(rows)} job(s) sent back to the queue" if rows else "nothing to retry"
+        count = _done(results)
+        return f"{count} job(s) sent back to the queue" if count else "nothing to retry"
     if action == "cancel":
-        rows = await session.all("http_cancel_jobs", params)
-        return f"{len(rows)} job(s) cancelled" if rows else "nothing to cancel (finished?)"
+        count = _done(await control.acancel_jobs(session.conn, **bulk))
+        return f"{count} job(s) cancelled" if count else "nothing to cancel (finished?)"
     if action == "discard":
-        rows = await session.all("dash_discard_pick", params)
-        picked = [str(row["id"]) for row in rows]
-        if picked:
-            # The API role may not DELETE; the rows were picked (and audited) under the
-            # user's row-level security above, so drop back to the owner for the delete.
-            await session.conn.execute("RESET ROLE")
-            await session.one("dash_discard_delete", {"ids": picked})
-        return f"{len(picked)} failed job(s) discarded" if picked else "nothing to discard"
+        count = _done(await control.adiscard_jobs(session.conn, **bulk))
+        return f"{count} failed job(s) discarded" if count else "nothing to discard"
     raise ApiError(404, f"unknown action {action!r}")
+
+
+def _done(results: list[control.ControlResult]) -> int:
+    """How many jobs the action changed."""
+    return sum(1 for result in results if result.done)
 
 
 async def _confirm(request: Request, form: dict[str, str], question: str) -> Response:
