@@ -316,3 +316,27 @@ def test_bulk_takes_a_model_payload_like_enqueue(app: App) -> None:
     (bulk_id,) = app.enqueue_many([{"type": "reports.weekly", "payload": Week(week=5)}])
     bulk = app.get_job(bulk_id)
     assert single is not None and bulk is not None and bulk.payload == single.payload == {"week": 5}
+
+
+def nested(depth: int) -> object:
+    """A JSON value of ``depth`` levels of arrays and objects."""
+    value: object = "leaf"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("options", [{}, {"priority": 1}], ids=["fast-path", "with-options"])
+def test_payload_nested_deeper_than_64_is_refused(app: App, options: dict[str, object]) -> None:
+    register(app)
+    deep = nested(65)
+    with pytest.raises(EnqueueError, match=r"^payload .* nested deeper than 64 levels"):
+        app.enqueue("reports.weekly", deep, **options)  # type: ignore[arg-type]
+    with pytest.raises(EnqueueError, match=r"item 1: payload .* nested deeper than 64"):
+        app.enqueue_many([{"type": "reports.weekly"},
+                          {"type": "reports.weekly", "payload": deep, **options}])  # fmt: skip
+    assert count_jobs(app.settings.database_url or "") == 0
+    # 64 levels, and brackets inside strings, are fine.
+    app.enqueue("reports.weekly", nested(64), **options)  # type: ignore[arg-type]
+    app.enqueue_many([{"type": "reports.weekly", "payload": {"s": "[{" * 200}, **options}])
+    assert count_jobs(app.settings.database_url or "") == 2

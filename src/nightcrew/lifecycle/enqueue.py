@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import accumulate
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 from uuid import UUID
@@ -24,6 +26,10 @@ from nightcrew.queries import query
 
 PRIORITY_RANGE = (-1000, 1000)
 MAX_ATTEMPTS_LIMIT = 1000
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays/objects a payload or a result may have (readers recurse)."""
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 _LIVE_COLUMNS = (
     "id",
     "type",
@@ -209,7 +215,24 @@ def _checked(payload_json: str, job_type: str) -> str:
     # PostgreSQL's jsonb cannot store NUL; refuse it here with a clear message.
     if "\\u0000" in payload_json:
         raise EnqueueError(_NUL_MESSAGE.format(job_type))
+    if json_too_deep(payload_json):
+        raise EnqueueError(
+            f"payload for {job_type!r} is nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     return payload_json
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON ``text`` nests arrays/objects more than ``limit`` levels deep.
+
+    Stored values are read back by recursive decoders and serialisers (jsonb output,
+    pydantic), which give up on deep nesting: such a job could never be shown again.
+    """
+    if text.count("[") + text.count("{") <= limit:  # the common case, at C speed
+        return False
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depths = accumulate(1 if char in "[{" else -1 for char in brackets)
+    return max(depths, default=0) > limit
 
 
 # ---- writing -------------------------------------------------------------------------------
