@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(
         1 << 20, ge=1, description="Largest request body the HTTP API accepts (413 beyond)."
     )
+    http_pool_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How long an HTTP request waits for a database connection before it "
+        "answers 503 (with Retry-After) instead of hanging while the database is down.",
+    )
     http_heartbeat_seconds: float = Field(
         15.0, gt=0, description="How often an idle event stream sends a keep-alive comment."
     )

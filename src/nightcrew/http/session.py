@@ -63,7 +63,9 @@ async def acting(app: App, key: str | None) -> AsyncIterator[Session]:
     if not key:
         raise unauthorized()
     pool = await app.apool()
-    async with pool.connection() as conn, conn.transaction():
+    # A short wait: with the database down, answer 503 quickly rather than hang (errors.py).
+    timeout = app.settings.http_pool_timeout_seconds
+    async with pool.connection(timeout=timeout) as conn, conn.transaction():
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query("http_authenticate"), {"key_hash": hash_key(key)})
             row = await cur.fetchone()
