@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         description="How long an HTTP request waits for a database connection before it "
         "answers 503 (with Retry-After) instead of hanging while the database is down.",
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Prometheus sends to scrape /metrics (admin keys work too); "
+        "unset: only admin keys may scrape.",
+    )
     http_heartbeat_seconds: float = Field(
         15.0, gt=0, description="How often an idle event stream sends a keep-alive comment."
     )

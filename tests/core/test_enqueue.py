@@ -9,7 +9,14 @@ import psycopg
 import pytest
 from pydantic import BaseModel
 
-from nightcrew import App, EnqueueError, JobContext, JobStatus, PayloadValidationError
+from nightcrew import (
+    App,
+    ConfigurationError,
+    EnqueueError,
+    JobContext,
+    JobStatus,
+    PayloadValidationError,
+)
 
 
 class Week(BaseModel):
@@ -340,3 +347,9 @@ def test_payload_nested_deeper_than_64_is_refused(app: App, options: dict[str, o
     app.enqueue("reports.weekly", nested(64), **options)  # type: ignore[arg-type]
     app.enqueue_many([{"type": "reports.weekly", "payload": {"s": "[{" * 200}, **options}])
     assert count_jobs(app.settings.database_url or "") == 2
+
+
+@pytest.mark.parametrize("bounds", [(5, 1), (1,), ("0", "9"), (0.5, 2), 7])
+def test_a_bad_priority_range_is_refused_at_registration(app: App, bounds: object) -> None:
+    with pytest.raises(ConfigurationError, match="priority_range must be a pair of integers"):
+        app.job("reports.ranged", priority_range=bounds)(lambda ctx, payload: None)  # type: ignore[arg-type]
