@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How long running jobs may finish after SIGTERM/SIGINT."
     )
     listen: bool = Field(True, description="Use LISTEN/NOTIFY (disable behind PgBouncer).")
+    listen_check_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="A LISTEN connection silent this long is probed (SELECT 1, and TCP "
+        "keepalives after the same idle time); no answer within as long again: reconnect.",
+    )
     concurrency: int = Field(10, ge=1, le=10_000, description="Jobs run at once per worker.")
     fetch_batch: int = Field(100, ge=1, le=10_000, description="Most jobs fetched per query.")
     complete_batch: int = Field(500, ge=1, le=50_000, description="Most outcomes per write.")

@@ -452,6 +452,7 @@ class Worker:
             self._on_notify,
             on_listening=listening,
             on_lost=self._listening.clear,
+            check_seconds=self.app.settings.listen_check_seconds,
         )
 
     def _on_notify(self, channel: str, payload: str) -> None:
