@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from nightcrew import (
     JobStatus,
     PayloadValidationError,
 )
+from nightcrew.lifecycle.enqueue import encode_json, json_too_deep
 
 
 class Week(BaseModel):
@@ -353,3 +355,20 @@ def test_payload_nested_deeper_than_64_is_refused(app: App, options: dict[str, o
 def test_a_bad_priority_range_is_refused_at_registration(app: App, bounds: object) -> None:
     with pytest.raises(ConfigurationError, match="priority_range must be a pair of integers"):
         app.job("reports.ranged", priority_range=bounds)(lambda ctx, payload: None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "too_deep"),
+    [
+        (nested(64), False),
+        (nested(65), True),
+        ([nested(63)] * 3 + [{"k": [1, 2]} for _ in range(100)], False),  # wide, not deep
+        ({"s": "[{" * 100, "t": '\\"[[' * 50, "u": "\\" * 7, "v": nested(63)}, False),
+        ({"s": '"\\', "v": nested(64)}, True),
+        ({"s": "]}" * 100, "v": nested(64)}, True),  # closers in a string hide nothing
+    ],
+)  # fmt: skip
+def test_json_depth_ignores_brackets_inside_strings(value: object, too_deep: bool) -> None:
+    text = encode_json(value)
+    assert json_too_deep(text) is too_deep
+    assert json_too_deep(json.dumps(value, ensure_ascii=False, indent=1)) is too_deep
