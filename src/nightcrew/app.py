@@ -97,6 +97,7 @@ class App:
         public: bool = True,
         notify: dict[str, Any] | None = None,
         notify_template: Any = None,
+        priority_range: tuple[int, int] | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of job type ``name``.
 
@@ -104,6 +105,7 @@ class App:
         a thread. Annotate ``payload`` with a Pydantic model to validate it at enqueue.
         ``public=False`` keeps the type off the HTTP API. ``notify`` is the default of
         enqueue's ``notify``; ``notify_template`` an ``EmailTemplate`` for its emails.
+        ``priority_range=(low, high)`` bounds the priority non-admin HTTP callers may ask.
         """
 
         def register(handler: F) -> F:
@@ -121,6 +123,7 @@ class App:
                 public=public,
                 notify=notify,
                 notify_template=notify_template,
+                priority_range=priority_range,
             )
             return handler
 

@@ -151,6 +151,27 @@ class JobType:
     notify_template: Any = None
     """A :class:`nightcrew.notify.render.EmailTemplate` for this type's emails."""
     notify_json: str | None = field(default=None, init=False)
+    priority_range: tuple[int, int] | None = None
+    """The priorities a non-admin HTTP caller may ask for this type's jobs (inclusive);
+    ``None``: any valid priority. Python callers and admins are not bound by it."""
+
+    def allows_priority(self, priority: int) -> bool:
+        """Whether a non-admin HTTP caller may give this type's jobs ``priority``."""
+        if self.priority_range is None:
+            return True
+        return self.priority_range[0] <= priority <= self.priority_range[1]
+
+    def _check_priority_range(self) -> None:
+        bounds: Any = self.priority_range
+        if bounds is None:
+            return
+        pair = tuple(bounds) if isinstance(bounds, list | tuple) else None
+        if pair is None or not _bounds_ok(pair):
+            raise ConfigurationError(
+                f"{self.name}: priority_range must be a pair of integers (low, high) with "
+                f"low <= high, got {bounds!r}"
+            )
+        self.priority_range = (pair[0], pair[1])
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -161,12 +182,22 @@ class JobType:
             raise ConfigurationError(f"{self.name}: timeout must be > 0 seconds")
         if not callable(self.backoff) and float(self.backoff) < 0:
             raise ConfigurationError(f"{self.name}: backoff must be >= 0")
+        self._check_priority_range()
         self.is_async = inspect.iscoroutinefunction(self.handler)
         try:
             self.notify_json = notify_json(self.notify)
         except EnqueueError as exc:
             raise ConfigurationError(f"{self.name}: {exc}") from None
         self.model = _payload_model(self.handler)
+
+
+def _bounds_ok(bounds: object) -> bool:
+    return (
+        isinstance(bounds, tuple)
+        and len(bounds) == 2
+        and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+        and bounds[0] <= bounds[1]
+    )
 
 
 def _payload_model(handler: Callable[..., Any]) -> type[BaseModel] | None:

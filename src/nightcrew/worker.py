@@ -26,6 +26,7 @@ from nightcrew.db.listen import listen_forever
 from nightcrew.errors import ConfigurationError, JobCancelled, LeaseLost, Retry
 from nightcrew.ids import uuid7
 from nightcrew.jobs import JobType, backoff_delay
+from nightcrew.lifecycle.enqueue import MAX_JSON_DEPTH, json_too_deep
 from nightcrew.lifecycle.fetch import configure_fetch_session, fetch_jobs
 from nightcrew.lifecycle.finish import Completer, Outcome, error_record
 from nightcrew.lifecycle.heartbeat import renew_leases
@@ -321,6 +322,9 @@ class Worker:
         if "\\u0000" in result_json:  # jsonb cannot store NUL: fail this job, not the batch
             refused = ValueError("result contains a NUL character (\\u0000)")
             return self._failure(spec, info, refused, str(refused))
+        if json_too_deep(result_json):  # it could be stored but never read back
+            refused = ValueError(f"result is nested deeper than {MAX_JSON_DEPTH} levels")
+            return self._failure(spec, info, refused, str(refused))
         return Outcome(info.id, info.attempt, "completed", result_json=result_json)
 
     async def _call_handler(
@@ -450,6 +454,7 @@ class Worker:
             self._on_notify,
             on_listening=listening,
             on_lost=self._listening.clear,
+            check_seconds=self.app.settings.listen_check_seconds,
         )
 
     def _on_notify(self, channel: str, payload: str) -> None:

@@ -166,3 +166,16 @@ def test_nul_characters_postgres_cannot_store_are_422(
     assert response.json()["error"]["field"] == field
     assert listed.status_code == 422
     nothing_written(srv)
+
+
+def test_payload_nested_deeper_than_64_is_422_and_lists_keep_working(srv: Server) -> None:
+    deep: object = 1
+    for _ in range(256):
+        deep = [deep]
+    with srv.client("alice") as client:
+        refused = client.post("/api/jobs", json={"type": "demo.echo", "payload": deep})
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["field"] == "payload" and "nested deeper than 64 levels" in error["message"]
+    with srv.client("admin") as admin:
+        assert admin.get("/api/jobs").status_code == 200

@@ -21,7 +21,8 @@ from nightcrew.http.models import (
     PriorityChange,
     Status,
 )
-from nightcrew.http.session import Session, acting
+from nightcrew.http.session import Principal, Session, acting
+from nightcrew.jobs import JobType
 from nightcrew.lifecycle import control
 from nightcrew.lifecycle.control import parse_id
 from nightcrew.notify.spec import user_notify
@@ -44,6 +45,7 @@ Action = Callable[..., Awaitable[control.ControlResult]]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "the job is in the wrong state"}
 }
+RESERVED_QUEUE_PREFIX = "nightcrew"
 DEDUPE_HELD = "a live job holds the same dedupe_key; retrying would duplicate it"
 _ENQUEUE_FIELDS = (
     "delay",
@@ -103,6 +105,50 @@ def archived_conflict(row: dict[str, Any], change: str) -> ApiError:
     return ApiError(409, f"job is archived ({row['status']}) and cannot be {change}")
 
 
+def public_type(app: App, name: str, principal: Principal) -> JobType:
+    """The public job type ``name``; 422 otherwise, listing the known types to admins only."""
+    spec = app.registry.get(name)
+    if spec is not None and spec.public:
+        return spec
+    message = f"unknown job type {name!r}"
+    if principal.is_admin:
+        known = ", ".join(sorted(n for n, t in app.registry.items() if t.public)) or "none"
+        message += f" (known: {known})"
+    raise ApiError(422, message, field="type")
+
+
+def declared_queues(app: App) -> set[str]:
+    """The queues the App's job types declare (and the maintenance jobs' queue)."""
+    return {spec.queue for spec in app.registry.values()} | {app.settings.maintenance_queue}
+
+
+def is_reserved_queue(queue: str) -> bool:
+    """``nightcrew*`` queues belong to nightcrew's own jobs."""
+    return queue.lower().startswith(RESERVED_QUEUE_PREFIX)
+
+
+def check_user_queue(app: App, spec: JobType, queue: str | None) -> None:
+    """A non-admin may enqueue to the type's own queue or to another queue the App's job
+    types declare, never to a reserved ``nightcrew*`` queue; 422 naming ``queue`` else."""
+    if queue is None or queue == spec.queue:
+        return
+    if is_reserved_queue(queue):
+        raise ApiError(422, f"queue: {queue!r} is reserved for nightcrew's own jobs",
+                       field="queue")  # fmt: skip
+    if queue not in declared_queues(app):
+        raise ApiError(422, f"queue: {queue!r} is not a queue of this app's job types",
+                       field="queue")  # fmt: skip
+
+
+def check_user_priority(spec: JobType, priority: int) -> None:
+    """422 naming ``priority`` when the type's ``priority_range`` excludes it."""
+    if not spec.allows_priority(priority):
+        assert spec.priority_range is not None
+        low, high = spec.priority_range
+        raise ApiError(422, f"priority: jobs of type {spec.name!r} take a priority between "
+                       f"{low} and {high}, got {priority}", field="priority")  # fmt: skip
+
+
 def _enqueue_field(message: str) -> str | None:
     first = message.split(" ", 1)[0]
     if first == "delay":
@@ -118,11 +164,13 @@ def build_jobs_router(app: App) -> APIRouter:
 
     @router.post("", status_code=202, response_model=JobResponse, summary="Enqueue a job")
     async def enqueue(body: EnqueueRequest, key: ApiKey) -> JobResponse:
-        spec = app.registry.get(body.type)
-        if spec is None or not spec.public:
-            known = ", ".join(sorted(n for n, t in app.registry.items() if t.public)) or "none"
-            raise ApiError(422, f"unknown job type {body.type!r} (known: {known})", field="type")
+        # Authenticate first: an anonymous caller learns nothing about the job types.
         async with acting(app, key) as session:
+            spec = public_type(app, body.type, session.principal)
+            if not session.principal.is_admin:
+                check_user_queue(app, spec, body.queue)
+                if body.priority is not None:
+                    check_user_priority(spec, body.priority)
             user = session.principal.user_id
             # Dedupe keys are per user: one user's key can never match another user's job.
             dedupe = f"{user}:{body.dedupe_key}" if body.dedupe_key is not None else None
@@ -217,6 +265,10 @@ def build_jobs_router(app: App) -> APIRouter:
     async def patch_job(job_id: str, body: PriorityChange, key: ApiKey) -> JobResponse:
         uid = job_id_or_404(job_id)
         async with acting(app, key) as session:
+            if not session.principal.is_admin:
+                spec = app.registry.get((await read_job(session, uid)).type)
+                if spec is not None:
+                    check_user_priority(spec, body.priority)
             actor = session.principal.user_id
             result = await control.aset_priority(session.conn, uid, body.priority, actor=actor)
             if not result.done:

@@ -24,6 +24,11 @@ from nightcrew.queries import query
 
 PRIORITY_RANGE = (-1000, 1000)
 MAX_ATTEMPTS_LIMIT = 1000
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays/objects a payload or a result may have (readers recurse)."""
+_BRACKETS_ONLY = str.maketrans(
+    {chr(c): None for c in range(128)} | {"[": "(", "{": "(", "]": ")", "}": ")"}
+)
 _LIVE_COLUMNS = (
     "id",
     "type",
@@ -209,7 +214,32 @@ def _checked(payload_json: str, job_type: str) -> str:
     # PostgreSQL's jsonb cannot store NUL; refuse it here with a clear message.
     if "\\u0000" in payload_json:
         raise EnqueueError(_NUL_MESSAGE.format(job_type))
+    if json_too_deep(payload_json):
+        raise EnqueueError(
+            f"payload for {job_type!r} is nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     return payload_json
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON ``text`` nests arrays/objects more than ``limit`` levels deep.
+
+    Stored values are read back by recursive decoders and serialisers (jsonb output,
+    pydantic), which give up on deep nesting: such a job could never be shown again.
+    Every step is a C-speed string operation: this runs on bulk enqueue's hot path.
+    """
+    if text.count("[") + text.count("{") <= limit:  # the common case
+        return False
+    # Drop escaped backslashes and quotes, then every string (odd pieces between quotes),
+    # so brackets inside strings do not count; keep the brackets alone, as ( and ).
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    nesting = "".join(unescaped.split('"')[::2]).translate(_BRACKETS_ONLY)
+    # Each pass removes the innermost pairs: empty after `limit` passes iff shallow enough.
+    for _ in range(limit):
+        nesting = nesting.replace("()", "")
+        if not nesting:
+            return False
+    return True
 
 
 # ---- writing -------------------------------------------------------------------------------
