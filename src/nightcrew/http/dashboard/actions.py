@@ -5,7 +5,7 @@ security (admins: any job, users: their own), schedule actions need an admin; al
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -33,6 +33,9 @@ from nightcrew.http.session import Session
 from nightcrew.lifecycle import control
 from nightcrew.lifecycle.enqueue import PRIORITY_RANGE
 from nightcrew.scheduler.store import UnknownScheduleError
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
 
 BULK_LIMIT = 1000
 """Jobs changed by one Retry all / Discard all (press again for more)."""
@@ -101,7 +104,11 @@ def build_actions_router() -> APIRouter:
         if action == "discard" and form.get("confirmed") != "1":
             return await _confirm(request, form, f"Discard failed job {uid}? It is deleted.")
         async with dashboard_session(request) as session:
-            return done(request, form, await _job_action(session, action, [uid], form))
+            return done(
+                request,
+                form,
+                await _job_action(nightcrew_app(request), session, action, [uid], form),
+            )
 
     @router.post("/dead/{action}")
     async def dead_bulk(request: Request, action: str) -> Response:
@@ -114,7 +121,9 @@ def build_actions_router() -> APIRouter:
             return await _confirm(request, form, f"{verb} every failed job you can see "
                                   f"(up to {BULK_LIMIT})?")  # fmt: skip
         async with dashboard_session(request) as session:
-            return done(request, form, await _job_action(session, action, ids, form))
+            return done(
+                request, form, await _job_action(nightcrew_app(request), session, action, ids, form)
+            )
 
     @router.post("/schedules/{name}/{action}")
     async def schedule_action(request: Request, name: str, action: str) -> Response:
@@ -161,7 +170,7 @@ def build_actions_router() -> APIRouter:
 
 
 async def _job_action(
-    session: Session, action: str, ids: list[str] | None, form: dict[str, str]
+    app: App, session: Session, action: str, ids: list[str] | None, form: dict[str, str]
 ) -> str:
     """Do ``action`` on the jobs ``ids`` (``None``: every failed job in sight); the message."""
     actor = session.principal.user_id
@@ -174,6 +183,9 @@ async def _job_action(
             return f"priority: between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}"
         if not ids:
             return "no such job"
+        refused = await _priority_refused(app, session, ids[0], priority)
+        if refused:
+            return refused
         result = await control.aset_priority(session.conn, ids[0], priority, actor=actor)
         return f"priority set to {priority}" if result.done else "no such job"
     bulk: dict[str, Any] = {"ids": ids, "actor": actor, "limit": BULK_LIMIT}
@@ -193,6 +205,20 @@ async def _job_action(
         count = _done(await control.adiscard_jobs(session.conn, **bulk))
         return f"{count} failed job(s) discarded" if count else "nothing to discard"
     raise ApiError(404, f"unknown action {action!r}")
+
+
+async def _priority_refused(app: App, session: Session, job_id: str, priority: int) -> str:
+    """Why a non-admin may not give the job ``priority`` (its type's ``priority_range``), as
+    the HTTP API's PATCH decides; empty when allowed."""
+    if session.principal.is_admin:
+        return ""
+    row = await session.one("http_get_job", {"id": job_id})
+    spec = app.registry.get(row["type"]) if row else None
+    if spec is None or spec.allows_priority(priority):
+        return ""
+    assert spec.priority_range is not None
+    low, high = spec.priority_range
+    return f"priority: jobs of type {spec.name} take a priority between {low} and {high}"
 
 
 def _done(results: list[control.ControlResult]) -> int:
