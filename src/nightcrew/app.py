@@ -210,8 +210,9 @@ class App:
         max_attempts, timeout, public, notify) in ``nightcrew.job_types``, for
         ``nightcrew.enqueue()`` in SQL. Done when the App first connects and on
         :meth:`migrate`; call it after registering types later."""
+        url = self.url
         with self._lock:
-            self._write_job_types(self.url)
+            self._write_job_types(url)
             self._types_synced = True
 
     def pool(self) -> ConnectionPool[Any]:
