@@ -76,8 +76,7 @@ async def test_queued_scope_coalesces_while_waiting_and_queues_one_behind_a_run(
     start(running)
     await running.until_started(1)
     follow_ups = {
-        await aapp.aenqueue("t.gate", {}, dedupe_key="k", dedupe_scope="queued")
-        for _ in range(10)
+        await aapp.aenqueue("t.gate", {}, dedupe_key="k", dedupe_scope="queued") for _ in range(10)
     }
     assert len(follow_ups) == 1 and first not in follow_ups
     assert await statuses(aapp, "k") == [("processing", "queued"), ("pending", "queued")]

@@ -202,15 +202,19 @@ def test_api_role_forces_the_request_user_and_scopes_the_key(sql_app: App) -> No
 
 
 def test_api_role_without_user_or_for_private_type_is_refused(sql_app: App) -> None:
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="nightcrew.user_id"):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"nightcrew\.user_id"):
         api_call(sql_app.url, "SELECT nightcrew.enqueue('t.sql')", None)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="not public"):
         api_call(sql_app.url, "SELECT nightcrew.enqueue('t.private')", "alice")
 
 
 def test_the_api_role_may_execute_but_public_may_not(sql_app: App) -> None:
-    signature = "nightcrew.enqueue(text,jsonb,integer,timestamptz,text,text,text,integer,uuid[],text)"
-    assert sql(sql_app.url, f"SELECT has_function_privilege('nightcrew_api', '{signature}', 'EXECUTE')")
+    signature = (
+        "nightcrew.enqueue(text,jsonb,integer,timestamptz,text,text,text,integer,uuid[],text)"
+    )
+    assert sql(
+        sql_app.url, f"SELECT has_function_privilege('nightcrew_api', '{signature}', 'EXECUTE')"
+    )
     assert not sql(
         sql_app.url,
         "SELECT bool_or(a.grantee = 0) FROM pg_proc AS p, aclexplode(p.proacl) AS a"
