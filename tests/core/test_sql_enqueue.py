@@ -343,3 +343,40 @@ def test_documented_trigger_recipe_enqueues_one_job_per_changed_row(sql_app: App
         ({"document_id": 1}, "documents.index:1", "queued"),
         ({"document_id": 2}, "documents.index:2", "queued"),
     ]
+
+
+# ---- job types recorded by Apps ----------------------------------------------------------
+
+
+def recorded(url: str, job_type: str) -> Any:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT queue, priority, max_attempts, timeout_seconds, public"
+            " FROM nightcrew.job_types WHERE type = %s",
+            (job_type,),
+        ).fetchone()
+
+
+def test_an_app_records_its_types_at_first_connection_and_on_migrate(clean_db: str) -> None:
+    app = App(clean_db, migrate_on_start=False)
+    app.job("t.rec", queue="rq", priority=4, max_attempts=9, timeout=30, public=False)(noop)
+    try:
+        assert recorded(clean_db, "t.rec") is None
+        app.enqueue("t.rec", {})  # the first connection records the registry
+        assert recorded(clean_db, "t.rec") == ("rq", 4, 9, 30.0, False)
+    finally:
+        app.close()
+    changed = App(clean_db, migrate_on_start=False)
+    changed.job("t.rec", queue="rq2", max_attempts=2)(noop)
+    changed.migrate()  # `nightcrew migrate` records them too, as an upsert
+    assert recorded(clean_db, "t.rec") == ("rq2", 0, 2, None, True)
+    job_id = sql(clean_db, "SELECT nightcrew.enqueue('t.rec')")
+    with psycopg.connect(clean_db) as conn:
+        row = conn.execute(
+            "SELECT queue, max_attempts FROM nightcrew.jobs WHERE id = %s", (job_id,)
+        ).fetchone()
+    assert row == ("rq2", 2)
+
+
+async def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
+    return None
