@@ -3,12 +3,13 @@ against the bare INSERT of the same row into a table without the trigger.
 
     python bench/trigger_enqueue.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
-Uses (and migrates) the database ``nightcrew_bench_trigger`` on that server. One pgbench
+Recreates and migrates the database ``nightcrew_bench_trigger`` on that server. One pgbench
 run (a C client, prepared statements, one durable commit per row) interleaves the scripts
 at equal weights, so every variant sees the same machine load; pgbench's per-script
 latency averages give the ratio to the bare INSERT. Variants: ``trigger`` (a job per row,
-no dedupe key) and ``trigger_queued`` (the docs/flows.md recipe: a 'queued' dedupe key per
-row). Prints JSON; the target is a ratio of at most 1.5.
+no dedupe key), ``trigger_active`` (a dedupe key per row, the default scope) and
+``trigger_queued`` (the docs/flows.md recipe: a 'queued' dedupe key per row). Prints JSON;
+the target is a ratio of at most 1.5.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ PGBENCH_FALLBACK = "/usr/lib/postgresql/15/bin/pgbench"
 SETUP = """
 INSERT INTO nightcrew.job_types (type, queue) VALUES ('bench.index', 'bench')
     ON CONFLICT (type) DO NOTHING;
-DROP TABLE IF EXISTS bench_bare, bench_docs, bench_docs_queued;
+DROP TABLE IF EXISTS bench_bare, bench_docs, bench_docs_active, bench_docs_queued;
 CREATE TABLE bench_bare (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, content text);
 CREATE TABLE bench_docs (LIKE bench_bare INCLUDING ALL);
+CREATE TABLE bench_docs_active (LIKE bench_bare INCLUDING ALL);
 CREATE TABLE bench_docs_queued (LIKE bench_bare INCLUDING ALL);
 CREATE OR REPLACE FUNCTION bench_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -43,33 +45,36 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE OR REPLACE FUNCTION bench_enqueue_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION bench_enqueue_keyed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM nightcrew.enqueue('bench.index', payload => jsonb_build_object('id', NEW.id),
                               dedupe_key => 'bench.index:' || NEW.id,
-                              dedupe_scope => 'queued');
+                              dedupe_scope => TG_ARGV[0]);
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER bench_enqueue AFTER INSERT OR UPDATE OF content ON bench_docs
     FOR EACH ROW EXECUTE FUNCTION bench_enqueue();
+CREATE TRIGGER bench_enqueue_active AFTER INSERT OR UPDATE OF content ON bench_docs_active
+    FOR EACH ROW EXECUTE FUNCTION bench_enqueue_keyed('active');
 CREATE TRIGGER bench_enqueue_queued AFTER INSERT OR UPDATE OF content ON bench_docs_queued
-    FOR EACH ROW EXECUTE FUNCTION bench_enqueue_queued();
+    FOR EACH ROW EXECUTE FUNCTION bench_enqueue_keyed('queued');
 TRUNCATE nightcrew.jobs;
 """
 SCRIPTS = {
     "bare": "INSERT INTO bench_bare (content) VALUES ('some document text');\n",
     "trigger": "INSERT INTO bench_docs (content) VALUES ('some document text');\n",
+    "trigger_active": "INSERT INTO bench_docs_active (content) VALUES ('some document text');\n",
     "trigger_queued": "INSERT INTO bench_docs_queued (content) VALUES ('some document text');\n",
 }
 _SCRIPT_LATENCY = re.compile(r"SQL script \d+: (\S+)\n(?:.*\n)*?\s*- latency average = ([\d.]+) ms")
 
 
 def prepare(server_url: str) -> str:
-    """Create and migrate the benchmark database; (re)create the tables; return its URL."""
+    """Recreate and migrate the benchmark database and its tables; return its URL."""
     with psycopg.connect(server_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DATABASE}"')
     url = make_conninfo(server_url, dbname=DATABASE)
     migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
