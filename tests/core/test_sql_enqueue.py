@@ -6,6 +6,7 @@ import asyncio
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -380,3 +381,42 @@ def test_an_app_records_its_types_at_first_connection_and_on_migrate(clean_db: s
 
 async def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
     return None
+
+
+def test_a_trigger_enqueues_as_a_non_owner_role_and_under_the_api_role(sql_app: App) -> None:
+    """The table's owner has no privilege on nightcrew.jobs (SECURITY DEFINER writes the
+    job); under the API role the trigger's job belongs to the request's user."""
+    role = f"nc_test_owner_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(sql_app.url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} NOLOGIN")
+        try:
+            conn.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {role}")
+            conn.execute(f"GRANT USAGE ON SCHEMA nightcrew TO {role}")
+            conn.execute(f"GRANT EXECUTE ON FUNCTION nightcrew.enqueue TO {role}")
+            with conn.transaction():
+                conn.execute(f"SET LOCAL ROLE {role}")
+                conn.execute("CREATE TABLE owned (id int PRIMARY KEY, content text)")
+                conn.execute(
+                    "CREATE FUNCTION owned_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$"
+                    " BEGIN PERFORM nightcrew.enqueue('t.sql', user_id => 'owner-said');"
+                    " RETURN NULL; END $$"
+                )
+                conn.execute(
+                    "CREATE TRIGGER owned_enqueue AFTER INSERT OR UPDATE OF content ON owned"
+                    " FOR EACH ROW EXECUTE FUNCTION owned_enqueue()"
+                )
+                conn.execute("GRANT SELECT, UPDATE ON owned TO nightcrew_api")
+                with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                    conn.execute("SELECT count(*) FROM nightcrew.jobs")
+                conn.execute("INSERT INTO owned VALUES (1, 'a')")
+            with conn.transaction():
+                conn.execute("SELECT set_config('nightcrew.user_id', 'alice', true)")
+                conn.execute("SET LOCAL ROLE nightcrew_api")
+                conn.execute("UPDATE owned SET content = 'b'")
+            users = conn.execute("SELECT user_id FROM nightcrew.jobs ORDER BY id").fetchall()
+            assert users == [("owner-said",), ("alice",)]
+        finally:
+            conn.execute("DROP TABLE IF EXISTS owned")
+            conn.execute("DROP FUNCTION IF EXISTS owned_enqueue")
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
