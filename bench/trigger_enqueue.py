@@ -8,8 +8,10 @@ run (a C client, prepared statements, one durable commit per row) interleaves th
 at equal weights, so every variant sees the same machine load; pgbench's per-script
 latency averages give the ratio to the bare INSERT. Variants: ``trigger`` (a job per row,
 no dedupe key), ``trigger_active`` (a dedupe key per row, the default scope) and
-``trigger_queued`` (the docs/flows.md recipe: a 'queued' dedupe key per row). Prints JSON;
-the target is a ratio of at most 1.5.
+``trigger_queued`` (the docs/flows.md recipe: a 'queued' dedupe key per row); and
+``floor_same_tx``, the row plus a plain INSERT of its job and the NOTIFY in one statement
+(no trigger, no PL/pgSQL: what writing a job in the same transaction costs at least).
+Prints JSON; the target is a ratio of at most 1.5.
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ SCRIPTS = {
     "bare": "INSERT INTO bench_bare (content) VALUES ('some document text');\n",
     "trigger": "INSERT INTO bench_docs (content) VALUES ('some document text');\n",
     "trigger_active": "INSERT INTO bench_docs_active (content) VALUES ('some document text');\n",
+    # No trigger and no PL/pgSQL: the row, its job and the wake-up in one statement, what
+    # any enqueue in the same transaction has to write (the floor under the trigger).
+    "floor_same_tx": (
+        "WITH d AS (INSERT INTO bench_bare (content) VALUES ('some document text') RETURNING id),"
+        " j AS (INSERT INTO nightcrew.jobs (id, type, queue, payload)"
+        " SELECT nightcrew.uuid7(), 'bench.index', 'bench', jsonb_build_object('id', d.id)"
+        " FROM d RETURNING queue)"
+        " SELECT pg_notify('nightcrew_jobs', queue) FROM j;\n"
+    ),
     "trigger_queued": "INSERT INTO bench_docs_queued (content) VALUES ('some document text');\n",
 }
 _SCRIPT_LATENCY = re.compile(r"SQL script \d+: (\S+)\n(?:.*\n)*?\s*- latency average = ([\d.]+) ms")
