@@ -46,7 +46,8 @@ log = logging.getLogger("nightcrew.worker")
 DB_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 # An attempt whose lease could not be renewed is stopped this fraction of the lease before
-# the lease runs out: time for its handler to stop and for a write in flight to land.
+# the lease runs out (less when heartbeats are sparse: see Worker.lease_margin): time for
+# its handler to stop and for a write in flight to land.
 LEASE_SAFETY_FRACTION = 0.25
 
 
@@ -398,7 +399,9 @@ class Worker:
                 # Bounded: a renewal that cannot get through within a lease is worthless.
                 async with asyncio.timeout(self.settings.lease_seconds):
                     await self.heartbeat()
-            except (*DB_UNAVAILABLE, TimeoutError) as exc:
+            except (psycopg.Error, TimeoutError) as exc:
+                # Whatever the error, keep trying: the lease watchdog stops the handlers
+                # whose leases are not renewed in time.
                 log.warning("heartbeat failed: %s", exc or "timed out")
                 await self._close_lease_connection()
 
@@ -470,11 +473,19 @@ class Worker:
     async def _lease_watchdog(self) -> None:
         """Stop every attempt whose lease could not be renewed in time, a safety margin
         before the lease runs out (and another worker may rescue and re-run the job)."""
-        margin = self.settings.lease_seconds * LEASE_SAFETY_FRACTION
+        margin = self.lease_margin
         period = min(self.settings.heartbeat_seconds, margin) / 2
         while True:
             await asyncio.sleep(period)
             self._stop_expiring(time.monotonic() + margin)
+
+    @property
+    def lease_margin(self) -> float:
+        """Seconds before its lease runs out that an unrenewed attempt is stopped: a
+        quarter of the lease, but never so much that a healthy attempt is stopped between
+        two heartbeats."""
+        lease, beat = self.settings.lease_seconds, self.settings.heartbeat_seconds
+        return min(lease * LEASE_SAFETY_FRACTION, (lease - beat) / 2)
 
     def _stop_expiring(self, horizon: float) -> None:
         """Stop the attempts whose lease may run out before ``horizon`` (monotonic)."""
