@@ -98,6 +98,62 @@ async def test_a_rescued_job_never_runs_beside_its_lingering_thread_on_the_same_
     assert [(e["attempt"], e["type"]) for e in job.errors] == [(1, "LeaseExpired")]
 
 
+async def test_a_job_whose_lost_attempt_still_runs_here_is_not_fetched_here(
+    aapp: App, clean_db: str
+) -> None:
+    fast(aapp)
+    ended = threading.Event()
+
+    @aapp.job("faults.lingering", max_attempts=5)
+    def lingering(ctx: Any, payload: Any) -> None:
+        if ctx.job.attempt == 1:
+            time.sleep(3)  # outlives its lease: a thread cannot be stopped
+            ended.set()
+
+    job_id = await aapp.aenqueue("faults.lingering", {})
+    worker = aapp.worker(concurrency=2)
+    runner = asyncio.create_task(worker.run())
+    try:
+
+        async def running() -> bool:
+            return bool(worker.running)
+
+        await await_until(running, 10, "the first attempt to start")
+        # Rescued elsewhere, and not due until this worker has learned its lease is lost.
+        due_later = "UPDATE nightcrew.jobs SET run_at = now() + interval '1 hour' WHERE id = %s"
+        with psycopg.connect(clean_db, autocommit=True) as conn, conn.transaction():
+            conn.execute(
+                "UPDATE nightcrew.jobs SET lease_expires_at = now() - interval '1 second'"
+                " WHERE id = %s",
+                (job_id,),
+            )
+            conn.execute(query("rescue_jobs"), {"limit": 10, "now": None})
+            conn.execute(due_later, (job_id,))
+
+        async def lease_known_lost() -> bool:
+            return all(running.ctx.lease_lost for running in worker.running.values())
+
+        await await_until(lease_known_lost, 2, "the heartbeat to find the lease lost")
+        with psycopg.connect(clean_db, autocommit=True) as conn:
+            conn.execute("UPDATE nightcrew.jobs SET run_at = now() WHERE id = %s", (job_id,))
+        # A negative can only be watched for a while: due now, and the worker polls every
+        # 0.2 s (and the rescue woke it) -- it must leave the job alone while its thread runs.
+        await asyncio.sleep(1.0)
+        job = await get_job(aapp, job_id)
+        assert not ended.is_set(), "the first attempt ended too soon for this test"
+        assert (job.status, job.attempts) == (JobStatus.RETRYING, 1), "fetched beside it"
+        assert list(worker.running) == [(job_id, 1)]  # the old thread still takes a slot
+
+        async def completed() -> bool:
+            return (await get_job(aapp, job_id)).status is JobStatus.COMPLETED
+
+        await await_until(completed, 10, "the job to run again once the thread returned")
+    finally:
+        worker.stop()
+        await runner
+    assert (await get_job(aapp, job_id)).attempts == 2
+
+
 @pytest.fixture
 async def small_pool_app(clean_db: str) -> AsyncIterator[App]:
     """An App whose pool has two connections, and short leases."""
