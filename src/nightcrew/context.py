@@ -197,7 +197,6 @@ class JobContext:
             sent_at = time.monotonic()
             cur = await conn.execute(query("lock_lease"), _lease_params(self))
             self._after_write(await cur.fetchone(), {"set_checkpoint": False})
-            self.note_lease_renewed(sent_at)
             self._tx = conn
             try:
                 yield conn
@@ -206,7 +205,7 @@ class JobContext:
             if self._renew_before_commit(sent_at):
                 sent_at = time.monotonic()
                 await conn.execute(query("lock_lease"), _lease_params(self))
-                self.note_lease_renewed(sent_at)
+        self.note_lease_renewed(sent_at)  # committed: the extended lease holds
 
     def _renew_before_commit(self, locked_at: float) -> bool:
         """Whether a transaction locked since ``locked_at`` must extend its lease again
@@ -280,7 +279,6 @@ class SyncJobContext:
             sent_at = time.monotonic()
             row = conn.execute(query("lock_lease"), _lease_params(ctx)).fetchone()
             ctx._after_write(row, {"set_checkpoint": False})
-            self._note_renewed(sent_at)
             self._tx = conn
             try:
                 yield conn
@@ -289,8 +287,6 @@ class SyncJobContext:
             if ctx._renew_before_commit(sent_at):
                 sent_at = time.monotonic()
                 conn.execute(query("lock_lease"), _lease_params(ctx))
-                self._note_renewed(sent_at)
-
-    def _note_renewed(self, sent_at: float) -> None:
-        # The worker's event loop reads the renewal time: update it there, not from a thread.
-        self._loop.call_soon_threadsafe(self._ctx.note_lease_renewed, sent_at)
+        # Committed: the extended lease holds. The worker's event loop reads the renewal
+        # time, so it is updated there, not from this thread.
+        self._loop.call_soon_threadsafe(ctx.note_lease_renewed, sent_at)
