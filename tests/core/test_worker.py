@@ -326,8 +326,8 @@ async def test_outcomes_round_trip_through_the_batch_exactly(aapp: App) -> None:
         "n": [1.5, None],
     }
 
-    # No backoff: run_until_idle stops when it sees nothing runnable, and a retry due in
-    # 10 ms may not be yet (whether it is depends on the loop's phase).
+    # backoff=0: run_until_idle ignores jobs scheduled in the future, so a retry due even
+    # 10 ms later could be left behind by a check that falls in between.
     @aapp.job("t.shapes", max_attempts=2, backoff=0)
     async def shapes(ctx: JobContext, payload: dict[str, Any]) -> Any:
         if payload["kind"] == "raise" and ctx.job.attempt == 1:
