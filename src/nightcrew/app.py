@@ -255,7 +255,7 @@ class App:
             try:
                 self._write_job_types(url)
             except psycopg.errors.UndefinedTable:
-                # A database not migrated to 0012 yet (migrate_on_start=False): SQL enqueue
+                # A database not migrated to 0011 yet (migrate_on_start=False): SQL enqueue
                 # is not there either; `nightcrew migrate` records the types later.
                 return
             self._types_synced = True

@@ -1,4 +1,4 @@
--- nightcrew 0012: enqueue from SQL (triggers, functions, plain SQL) and coalescing dedupe.
+-- nightcrew 0011: enqueue from SQL (triggers, functions, plain SQL) and coalescing dedupe.
 --
 -- * job_types: the job types Apps have registered, with their defaults; every App upserts
 --   its registry when it starts (App.sync_job_types), so SQL can refuse unknown types and
