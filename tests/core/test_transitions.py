@@ -1,5 +1,6 @@
-"""docs/architecture.md's transition table names every statement that writes ``nightcrew.jobs`` and its single
-Python caller: a new writer (or a second caller) fails here until the table says so."""
+"""The transition table of docs/architecture.md names every statement that writes
+``nightcrew.jobs`` and its single Python caller: a new writer (or a second caller) fails here
+until the table says so."""
 
 from __future__ import annotations
 
@@ -50,7 +51,9 @@ def callers_of(name: str) -> set[str]:
 
 def test_every_statement_writing_jobs_is_in_the_table() -> None:
     missing = writers() - set(table())
-    assert not missing, f"add these to the transition table of docs/architecture.md: {sorted(missing)}"
+    assert not missing, (
+        f"add these to the transition table of docs/architecture.md: {sorted(missing)}"
+    )
 
 
 def test_the_table_names_only_existing_files() -> None:
