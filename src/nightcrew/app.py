@@ -9,13 +9,14 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from nightcrew.builtins import install_builtin_jobs
 from nightcrew.config import Settings
 from nightcrew.db.migrate import migrate
 from nightcrew.db.url import resolve_database_url
@@ -23,11 +24,14 @@ from nightcrew.errors import ConfigurationError
 from nightcrew.jobs import Backoff, Job, JobType
 from nightcrew.lifecycle import bulk, control
 from nightcrew.lifecycle.enqueue import ainsert_one, build_job, insert_one
-from nightcrew.notify.install import install_notifications
 from nightcrew.progress import median_by_type, row_eta
 from nightcrew.queries import query
 from nightcrew.scheduler.book import ScheduleBook
 from nightcrew.scheduler.store import ScheduleInfo
+
+if TYPE_CHECKING:
+    from nightcrew.scheduler.loop import Scheduler
+    from nightcrew.worker import Worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +66,7 @@ class App:
         self._lock = threading.Lock()
         self._url: str | None = None
         self._migrated = False
+        self._types_synced = False
         self._pool: ConnectionPool[Any] | None = None
         self.http_routers: list[tuple[Any, str]] = []
         """Routers (FastAPI ``APIRouter``) that apps add to ``nightcrew serve``; see add_router."""
@@ -78,7 +83,7 @@ class App:
         ] = weakref.WeakKeyDictionary()
         self.schedules = ScheduleBook(self)
         """The schedules declared with :meth:`schedule`, and their stored state."""
-        install_notifications(self)
+        install_builtin_jobs(self)  # the one place built-in job types are registered
 
     # ---- registration --------------------------------------------------------------------
 
@@ -94,6 +99,7 @@ class App:
         public: bool = True,
         notify: dict[str, Any] | str | None = None,
         notify_template: Any = None,
+        priority_range: tuple[int, int] | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of job type ``name``.
 
@@ -101,6 +107,7 @@ class App:
         a thread. Annotate ``payload`` with a Pydantic model to validate it at enqueue.
         ``public=False`` keeps the type off the HTTP API. ``notify`` is the default of
         enqueue's ``notify``; ``notify_template`` an ``EmailTemplate`` for its emails.
+        ``priority_range=(low, high)`` bounds the priority non-admin HTTP callers may ask.
         """
 
         def register(handler: F) -> F:
@@ -118,6 +125,7 @@ class App:
                 public=public,
                 notify=notify,
                 notify_template=notify_template,
+                priority_range=priority_range,
             )
             return handler
 
@@ -227,6 +235,7 @@ class App:
         versions applied."""
         applied = self._migrate_all(self.url)
         self._migrated = True
+        self.sync_job_types()
         return applied
 
     def _ensure_ready(self) -> str:
@@ -236,7 +245,47 @@ class App:
                 if not self._migrated:
                     self._migrate_all(url)
                     self._migrated = True
+        if not self._types_synced:
+            self._sync_job_types_once(url)
         return url
+
+    def _sync_job_types_once(self, url: str) -> None:
+        with self._lock:
+            if self._types_synced:
+                return
+            try:
+                self._write_job_types(url)
+            except psycopg.errors.UndefinedTable:
+                # A database not migrated to 0011 yet (migrate_on_start=False): SQL enqueue
+                # is not there either; `nightcrew migrate` records the types later.
+                return
+            self._types_synced = True
+
+    def _write_job_types(self, url: str) -> None:
+        types = list(self.registry.values())
+        if not types:
+            return
+        params = {
+            "types": [t.name for t in types],
+            "queues": [t.queue for t in types],
+            "priorities": [t.priority for t in types],
+            "max_attempts": [t.max_attempts for t in types],
+            "timeouts": [t.timeout for t in types],
+            "publics": [t.public for t in types],
+            "notifies": [t.notify_json for t in types],
+        }
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(query("job_types_sync"), params)
+
+    def sync_job_types(self) -> None:
+        """Record the registered job types and their defaults (queue, priority,
+        max_attempts, timeout, public, notify) in ``nightcrew.job_types``, for
+        ``nightcrew.enqueue()`` in SQL. Done when the App first connects and on
+        :meth:`migrate`; call it after registering types later."""
+        url = self.url
+        with self._lock:
+            self._write_job_types(url)
+            self._types_synced = True
 
     def pool(self) -> ConnectionPool[Any]:
         """The synchronous connection pool (autocommit connections)."""
@@ -314,12 +363,15 @@ class App:
         max_attempts: int | None = None,
         timeout: float | None = None,
         notify: Mapping[str, Any] | str | None = None,
+        dedupe_scope: str | None = None,
         conn: psycopg.Connection[Any] | None = None,
     ) -> UUID:
         """Enqueue one job and return its id.
 
         With ``dedupe_key``, while a job with that key is pending, processing or retrying
-        the existing job's id is returned instead. With ``conn`` the job is written in
+        the existing job's id is returned instead. ``dedupe_scope="queued"`` coalesces
+        instead: only a job of the key that is waiting to run absorbs this one, so while
+        it runs one more (and only one) may queue behind it. With ``conn`` the job is written in
         that connection's current transaction (rolled back: no job). ``notify``
         (``{"email", "webhook", "in_app", "on"}``) sends notifications when the job finishes;
         ``notify="owner"`` notifies the job's ``user_id`` as their preferences say.
@@ -338,6 +390,7 @@ class App:
             max_attempts=max_attempts,
             timeout=timeout,
             notify=notify,
+            dedupe_scope=dedupe_scope,
         )
         if conn is not None:
             return insert_one(conn, job)
@@ -358,6 +411,7 @@ class App:
         max_attempts: int | None = None,
         timeout: float | None = None,
         notify: Mapping[str, Any] | str | None = None,
+        dedupe_scope: str | None = None,
         conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> UUID:
         """Async twin of :meth:`enqueue`."""
@@ -375,6 +429,7 @@ class App:
             max_attempts=max_attempts,
             timeout=timeout,
             notify=notify,
+            dedupe_scope=dedupe_scope,
         )
         if conn is not None:
             return await ainsert_one(conn, job)
@@ -470,16 +525,17 @@ class App:
     def cancel(self, job_id: UUID | str) -> bool:
         """Cancel a job: a waiting job at once, a running one at its next save.
 
-        Returns False when the job does not exist or has already finished.
+        Returns False when the job does not exist, has already finished, or its cancel was
+        already requested. (``nightcrew.lifecycle.control.cancel`` also says which.)
         """
         with self.pool().connection() as conn:
-            return control.cancel(conn, job_id)
+            return control.cancel(conn, job_id).done
 
     async def acancel(self, job_id: UUID | str) -> bool:
         """Async twin of :meth:`cancel`."""
         pool = await self.apool()
         async with pool.connection() as conn:
-            return await control.acancel(conn, job_id)
+            return (await control.acancel(conn, job_id)).done
 
     def retry(self, job_id: UUID | str) -> bool:
         """Send a failed or cancelled job back to pending with its attempts reset.
@@ -488,13 +544,13 @@ class App:
         live job holds its dedupe key (retrying it would duplicate that job).
         """
         with self.pool().connection() as conn:
-            return control.retry(conn, job_id)
+            return control.retry(conn, job_id).done
 
     async def aretry(self, job_id: UUID | str) -> bool:
         """Async twin of :meth:`retry`."""
         pool = await self.apool()
         async with pool.connection() as conn:
-            return await control.aretry(conn, job_id)
+            return (await control.aretry(conn, job_id)).done
 
     # ---- schedules -----------------------------------------------------------------------
 
@@ -573,7 +629,7 @@ class App:
         """Async twin of :meth:`run_schedule_now`."""
         return await asyncio.to_thread(self.schedules.run_now, name)
 
-    def scheduler(self) -> Any:
+    def scheduler(self) -> Scheduler:
         """A :class:`~nightcrew.scheduler.Scheduler` for this app (``await s.run()``)."""
         from nightcrew.scheduler.loop import Scheduler
 
@@ -581,7 +637,9 @@ class App:
 
     # ---- workers -------------------------------------------------------------------------
 
-    def worker(self, *, queues: Sequence[str] | None = None, concurrency: int | None = None) -> Any:
+    def worker(
+        self, *, queues: Sequence[str] | None = None, concurrency: int | None = None
+    ) -> Worker:
         """A :class:`~nightcrew.worker.Worker` for this app (call ``await w.run()``)."""
         from nightcrew.worker import Worker
 

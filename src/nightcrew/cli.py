@@ -14,6 +14,8 @@ from typing import Any
 
 from nightcrew.app import App
 from nightcrew.errors import NightcrewError
+from nightcrew.jobs import JobStatus
+from nightcrew.lifecycle import control
 
 
 def load_app(spec: str | None) -> App:
@@ -93,16 +95,27 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             return 1
         _print_json(found.to_dict())
         return 0
-    done = app.retry(args.id) if args.action == "retry" else app.cancel(args.id)
-    if not done:
-        print(
-            f"job {args.id} cannot be {args.action}ed (unknown, in the wrong state, or a live "
-            "job holds its dedupe key)",
-            file=sys.stderr,
-        )
+    act = control.retry if args.action == "retry" else control.cancel
+    with app.pool().connection() as conn:
+        result = act(conn, args.id)
+    if not result.done:
+        done = "retried" if args.action == "retry" else "cancelled"
+        print(f"job {args.id} cannot be {done}: {_why(result, args.action)}", file=sys.stderr)
         return 1
     print(f"{args.action}: {args.id}")
     return 0
+
+
+def _why(result: control.ControlResult, action: str) -> str:
+    """Why a control action left the job alone, in words."""
+    if result.outcome is control.Outcome.NOT_FOUND:
+        return "no such job"
+    if result.outcome is control.Outcome.DEDUPE_HELD:
+        return "a live job holds its dedupe key (retrying would duplicate it)"
+    status = result.status.value if result.status else "in another state"
+    if action == "cancel" and result.status is JobStatus.PROCESSING:
+        return "its cancel was already requested"
+    return f"it is {status}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -159,7 +172,6 @@ async def run_worker(
 
     With ``scheduler`` the process also runs the scheduler loop: every process stands by,
     one leader fires the schedules."""
-    app.schedules.install_maintenance()  # before the worker picks its queues
     worker = app.worker(queues=queues, concurrency=concurrency)
     sched = app.scheduler() if scheduler else None
     loop = asyncio.get_running_loop()

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How long running jobs may finish after SIGTERM/SIGINT."
     )
     listen: bool = Field(True, description="Use LISTEN/NOTIFY (disable behind PgBouncer).")
+    listen_check_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="A LISTEN connection silent this long is probed (SELECT 1, and TCP "
+        "keepalives after the same idle time); no answer within as long again: reconnect.",
+    )
     concurrency: int = Field(10, ge=1, le=10_000, description="Jobs run at once per worker.")
     fetch_batch: int = Field(100, ge=1, le=10_000, description="Most jobs fetched per query.")
     complete_batch: int = Field(500, ge=1, le=50_000, description="Most outcomes per write.")
@@ -41,6 +47,17 @@ class Settings(BaseSettings):
     rescue_seconds: float = Field(15.0, gt=0, description="How often workers rescue lost leases.")
     http_max_body_bytes: int = Field(
         1 << 20, ge=1, description="Largest request body the HTTP API accepts (413 beyond)."
+    )
+    http_pool_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How long an HTTP request waits for a database connection before it "
+        "answers 503 (with Retry-After) instead of hanging while the database is down.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Prometheus sends to scrape /metrics (admin keys work too); "
+        "unset: only admin keys may scrape.",
     )
     http_heartbeat_seconds: float = Field(
         15.0, gt=0, description="How often an idle event stream sends a keep-alive comment."

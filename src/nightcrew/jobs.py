@@ -39,7 +39,30 @@ class JobStatus(enum.StrEnum):
     @property
     def terminal(self) -> bool:
         """True for completed, failed and cancelled."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self in JobStatus.terminal_states()
+
+    # The named sets of states. Code derives its sets from these; SQL that must spell a set
+    # out is checked against them (tests/core/test_status_sets.py).
+
+    @classmethod
+    def terminal_states(cls) -> frozenset[JobStatus]:
+        """Finished for good: completed, failed, cancelled."""
+        return frozenset({cls.COMPLETED, cls.FAILED, cls.CANCELLED})
+
+    @classmethod
+    def waiting_states(cls) -> frozenset[JobStatus]:
+        """Waiting to be fetched: pending, retrying."""
+        return frozenset({cls.PENDING, cls.RETRYING})
+
+    @classmethod
+    def live_states(cls) -> frozenset[JobStatus]:
+        """Not finished (waiting or processing); a dedupe key is held while live."""
+        return cls.waiting_states() | {cls.PROCESSING}
+
+    @classmethod
+    def retryable_states(cls) -> frozenset[JobStatus]:
+        """What a manual retry accepts: failed, cancelled."""
+        return frozenset({cls.FAILED, cls.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,8 @@ class Job:
     started_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime
+    dedupe_scope: str = "active"
+    """``"active"`` or ``"queued"`` (coalescing); see docs/flows.md."""
     eta_seconds: float | None = None
     """Estimated seconds until a running job finishes (``None`` when unknown or not
     running): see :mod:`nightcrew.progress`."""
@@ -133,6 +158,27 @@ class JobType:
     notify_template: Any = None
     """A :class:`nightcrew.notify.render.EmailTemplate` for this type's emails."""
     notify_json: str | None = field(default=None, init=False)
+    priority_range: tuple[int, int] | None = None
+    """The priorities a non-admin HTTP caller may ask for this type's jobs (inclusive);
+    ``None``: any valid priority. Python callers and admins are not bound by it."""
+
+    def allows_priority(self, priority: int) -> bool:
+        """Whether a non-admin HTTP caller may give this type's jobs ``priority``."""
+        if self.priority_range is None:
+            return True
+        return self.priority_range[0] <= priority <= self.priority_range[1]
+
+    def _check_priority_range(self) -> None:
+        bounds: Any = self.priority_range
+        if bounds is None:
+            return
+        pair = tuple(bounds) if isinstance(bounds, list | tuple) else None
+        if pair is None or not _bounds_ok(pair):
+            raise ConfigurationError(
+                f"{self.name}: priority_range must be a pair of integers (low, high) with "
+                f"low <= high, got {bounds!r}"
+            )
+        self.priority_range = (pair[0], pair[1])
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -143,12 +189,22 @@ class JobType:
             raise ConfigurationError(f"{self.name}: timeout must be > 0 seconds")
         if not callable(self.backoff) and float(self.backoff) < 0:
             raise ConfigurationError(f"{self.name}: backoff must be >= 0")
+        self._check_priority_range()
         self.is_async = inspect.iscoroutinefunction(self.handler)
         try:
             self.notify_json = notify_json(self.notify)
         except EnqueueError as exc:
             raise ConfigurationError(f"{self.name}: {exc}") from None
         self.model = _payload_model(self.handler)
+
+
+def _bounds_ok(bounds: object) -> bool:
+    return (
+        isinstance(bounds, tuple)
+        and len(bounds) == 2
+        and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+        and bounds[0] <= bounds[1]
+    )
 
 
 def _payload_model(handler: Callable[..., Any]) -> type[BaseModel] | None:

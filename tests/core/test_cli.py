@@ -49,7 +49,10 @@ def test_enqueue_list_show_cancel_retry(clean_db: str) -> None:
     assert (job["payload"], job["priority"], job["status"]) == ({"week": 12}, 3, "pending")
 
     assert nightcrew(clean_db, "jobs", "cancel", job_id).returncode == 0
-    assert nightcrew(clean_db, "jobs", "cancel", job_id).returncode == 1
+    twice = nightcrew(clean_db, "jobs", "cancel", job_id)
+    assert twice.returncode == 1 and "cannot be cancelled: it is cancelled" in twice.stderr
+    unknown = nightcrew(clean_db, "jobs", "retry", "01a00000-0000-7000-8000-000000000000")
+    assert unknown.returncode == 1 and "no such job" in unknown.stderr
     assert nightcrew(clean_db, "jobs", "retry", job_id).returncode == 0
     assert json.loads(nightcrew(clean_db, "jobs", "show", job_id).stdout)["status"] == "pending"
 

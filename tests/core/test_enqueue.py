@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,15 @@ import psycopg
 import pytest
 from pydantic import BaseModel
 
-from nightcrew import App, EnqueueError, JobContext, JobStatus, PayloadValidationError
+from nightcrew import (
+    App,
+    ConfigurationError,
+    EnqueueError,
+    JobContext,
+    JobStatus,
+    PayloadValidationError,
+)
+from nightcrew.lifecycle.enqueue import encode_json, json_too_deep
 
 
 class Week(BaseModel):
@@ -316,3 +325,50 @@ def test_bulk_takes_a_model_payload_like_enqueue(app: App) -> None:
     (bulk_id,) = app.enqueue_many([{"type": "reports.weekly", "payload": Week(week=5)}])
     bulk = app.get_job(bulk_id)
     assert single is not None and bulk is not None and bulk.payload == single.payload == {"week": 5}
+
+
+def nested(depth: int) -> object:
+    """A JSON value of ``depth`` levels of arrays and objects."""
+    value: object = "leaf"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("options", [{}, {"priority": 1}], ids=["fast-path", "with-options"])
+def test_payload_nested_deeper_than_64_is_refused(app: App, options: dict[str, object]) -> None:
+    register(app)
+    deep = nested(65)
+    with pytest.raises(EnqueueError, match=r"^payload .* nested deeper than 64 levels"):
+        app.enqueue("reports.weekly", deep, **options)  # type: ignore[arg-type]
+    with pytest.raises(EnqueueError, match=r"item 1: payload .* nested deeper than 64"):
+        app.enqueue_many([{"type": "reports.weekly"},
+                          {"type": "reports.weekly", "payload": deep, **options}])  # fmt: skip
+    assert count_jobs(app.settings.database_url or "") == 0
+    # 64 levels, and brackets inside strings, are fine.
+    app.enqueue("reports.weekly", nested(64), **options)  # type: ignore[arg-type]
+    app.enqueue_many([{"type": "reports.weekly", "payload": {"s": "[{" * 200}, **options}])
+    assert count_jobs(app.settings.database_url or "") == 2
+
+
+@pytest.mark.parametrize("bounds", [(5, 1), (1,), ("0", "9"), (0.5, 2), 7])
+def test_a_bad_priority_range_is_refused_at_registration(app: App, bounds: object) -> None:
+    with pytest.raises(ConfigurationError, match="priority_range must be a pair of integers"):
+        app.job("reports.ranged", priority_range=bounds)(lambda ctx, payload: None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "too_deep"),
+    [
+        (nested(64), False),
+        (nested(65), True),
+        ([nested(63)] * 3 + [{"k": [1, 2]} for _ in range(100)], False),  # wide, not deep
+        ({"s": "[{" * 100, "t": '\\"[[' * 50, "u": "\\" * 7, "v": nested(63)}, False),
+        ({"s": '"\\', "v": nested(64)}, True),
+        ({"s": "]}" * 100, "v": nested(64)}, True),  # closers in a string hide nothing
+    ],
+)  # fmt: skip
+def test_json_depth_ignores_brackets_inside_strings(value: object, too_deep: bool) -> None:
+    text = encode_json(value)
+    assert json_too_deep(text) is too_deep
+    assert json_too_deep(json.dumps(value, ensure_ascii=False, indent=1)) is too_deep

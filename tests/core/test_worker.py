@@ -326,7 +326,9 @@ async def test_outcomes_round_trip_through_the_batch_exactly(aapp: App) -> None:
         "n": [1.5, None],
     }
 
-    @aapp.job("t.shapes", max_attempts=2, backoff=0.01)
+    # backoff=0: run_until_idle ignores jobs scheduled in the future, so a retry due even
+    # 10 ms later could be left behind by a check that falls in between.
+    @aapp.job("t.shapes", max_attempts=2, backoff=0)
     async def shapes(ctx: JobContext, payload: dict[str, Any]) -> Any:
         if payload["kind"] == "raise" and ctx.job.attempt == 1:
             raise ValueError('bad "input"\\ on\nline 2')
@@ -361,3 +363,22 @@ async def test_handlers_get_every_payload_shape_back(aapp: App) -> None:
     await aapp.aenqueue_many([{"type": "t.payloads", "payload": p} for p in shapes])
     await aapp.worker(concurrency=10).run_until_idle()
     assert [seen.get(i) for i in range(len(shapes))] == shapes
+
+
+async def test_a_result_nested_deeper_than_64_fails_the_job(aapp: App) -> None:
+    @aapp.job("t.deep", max_attempts=1)
+    async def deep(ctx: JobContext, payload: dict[str, int]) -> Any:
+        value: Any = 0
+        for _ in range(payload["depth"]):
+            value = [value]
+        return value
+
+    too_deep = await aapp.aenqueue("t.deep", {"depth": 65})
+    fine = await aapp.aenqueue("t.deep", {"depth": 64})
+    await aapp.worker().run_until_idle()
+    failed, done = await aapp.aget_job(too_deep), await aapp.aget_job(fine)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert failed.result is None
+    assert failed.error == "result is nested deeper than 64 levels"
+    assert done is not None and done.status is JobStatus.COMPLETED
+    assert isinstance(done.result, list)

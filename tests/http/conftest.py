@@ -20,6 +20,8 @@ from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from tests.support import wait_until
 
+METRICS_TOKEN = "metrics-scrape-token"
+
 
 class Report(BaseModel):
     week: int
@@ -52,6 +54,10 @@ def register_types(app: App, gates: Gates) -> None:
     @app.job("demo.fail", queue="http", max_attempts=1)
     async def fail(ctx: JobContext, payload: dict[str, Any]) -> None:
         raise RuntimeError("boom")
+
+    @app.job("demo.ranked", queue="reports", priority_range=(0, 10))
+    async def ranked(ctx: JobContext, payload: dict[str, Any]) -> None:
+        return None
 
     @app.job("demo.steps", queue="http")
     async def steps(ctx: JobContext, payload: dict[str, Any]) -> str:
@@ -102,7 +108,8 @@ class Server:
 def server(db_url: str) -> Iterator[Server]:
     """uvicorn serving ``create_app`` in a thread; keys for alice, bob and an admin."""
     app = App(db_url, migrate_on_start=False, lease_seconds=5, heartbeat_seconds=1,
-              poll_seconds=0.2, http_heartbeat_seconds=0.5)  # fmt: skip
+              poll_seconds=0.2, http_heartbeat_seconds=0.5,
+              metrics_token=METRICS_TOKEN)  # fmt: skip
     gates = Gates()
     register_types(app, gates)
     with app.pool().connection() as conn:

@@ -31,6 +31,9 @@ def nothing_written(srv: Server) -> None:
         ({"type": "demo.echo", "max_attempts": 0}, "max_attempts", "greater than or equal"),
         ({"type": "demo.echo", "queue": ""}, "queue", "at least 1 character"),
         ({"type": "demo.echo", "dedupe_key": 5}, "dedupe_key", "valid string"),
+        ({"type": "demo.echo", "dedupe_key": "k", "dedupe_scope": "later"}, "dedupe_scope",
+         "'active' or 'queued'"),
+        ({"type": "demo.echo", "dedupe_scope": "queued"}, "dedupe_scope", "needs a dedupe_key"),
         ({"type": "demo.echo", "delay": 5}, "delay", "Extra inputs"),
         ({"type": 3}, "type", "valid string"),
         ({"payload": {}}, "type", "Field required"),
@@ -166,3 +169,16 @@ def test_nul_characters_postgres_cannot_store_are_422(
     assert response.json()["error"]["field"] == field
     assert listed.status_code == 422
     nothing_written(srv)
+
+
+def test_payload_nested_deeper_than_64_is_422_and_lists_keep_working(srv: Server) -> None:
+    deep: object = 1
+    for _ in range(256):
+        deep = [deep]
+    with srv.client("alice") as client:
+        refused = client.post("/api/jobs", json={"type": "demo.echo", "payload": deep})
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["field"] == "payload" and "nested deeper than 64 levels" in error["message"]
+    with srv.client("admin") as admin:
+        assert admin.get("/api/jobs").status_code == 200

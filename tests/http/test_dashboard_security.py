@@ -61,6 +61,10 @@ def job_types(app: App) -> App:
     async def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
         return None
 
+    @app.job("demo.ranked", priority_range=(0, 10))
+    async def ranked(ctx: JobContext, payload: dict[str, Any]) -> None:
+        return None
+
     return app
 
 
@@ -361,3 +365,27 @@ async def test_a_payload_cannot_break_out_of_the_job_pages_json(site: Site) -> N
     assert "<base" not in page.text and "<meta http-equiv" not in page.text
     assert json_block(page.text, "job-data")["payload"] == payload
     assert isinstance(json_block(overview.text, "hourly-data")["labels"], list)
+
+
+# ---- a type's priority_range binds the dashboard as it binds the API --------------------------
+
+
+async def test_the_dashboard_priority_form_keeps_a_types_priority_range(site: Site) -> None:
+    job = str(site.dev.enqueue("demo.ranked", {}, user_id="alice", delay=3600))
+    async with browser(site.dev) as client:
+        sid = await login(client, site.keys["alice"])
+        token = csrf_of(await get(client, f"/jobs/{job}", sid))
+        refused = await post(client, f"/jobs/{job}/priority", sid,
+                             {"csrf": token, "priority": "500"})  # fmt: skip
+        allowed = await post(client, f"/jobs/{job}/priority", sid,
+                             {"csrf": token, "priority": "7"})  # fmt: skip
+        admin = await login(client, site.keys["admin"])
+        admin_token = csrf_of(await get(client, f"/jobs/{job}", admin))
+        await post(client, f"/jobs/{job}/priority", admin,
+                   {"csrf": admin_token, "priority": "900"})  # fmt: skip
+    assert refused.status_code == 303 and allowed.status_code == 303
+    assert site.sql("SELECT priority FROM nightcrew.jobs WHERE id = %s", (job,)) == [(900,)]
+    history = site.sql(
+        "SELECT after->>'priority' FROM nightcrew.audit_log WHERE target = %s ORDER BY id", (job,)
+    )
+    assert [row[0] for row in history] == ["7", "900"]  # 500 was refused, never written

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.http.conftest import Server
 
 
@@ -18,7 +20,7 @@ def enqueue(srv: Server, who: str, **body: object) -> dict[str, object]:
 def test_enqueue_answers_202_with_the_pending_job(srv: Server) -> None:
     run_at = datetime.now(UTC) + timedelta(hours=1)
     body = {"type": "demo.echo", "payload": {"x": 1}, "priority": 7, "max_attempts": 5,
-            "run_at": run_at.isoformat(), "queue": "other"}  # fmt: skip
+            "run_at": run_at.isoformat(), "queue": "reports"}  # fmt: skip
     with srv.client("alice") as client:
         started = time.perf_counter()
         response = client.post("/api/jobs", json=body)
@@ -27,7 +29,7 @@ def test_enqueue_answers_202_with_the_pending_job(srv: Server) -> None:
     job = response.json()
     assert elapsed < 0.5  # the benchmark measures the real figure; this only catches stalls
     assert job["status"] == "pending" and job["user_id"] == "alice"
-    assert (job["type"], job["queue"], job["payload"]) == ("demo.echo", "other", {"x": 1})
+    assert (job["type"], job["queue"], job["payload"]) == ("demo.echo", "reports", {"x": 1})
     assert (job["priority"], job["max_attempts"], job["attempts"]) == (7, 5, 0)
     assert abs(datetime.fromisoformat(job["run_at"]) - run_at) < timedelta(milliseconds=1)
     for name in ("id", "progress", "stage", "metrics", "result", "error", "created_at",
@@ -122,14 +124,72 @@ def test_bulk_cancel_by_ids_and_retry_by_filter(srv: Server) -> None:
 
 
 def test_internal_and_unknown_types_are_refused(srv: Server) -> None:
-    with srv.client("alice") as client:
-        internal = client.post("/api/jobs", json={"type": "demo.internal"})
-        unknown = client.post("/api/jobs", json={"type": "nope"})
-    for response in (internal, unknown):
+    answers = []
+    for who in ("alice", "admin"):
+        with srv.client(who) as client:
+            answers.append(client.post("/api/jobs", json={"type": "demo.internal"}))
+            answers.append(client.post("/api/jobs", json={"type": "nope"}))
+    for response in answers:
         assert response.status_code == 422
         assert response.json()["error"]["field"] == "type"
-        assert "demo.internal" not in response.json()["error"]["message"].split("(known")[1]
+    # Only admins are told which types exist, and never the internal ones.
+    for response in answers[:2]:
+        assert "(known" not in response.json()["error"]["message"]
+        assert "demo.echo" not in response.json()["error"]["message"]
+    for response in answers[2:]:
+        known = response.json()["error"]["message"].split("(known: ")[1]
+        assert "demo.echo" in known and "demo.internal" not in known
     assert srv.sql("SELECT count(*) FROM nightcrew.jobs") == [(0,)]
+
+
+def test_an_unknown_type_is_401_before_any_type_information(srv: Server) -> None:
+    for headers in ({}, {"Authorization": "Bearer nck_not-a-key"}):
+        with srv.client(headers=headers) as client:
+            response = client.post("/api/jobs", json={"type": "nope"})
+        assert response.status_code == 401, response.text
+        assert "demo." not in response.text and "nope" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("queue", "words"),
+    [("nightcrew", "reserved"), ("NightCrew-maintenance", "reserved"),
+     ("anything", "not a queue of this app's job types")],
+)  # fmt: skip
+def test_users_may_enqueue_only_to_the_apps_queues(srv: Server, queue: str, words: str) -> None:
+    with srv.client("alice") as client:
+        refused = client.post("/api/jobs", json={"type": "demo.echo", "queue": queue})
+        own = client.post("/api/jobs", json={"type": "demo.echo", "queue": "http"})
+        declared = client.post("/api/jobs", json={"type": "demo.echo", "queue": "reports"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "queue"
+    assert words in refused.json()["error"]["message"]
+    assert own.status_code == 202 and declared.status_code == 202
+    with srv.client("admin") as admin:
+        chosen = admin.post("/api/jobs", json={"type": "demo.echo", "queue": queue})
+    assert chosen.status_code == 202
+    assert srv.sql("SELECT count(*) FROM nightcrew.jobs WHERE queue = %s", (queue,)) == [(1,)]
+
+
+def test_a_types_priority_range_binds_users_not_admins(srv: Server) -> None:
+    with srv.client("alice") as client:
+        too_high = client.post("/api/jobs", json={"type": "demo.ranked", "priority": 11})
+        too_low = client.post("/api/jobs", json={"type": "demo.ranked", "priority": -1})
+        job = client.post("/api/jobs", json={"type": "demo.ranked", "priority": 10}).json()
+        patched_high = client.patch(f"/api/jobs/{job['id']}", json={"priority": 500})
+        patched_ok = client.patch(f"/api/jobs/{job['id']}", json={"priority": 0})
+        unbounded = client.post("/api/jobs", json={"type": "demo.echo", "priority": 500})
+    for response in (too_high, too_low, patched_high):
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["field"] == "priority" and "between 0 and 10" in error["message"]
+    assert job["priority"] == 10 and patched_ok.json()["priority"] == 0
+    assert unbounded.status_code == 202
+    with srv.client("admin") as admin:
+        assert admin.patch(f"/api/jobs/{job['id']}", json={"priority": 500}).status_code == 200
+        urgent = admin.post("/api/jobs", json={"type": "demo.ranked", "priority": 900})
+    assert urgent.status_code == 202
+    assert srv.sql("SELECT count(*) FROM nightcrew.audit_log WHERE action = 'job.priority'"
+                   " AND after->>'priority' = '500'") == [(1,)]  # fmt: skip
 
 
 def test_retry_refuses_to_duplicate_a_live_dedupe_key(srv: Server) -> None:
@@ -144,3 +204,17 @@ def test_retry_refuses_to_duplicate_a_live_dedupe_key(srv: Server) -> None:
     assert bulk.status_code == 200 and bulk.json()["count"] == 0
     statuses = srv.sql("SELECT status::text FROM nightcrew.jobs ORDER BY id")
     assert statuses == [("cancelled",), ("pending",)]
+
+
+def test_dedupe_scope_queued_is_taken_and_shown(srv: Server) -> None:
+    first = enqueue(srv, "alice", dedupe_key="c1", dedupe_scope="queued")
+    again = enqueue(srv, "alice", dedupe_key="c1", dedupe_scope="queued")
+    plain = enqueue(srv, "alice")
+    assert again["id"] == first["id"] and first["dedupe_scope"] == "queued"
+    assert plain["dedupe_scope"] == "active"
+    with srv.client("alice") as client:
+        listed = client.get("/api/jobs").json()["items"]
+    assert {job["id"]: job["dedupe_scope"] for job in listed} == {
+        first["id"]: "queued",
+        plain["id"]: "active",
+    }

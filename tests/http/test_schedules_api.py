@@ -109,6 +109,7 @@ def test_bad_changes_are_refused_and_change_nothing(sched: Server) -> None:
     with sched.client("admin") as admin:
         bad_cron = admin.patch(f"/api/schedules/{NIGHTLY}", json={"cron": "61 * * * *"})
         short = admin.patch(f"/api/schedules/{NIGHTLY}", json={"cron": "* *"})
+        never = admin.patch(f"/api/schedules/{NIGHTLY}", json={"cron": "0 0 31 2 *"})
         empty = admin.patch(f"/api/schedules/{NIGHTLY}", json={})
         not_bool = admin.patch(f"/api/schedules/{NIGHTLY}", json={"enabled": "no"})
         unknown = admin.patch("/api/schedules/nope", json={"enabled": False})
@@ -117,6 +118,8 @@ def test_bad_changes_are_refused_and_change_nothing(sched: Server) -> None:
     assert bad_cron.status_code == 422 and error["field"] == "cron"
     assert error["message"].startswith("cron: invalid cron '61 * * * *'")
     assert short.status_code == 422 and "has 2 fields" in short.json()["error"]["message"]
+    assert never.status_code == 422 and never.json()["error"]["field"] == "cron"
+    assert "'0 0 31 2 *' never fires" in never.json()["error"]["message"]
     assert empty.status_code == 422 and "give enabled and/or cron" in empty.text
     assert not_bool.status_code == 422 and not_bool.json()["error"]["field"] == "enabled"
     for missing in (unknown, run_unknown):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nightcrew.http.stats import quantile
-from tests.http.conftest import Server
+from tests.http.conftest import METRICS_TOKEN, Server
 from tests.support import wait_until
 
 
@@ -106,8 +107,13 @@ def test_quantile_interpolates_inside_the_bucket() -> None:
     assert quantile(buckets, 0.99) > 5000
 
 
+def scraper(srv: Server) -> httpx.Client:
+    """A client that scrapes like Prometheus, with the metrics token."""
+    return srv.client(headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+
+
 def metrics(srv: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with srv.client() as client:
+    with scraper(srv) as client:
         response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -119,11 +125,9 @@ def metrics(srv: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def test_metrics_cover_states_outcomes_durations_and_enqueues(srv: Server) -> None:
-    with srv.client() as client:
-        assert client.get("/metrics").status_code == 200
     before = metrics(srv).get(("nightcrew_jobs_enqueued_total", ()), 0)
-    post(srv, "alice", "/api/jobs", type="demo.echo", queue="q1")
-    post(srv, "bob", "/api/jobs", type="demo.echo", queue="q1")
+    post(srv, "alice", "/api/jobs", type="demo.echo", queue="reports")
+    post(srv, "bob", "/api/jobs", type="demo.echo", queue="reports")
     srv.sql("""
         INSERT INTO nightcrew.jobs (id, type, status, attempts, started_at, queue, priority)
         SELECT gen_random_uuid(), 'demo.typed', 'processing', 1, now() - interval '1 s', 'q2', i
@@ -133,12 +137,13 @@ def test_metrics_cover_states_outcomes_durations_and_enqueues(srv: Server) -> No
     srv.sql("UPDATE nightcrew.jobs SET status = 'failed', completed_at = now() "
             "WHERE type = 'demo.typed' AND priority = 2")  # fmt: skip
     m = metrics(srv)
+    pending = (("queue", "reports"), ("state", "pending"), ("type", "demo.echo"))
+    assert m[("nightcrew_jobs", pending)] == 2
     assert (
-        m[("nightcrew_jobs", (("queue", "q1"), ("state", "pending"), ("type", "demo.echo")))] == 2
-    )
-    assert m[("nightcrew_jobs", (("queue", "q2"), ("state", "processing"),
-                                 ("type", "demo.typed")))] == 1  # fmt: skip
-    assert m[("nightcrew_queue_depth", (("queue", "q1"),))] == 2
+        m[("nightcrew_jobs", (("queue", "other"), ("state", "processing"), ("type", "demo.typed")))]
+        == 1
+    )  # q2: declared by no type
+    assert m[("nightcrew_queue_depth", (("queue", "reports"),))] == 2
     assert m[("nightcrew_jobs_running", ())] == 1
     typed = (("type", "demo.typed"),)
     assert m[("nightcrew_jobs_finished_total", (("outcome", "completed"), *typed))] == 1
@@ -162,3 +167,33 @@ def test_healthz_reports_database_and_migrations(srv: Server) -> None:
             srv.sql("INSERT INTO nightcrew.migrations (version, name) VALUES (4, 'http')")
     assert response.status_code == 503
     assert response.json()["error"]["message"] == "migrations not applied: [4]"
+
+
+def test_metrics_need_the_metrics_token_or_an_admin_key(srv: Server) -> None:
+    answers = {}
+    for who, headers in (("nobody", {}), ("wrong", {"Authorization": "Bearer nope"}),
+                         ("basic", {"Authorization": f"Basic {METRICS_TOKEN}"})):  # fmt: skip
+        with srv.client(headers=headers) as client:
+            answers[who] = client.get("/metrics")
+    with srv.client("alice") as client:
+        answers["alice"] = client.get("/metrics")
+    for who in ("nobody", "wrong", "basic"):
+        assert answers[who].status_code == 401, who
+        assert answers[who].headers["WWW-Authenticate"] == "Bearer"
+        assert "nightcrew_jobs" not in answers[who].text
+    assert answers["alice"].status_code == 403
+    with srv.client("admin") as admin, scraper(srv) as prometheus:
+        assert admin.get("/metrics").status_code == 200
+        assert prometheus.get("/metrics").status_code == 200
+
+
+def test_metrics_sum_undeclared_queues_into_one_other_series(srv: Server) -> None:
+    # Queues named by whoever enqueued (admins may pick any) must not mint series.
+    for queue in ("tenant-a", "tenant-b", "tenant-c", "http"):
+        post(srv, "admin", "/api/jobs", type="demo.echo", queue=queue)
+    m = metrics(srv)
+    depth = {labels[0][1]: value for (name, labels), value in m.items()
+             if name == "nightcrew_queue_depth"}  # fmt: skip
+    assert depth == {"http": 1, "other": 3}
+    queues = {dict(labels)["queue"] for (name, labels) in m if name == "nightcrew_jobs"}
+    assert queues == {"http", "other"}

@@ -147,3 +147,23 @@ async def test_overdue_jobs_are_reported(sched_db: str, db_conn: psycopg.Connect
     assert [row["id"] for row in overdue] == [str(stuck)]
     assert overdue[0]["timeout_seconds"] == 10 and overdue[0]["worker_id"] == "w1"
     await app.aclose()
+
+
+async def test_a_worker_made_in_a_program_runs_builtin_jobs_enqueued_elsewhere(
+    sched_db: str, db_conn: psycopg.Connection[Any]
+) -> None:
+    # A producer-only App (as another process would have) enqueues the built-in jobs...
+    producer = make_app(sched_db, maintenance_schedules=True)
+    producer.strict_types = False
+    rescue_id = producer.enqueue(RESCUE_JOB, {}, queue="nightcrew")
+    prune_id = producer.enqueue(PRUNE_JOB, {}, queue="nightcrew")
+    # ... and a worker made with app.worker() (no CLI, no scheduler) runs them.
+    app = make_app(sched_db, maintenance_schedules=True)
+    await app.worker().run_until_idle(timeout=30)
+    rescue, pruned = app.get_job(rescue_id), app.get_job(prune_id)
+    assert rescue is not None and rescue.status.value == "completed", rescue
+    assert pruned is not None and pruned.status.value == "completed", pruned
+    assert rescue.result == {"rescued": 0, "overdue": []}
+    assert pruned.result == {"pruned": 0, "mode": "archive"}
+    producer.close()
+    await app.aclose()

@@ -93,6 +93,8 @@ def test_seconds_field_aliases_and_intervals() -> None:
         ({"cron": "0 2 * *"}, "has 4 fields"),
         ({"cron": "61 2 * * *"}, "invalid cron '61 2 \\* \\* \\*'"),
         ({"cron": "0 2 * * * * *"}, "has 7 fields"),
+        ({"cron": "0 0 31 2 *"}, "cron '0 0 31 2 \\*' never fires"),
+        ({"cron": "0 0 0 30 2 *"}, "never fires"),
         ({}, "exactly one of cron= and every="),
         ({"cron": "@daily", "every": 60}, "exactly one of cron= and every="),
         ({"every": 0.5}, "at least 1 second"),

@@ -122,6 +122,23 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"a value cannot be stored: {detail}")
 
 
+RETRY_AFTER_SECONDS = 5
+"""What a 503 for an unreachable database suggests in ``Retry-After``."""
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # No connection within http_pool_timeout_seconds, or the connection broke: the
+    # database is down or restarting, which a client may retry, not a server fault.
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+    return error_response(
+        503,
+        "unavailable",
+        "the database is unavailable; retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error")
@@ -133,12 +150,14 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, _on_validation_error)
     api.add_exception_handler(StarletteHTTPException, _on_http_error)
     api.add_exception_handler(psycopg.DataError, _on_data_error)
+    # PoolTimeout is an OperationalError too.
+    api.add_exception_handler(psycopg.OperationalError, _on_database_unavailable)
     api.add_exception_handler(Exception, _on_unexpected)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": code.replace("_", " ")}
     for status, code in _STATUS_CODES.items()
-    if status in (400, 401, 404, 413, 422)
+    if status in (400, 401, 404, 413, 422, 503)
 }
 """OpenAPI descriptions of the errors every ``/api`` route may answer."""

@@ -86,6 +86,7 @@ class ListenHub(Generic[K]):
             lambda _channel, payload: self.wake(self._parse(payload)),
             on_listening=listening,
             on_lost=self._listening.clear,
+            check_seconds=self.app.settings.listen_check_seconds,
         )
 
     async def close(self) -> None:

@@ -20,9 +20,11 @@ from pydantic import (
     model_validator,
 )
 
+from nightcrew.jobs import JobStatus
 from nightcrew.lifecycle.enqueue import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
 
-Status = Literal["pending", "processing", "retrying", "completed", "failed", "cancelled"]
+Status = JobStatus
+"""A job's status in requests and responses: the values of :class:`JobStatus`."""
 TEN_YEARS = 10 * 365 * 24 * 3600.0
 _ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d[Tt ]")
 
@@ -39,6 +41,11 @@ class EnqueueRequest(BaseModel):
     run_at: AwareDatetime | None = Field(default=None, description="Not before (with timezone).")
     delay_seconds: StrictFloat | None = Field(default=None, ge=0, le=TEN_YEARS, allow_inf_nan=False)
     dedupe_key: str | None = Field(default=None, min_length=1, max_length=200)
+    dedupe_scope: Literal["active", "queued"] | None = Field(
+        default=None,
+        description='"active" (default): one live job per key; "queued": one waiting job '
+        "per key, so one more may queue behind a running one.",
+    )
     max_attempts: StrictInt | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
     queue: str | None = Field(default=None, min_length=1, max_length=200)
     notify: dict[str, Any] | Literal["owner"] | None = Field(
@@ -89,6 +96,7 @@ class JobResponse(BaseModel):
     completed_at: datetime | None
     updated_at: datetime
     user_id: str | None
+    dedupe_scope: str = "active"
     eta_seconds: float | None = Field(
         default=None,
         description="Estimated seconds until a running job finishes: from its own progress "

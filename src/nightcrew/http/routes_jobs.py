@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -21,7 +22,9 @@ from nightcrew.http.models import (
     PriorityChange,
     Status,
 )
-from nightcrew.http.session import Session, acting
+from nightcrew.http.session import Principal, Session, acting
+from nightcrew.jobs import JobType
+from nightcrew.lifecycle import control
 from nightcrew.lifecycle.control import parse_id
 from nightcrew.notify.spec import user_notify
 from nightcrew.progress import median_by_type, row_eta
@@ -40,9 +43,11 @@ def api_key(
 
 
 ApiKey = Annotated[str | None, Depends(api_key)]
+Action = Callable[..., Awaitable[control.ControlResult]]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "the job is in the wrong state"}
 }
+RESERVED_QUEUE_PREFIX = "nightcrew"
 DEDUPE_HELD = "a live job holds the same dedupe_key; retrying would duplicate it"
 _ENQUEUE_FIELDS = (
     "delay",
@@ -50,10 +55,30 @@ _ENQUEUE_FIELDS = (
     "max_attempts",
     "queue",
     "dedupe_key",
+    "dedupe_scope",
     "run_at",
     "timeout",
     "payload",
 )
+
+
+def refuse_unless_done(result: control.ControlResult, verb: str) -> None:
+    """The HTTP answer of an action that did nothing: 404 (no such job in sight) or 409."""
+    if result.outcome is control.Outcome.NOT_FOUND:
+        raise not_found()
+    if result.outcome is control.Outcome.DEDUPE_HELD:
+        raise ApiError(409, DEDUPE_HELD)
+    if result.outcome is control.Outcome.WRONG_STATE:
+        status = result.status.value if result.status else "in another state"
+        raise ApiError(409, f"job is {status} and cannot be {verb}")
+
+
+async def refuse_archived(session: Session, result: control.ControlResult, change: str) -> None:
+    """A job no live row holds may be in the archive: 409 there (read-only), else nothing."""
+    if result.outcome is control.Outcome.NOT_FOUND:
+        row = await session.one("http_get_job", {"id": result.job_id})
+        if row is not None and row["archived"]:
+            raise archived_conflict(row, change)
 
 
 def job_id_or_404(raw: str) -> UUID:
@@ -98,6 +123,50 @@ def archived_conflict(row: dict[str, Any], change: str) -> ApiError:
     return ApiError(409, f"job is archived ({row['status']}) and cannot be {change}")
 
 
+def public_type(app: App, name: str, principal: Principal) -> JobType:
+    """The public job type ``name``; 422 otherwise, listing the known types to admins only."""
+    spec = app.registry.get(name)
+    if spec is not None and spec.public:
+        return spec
+    message = f"unknown job type {name!r}"
+    if principal.is_admin:
+        known = ", ".join(sorted(n for n, t in app.registry.items() if t.public)) or "none"
+        message += f" (known: {known})"
+    raise ApiError(422, message, field="type")
+
+
+def declared_queues(app: App) -> set[str]:
+    """The queues the App's job types declare (and the maintenance jobs' queue)."""
+    return {spec.queue for spec in app.registry.values()} | {app.settings.maintenance_queue}
+
+
+def is_reserved_queue(queue: str) -> bool:
+    """``nightcrew*`` queues belong to nightcrew's own jobs."""
+    return queue.lower().startswith(RESERVED_QUEUE_PREFIX)
+
+
+def check_user_queue(app: App, spec: JobType, queue: str | None) -> None:
+    """A non-admin may enqueue to the type's own queue or to another queue the App's job
+    types declare, never to a reserved ``nightcrew*`` queue; 422 naming ``queue`` else."""
+    if queue is None or queue == spec.queue:
+        return
+    if is_reserved_queue(queue):
+        raise ApiError(422, f"queue: {queue!r} is reserved for nightcrew's own jobs",
+                       field="queue")  # fmt: skip
+    if queue not in declared_queues(app):
+        raise ApiError(422, f"queue: {queue!r} is not a queue of this app's job types",
+                       field="queue")  # fmt: skip
+
+
+def check_user_priority(spec: JobType, priority: int) -> None:
+    """422 naming ``priority`` when the type's ``priority_range`` excludes it."""
+    if not spec.allows_priority(priority):
+        assert spec.priority_range is not None
+        low, high = spec.priority_range
+        raise ApiError(422, f"priority: jobs of type {spec.name!r} take a priority between "
+                       f"{low} and {high}, got {priority}", field="priority")  # fmt: skip
+
+
 def _enqueue_field(message: str) -> str | None:
     first = message.split(" ", 1)[0]
     if first == "delay":
@@ -113,11 +182,13 @@ def build_jobs_router(app: App) -> APIRouter:
 
     @router.post("", status_code=202, response_model=JobResponse, summary="Enqueue a job")
     async def enqueue(body: EnqueueRequest, key: ApiKey) -> JobResponse:
-        spec = app.registry.get(body.type)
-        if spec is None or not spec.public:
-            known = ", ".join(sorted(n for n, t in app.registry.items() if t.public)) or "none"
-            raise ApiError(422, f"unknown job type {body.type!r} (known: {known})", field="type")
+        # Authenticate first: an anonymous caller learns nothing about the job types.
         async with acting(app, key) as session:
+            spec = public_type(app, body.type, session.principal)
+            if not session.principal.is_admin:
+                check_user_queue(app, spec, body.queue)
+                if body.priority is not None:
+                    check_user_priority(spec, body.priority)
             user = session.principal.user_id
             # Dedupe keys are per user: one user's key can never match another user's job.
             dedupe = f"{user}:{body.dedupe_key}" if body.dedupe_key is not None else None
@@ -135,6 +206,7 @@ def build_jobs_router(app: App) -> APIRouter:
                     delay=body.delay_seconds,
                     run_at=body.run_at,
                     dedupe_key=dedupe,
+                    dedupe_scope=body.dedupe_scope,
                     user_id=user,
                     max_attempts=body.max_attempts,
                     notify=notify,
@@ -190,20 +262,17 @@ def build_jobs_router(app: App) -> APIRouter:
     )
     async def bulk(body: BulkRequest, key: ApiKey) -> BulkResult:
         flt = body.filter
-        params = {
-            "ids": [str(i) for i in body.ids] if body.ids is not None else None,
-            "status": flt.status if flt else None,
-            "type": flt.type if flt else None,
-            "limit": body.limit,
-        }
-        name = "http_cancel_jobs" if body.action == "cancel" else "http_retry_jobs"
+        act = control.acancel_jobs if body.action == "cancel" else control.aretry_jobs
         try:
             async with acting(app, key) as session:
-                params["actor"] = session.principal.user_id
-                rows = await session.all(name, params)
-        except psycopg.errors.UniqueViolation:  # raced with a new job taking a dedupe key
+                results = await act(
+                    session.conn, ids=body.ids, status=flt.status if flt else None,
+                    type=flt.type if flt else None, limit=body.limit,
+                    actor=session.principal.user_id,
+                )  # fmt: skip
+        except control.DedupeKeyHeld:  # raced with a new job taking a dedupe key
             raise ApiError(409, DEDUPE_HELD) from None
-        ids = [row["id"] for row in rows]
+        ids = [r.job_id for r in results if r.done and r.job_id is not None]
         return BulkResult(action=body.action, count=len(ids), ids=ids)
 
     @router.get("/{job_id}", response_model=JobResponse, summary="One job")
@@ -216,17 +285,22 @@ def build_jobs_router(app: App) -> APIRouter:
     async def patch_job(job_id: str, body: PriorityChange, key: ApiKey) -> JobResponse:
         uid = job_id_or_404(job_id)
         async with acting(app, key) as session:
-            params = {"id": uid, "priority": body.priority, "actor": session.principal.user_id}
-            if await session.one("http_set_priority", params) is None:
-                # Not a live job: unknown (404), or archived and read-only (409).
-                raise archived_conflict(await job_row(session, uid), "reprioritised")
+            if not session.principal.is_admin:
+                spec = app.registry.get((await read_job(session, uid)).type)
+                if spec is not None:
+                    check_user_priority(spec, body.priority)
+            actor = session.principal.user_id
+            result = await control.aset_priority(session.conn, uid, body.priority, actor=actor)
+            if not result.done:
+                await refuse_archived(session, result, "reprioritised")
+                raise not_found()
             return await read_job(session, uid)
 
     @router.post(
         "/{job_id}/cancel", response_model=JobResponse, responses=CONFLICT, summary="Cancel a job"
     )
     async def cancel_job(job_id: str, key: ApiKey) -> JobResponse:
-        return await _act(job_id, key, "http_cancel_jobs", "cancelled")
+        return await _act(job_id, key, control.acancel, "cancelled")
 
     @router.post(
         "/{job_id}/retry",
@@ -235,28 +309,15 @@ def build_jobs_router(app: App) -> APIRouter:
         summary="Retry a failed or cancelled job",
     )
     async def retry_job(job_id: str, key: ApiKey) -> JobResponse:
-        return await _act(job_id, key, "http_retry_jobs", "retried")
+        return await _act(job_id, key, control.aretry, "retried")
 
-    async def _act(job_id: str, key: str | None, name: str, verb: str) -> JobResponse:
+    async def _act(job_id: str, key: str | None, action: Action, verb: str) -> JobResponse:
         uid = job_id_or_404(job_id)
-        try:
-            async with acting(app, key) as session:
-                before = await job_row(session, uid)
-                if before["archived"]:
-                    raise archived_conflict(before, verb)
-                params = {
-                    "ids": [str(uid)],
-                    "status": None,
-                    "type": None,
-                    "limit": 1,
-                    "actor": session.principal.user_id,
-                }
-                if not await session.all(name, params):
-                    if verb == "retried" and before["status"] in ("failed", "cancelled"):
-                        raise ApiError(409, DEDUPE_HELD)
-                    raise ApiError(409, f"job is {before['status']} and cannot be {verb}")
-                return await read_job(session, uid)
-        except psycopg.errors.UniqueViolation:
-            raise ApiError(409, DEDUPE_HELD) from None
+        async with acting(app, key) as session:
+            result = await action(session.conn, uid, actor=session.principal.user_id)
+            if not result.done:
+                await refuse_archived(session, result, verb)
+            refuse_unless_done(result, verb)
+            return await read_job(session, uid)
 
     return router

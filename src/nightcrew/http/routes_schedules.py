@@ -91,7 +91,6 @@ def change_schedule(app: App, name: str, change: ScheduleChange, actor: str) -> 
 
 def run_schedule(app: App, name: str, actor: str) -> UUID:
     """Enqueue the job of schedule ``name`` now and audit it, in one transaction."""
-    app.schedules.install_maintenance()  # the built-in schedules' job types
     with app.pool().connection() as conn, conn.transaction():
         job_id = store.run_now(conn, name, registry=app.registry, strict_types=app.strict_types)
         _audit(conn, actor, "schedule.run", name, None, {"job_id": str(job_id)})

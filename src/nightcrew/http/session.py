@@ -88,7 +88,9 @@ async def _acting_as(
     """A transaction acting as the principal the named ``lookup`` query finds (and, in
     the same statement, switches to); 401 with ``refusal`` when it finds none."""
     pool = await app.apool()
-    async with pool.connection() as conn, conn.transaction():
+    # A short wait: with the database down, answer 503 quickly rather than hang (errors.py).
+    timeout = app.settings.http_pool_timeout_seconds
+    async with pool.connection(timeout=timeout) as conn, conn.transaction():
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query(lookup), params)
             row = await cur.fetchone()

@@ -23,7 +23,13 @@ from nightcrew.notify.spec import OWNER_JSON, notify_json
 from nightcrew.queries import query
 
 PRIORITY_RANGE = (-1000, 1000)
+DEDUPE_SCOPES = ("active", "queued")
 MAX_ATTEMPTS_LIMIT = 1000
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays/objects a payload or a result may have (readers recurse)."""
+_BRACKETS_ONLY = str.maketrans(
+    {chr(c): None for c in range(128)} | {"[": "(", "{": "(", "]": ")", "}": ")"}
+)
 _LIVE_COLUMNS = (
     "id",
     "type",
@@ -68,6 +74,7 @@ ENQUEUE_KEYS = frozenset(
         "delay",
         "run_at",
         "dedupe_key",
+        "dedupe_scope",
         "user_id",
         "max_attempts",
         "timeout",
@@ -92,6 +99,7 @@ class NewJob:
     dedupe_key: str | None
     user_id: str | None
     notify_json: str | None = None
+    dedupe_scope: str = "active"
 
     def params(self) -> dict[str, Any]:
         """Parameters of the ``insert_job`` query."""
@@ -126,6 +134,7 @@ def build_job(
     max_attempts: int | None = None,
     timeout: float | None = None,
     notify: Mapping[str, Any] | str | None = None,
+    dedupe_scope: str | None = None,
 ) -> NewJob:
     """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
     if not isinstance(type, str) or not type or "\x00" in type:
@@ -166,6 +175,7 @@ def build_job(
     for name, value in (("queue", queue), ("dedupe_key", dedupe_key), ("user_id", user_id)):
         if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
             raise EnqueueError(f"{name} must be a non-empty string without NUL, got {value!r}")
+    scope = checked_dedupe_scope(dedupe_scope, dedupe_key)
     notify_text = (
         notify_json(notify) if notify is not None else (spec.notify_json if spec else None)
     )
@@ -184,7 +194,20 @@ def build_job(
         dedupe_key=dedupe_key,
         user_id=user_id,
         notify_json=notify_text,
+        dedupe_scope=scope,
     )
+
+
+def checked_dedupe_scope(scope: Any, dedupe_key: str | None) -> str:
+    """The dedupe scope to store (``"active"`` when not given); raise :class:`EnqueueError`
+    for an unknown scope or a scope without a key."""
+    if scope is None:
+        return "active"
+    if scope not in DEDUPE_SCOPES:
+        raise EnqueueError(f"dedupe_scope must be 'active' or 'queued', got {scope!r}")
+    if dedupe_key is None:
+        raise EnqueueError("dedupe_scope needs a dedupe_key")
+    return str(scope)
 
 
 def encode_payload(job_type: str, payload: Any, spec: JobType | None) -> str:
@@ -211,14 +234,41 @@ def _checked(payload_json: str, job_type: str) -> str:
     # PostgreSQL's jsonb cannot store NUL; refuse it here with a clear message.
     if "\\u0000" in payload_json:
         raise EnqueueError(_NUL_MESSAGE.format(job_type))
+    if json_too_deep(payload_json):
+        raise EnqueueError(
+            f"payload for {job_type!r} is nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     return payload_json
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON ``text`` nests arrays/objects more than ``limit`` levels deep.
+
+    Stored values are read back by recursive decoders and serialisers (jsonb output,
+    pydantic), which give up on deep nesting: such a job could never be shown again.
+    Every step is a C-speed string operation: this runs on bulk enqueue's hot path.
+    """
+    if text.count("[") + text.count("{") <= limit:  # the common case
+        return False
+    # Drop escaped backslashes and quotes, then every string (odd pieces between quotes),
+    # so brackets inside strings do not count; keep the brackets alone, as ( and ).
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    nesting = "".join(unescaped.split('"')[::2]).translate(_BRACKETS_ONLY)
+    # Each pass removes the innermost pairs: empty after `limit` passes iff shallow enough.
+    for _ in range(limit):
+        nesting = nesting.replace("()", "")
+        if not nesting:
+            return False
+    return True
 
 
 # ---- writing -------------------------------------------------------------------------------
 
 
 def _insert_query(job: NewJob) -> Any:
-    return query("insert_job" if job.dedupe_key is not None else "insert_job_plain")
+    if job.dedupe_key is None:
+        return query("insert_job_plain")
+    return query("insert_job_queued" if job.dedupe_scope == "queued" else "insert_job")
 
 
 def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from nightcrew.errors import ConfigurationError
-from nightcrew.scheduler import maintenance, store
+from nightcrew.scheduler import store
 from nightcrew.scheduler.schedules import Schedule, make_schedule
 from nightcrew.scheduler.store import ScheduleInfo
 
@@ -37,14 +37,9 @@ class ScheduleBook:
             self.definitions[schedule.name] = schedule
         return schedule
 
-    def install_maintenance(self) -> None:
-        """Register the built-in maintenance jobs and schedules, unless disabled."""
-        maintenance.install(self.app)
-
     def sync(self, *, mark_missing: bool = False) -> None:
-        """Store the declared schedules (and the maintenance ones). With ``mark_missing``
+        """Store the declared schedules (the built-in ones included). With ``mark_missing``
         (what a starting scheduler does) stored schedules no longer declared stop firing."""
-        self.install_maintenance()
         with self.app.pool().connection() as conn:
             store.sync_definitions(
                 conn, list(self.definitions.values()), registry=self.app.registry,
@@ -80,7 +75,6 @@ class ScheduleBook:
 
     def run_now(self, name: str) -> UUID:
         """Enqueue a stored schedule's job now; return its id."""
-        self.install_maintenance()
         with self.app.pool().connection() as conn:
             return store.run_now(
                 conn, name, registry=self.app.registry, strict_types=self.app.strict_types

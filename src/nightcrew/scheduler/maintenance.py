@@ -53,20 +53,27 @@ _OVERDUE_REPORT_LIMIT = 100
 
 
 def install(app: App) -> None:
-    """Register the maintenance job types and declare their schedules (idempotent)."""
+    """Register the maintenance job types and, unless ``maintenance_schedules`` is off,
+    declare their schedules (idempotent).
+
+    The types are registered either way: a worker then runs a rescue or prune job that
+    another process enqueued (or an operator started with "run now").
+    """
     s = app.settings
-    if not s.maintenance_schedules or RESCUE_JOB in app.registry:
+    if RESCUE_JOB in app.registry:
         return
     app.job(RESCUE_JOB, queue=s.maintenance_queue, max_attempts=1, public=False)(rescue_job)
     app.job(PRUNE_JOB, queue=s.maintenance_queue, max_attempts=3, public=False)(prune_job)
+    # A rebuild can take long on a big table: no retry storm, a generous timeout.
+    app.job(VACUUM_JOB, queue=s.maintenance_queue, max_attempts=1, timeout=6 * 3600,
+            public=False)(vacuum_job)  # fmt: skip
+    if not s.maintenance_schedules:
+        return
     app.schedule(RESCUE_JOB, every=timedelta(seconds=s.maintenance_rescue_seconds),
                  missed="skip")  # fmt: skip
     app.schedule(PRUNE_JOB, cron=s.prune_cron, critical=False)
     app.job(RETENTION_JOB, queue=s.maintenance_queue, max_attempts=3, public=False)(retention_job)
     app.schedule(RETENTION_JOB, cron=s.retention_cron, critical=False)
-    # A rebuild can take long on a big table: no retry storm, a generous timeout.
-    app.job(VACUUM_JOB, queue=s.maintenance_queue, max_attempts=1, timeout=6 * 3600,
-            public=False)(vacuum_job)  # fmt: skip
     app.schedule(VACUUM_JOB, cron=s.vacuum_cron, when="quiet",
                  quiet_backlog=s.vacuum_quiet_backlog,
                  run_by=timedelta(hours=s.vacuum_run_by_hours), missed="skip")  # fmt: skip

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from croniter.croniter import CroniterError
+from croniter.croniter import CroniterBadDateError, CroniterError
 from pydantic import BaseModel
 
 from nightcrew.errors import ConfigurationError
@@ -253,9 +253,16 @@ def check_cron(expr: str, label: str = "") -> None:
             "month weekday), 6 (seconds first) or an alias such as @daily"
         )
     try:
-        croniter(expr, datetime(2000, 1, 1), second_at_beginning=True)
+        parsed = croniter(expr, datetime(2000, 1, 1), second_at_beginning=True)
     except (CroniterError, ValueError, KeyError) as exc:
         raise ConfigurationError(f"{prefix}invalid cron {expr!r}: {exc}") from None
+    try:
+        # A valid expression may still name no real date (e.g. 31 February).
+        parsed.get_next(datetime)
+    except CroniterBadDateError:
+        raise ConfigurationError(
+            f"{prefix}cron {expr!r} never fires: its day and month never meet"
+        ) from None
 
 
 # ---- fire times ------------------------------------------------------------------------------

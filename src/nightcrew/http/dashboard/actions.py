@@ -6,10 +6,9 @@ actions need an admin; job and schedule actions are audited."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -32,6 +31,7 @@ from nightcrew.http.errors import ApiError
 from nightcrew.http.models import ScheduleChange
 from nightcrew.http.routes_schedules import change_schedule, run_schedule
 from nightcrew.http.session import Session
+from nightcrew.lifecycle import control
 from nightcrew.lifecycle.enqueue import PRIORITY_RANGE
 from nightcrew.notify.prefs import (
     PREF_CHANNELS,
@@ -41,6 +41,9 @@ from nightcrew.notify.prefs import (
     clean_prefs,
 )
 from nightcrew.scheduler.store import UnknownScheduleError
+
+if TYPE_CHECKING:
+    from nightcrew.app import App
 
 BULK_LIMIT = 1000
 """Jobs changed by one Retry all / Discard all (press again for more)."""
@@ -109,7 +112,11 @@ def build_actions_router() -> APIRouter:
         if action == "discard" and form.get("confirmed") != "1":
             return await _confirm(request, form, f"Discard failed job {uid}? It is deleted.")
         async with dashboard_session(request) as session:
-            return done(request, form, await _job_action(session, action, [uid], form))
+            return done(
+                request,
+                form,
+                await _job_action(nightcrew_app(request), session, action, [uid], form),
+            )
 
     @router.post("/dead/{action}")
     async def dead_bulk(request: Request, action: str) -> Response:
@@ -122,7 +129,9 @@ def build_actions_router() -> APIRouter:
             return await _confirm(request, form, f"{verb} every failed job you can see "
                                   f"(up to {BULK_LIMIT})?")  # fmt: skip
         async with dashboard_session(request) as session:
-            return done(request, form, await _job_action(session, action, ids, form))
+            return done(
+                request, form, await _job_action(nightcrew_app(request), session, action, ids, form)
+            )
 
     @router.post("/schedules/{name}/{action}")
     async def schedule_action(request: Request, name: str, action: str) -> Response:
@@ -188,7 +197,7 @@ def build_actions_router() -> APIRouter:
 
 
 async def _job_action(
-    session: Session, action: str, ids: list[str] | None, form: dict[str, str]
+    app: App, session: Session, action: str, ids: list[str] | None, form: dict[str, str]
 ) -> str:
     """Do ``action`` on the jobs ``ids`` (``None``: every failed job in sight); the message."""
     actor = session.principal.user_id
@@ -199,33 +208,49 @@ async def _job_action(
             return "priority: give a whole number"
         if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
             return f"priority: between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}"
-        row = await session.one(
-            "http_set_priority",
-            {"id": ids[0] if ids else None, "priority": priority, "actor": actor},
-        )
-        return f"priority set to {priority}" if row else "no such job"  # fmt: skip
-    params: dict[str, Any] = {"ids": ids, "status": None, "type": None, "actor": actor,
-                              "limit": BULK_LIMIT}  # fmt: skip
+        if not ids:
+            return "no such job"
+        refused = await _priority_refused(app, session, ids[0], priority)
+        if refused:
+            return refused
+        result = await control.aset_priority(session.conn, ids[0], priority, actor=actor)
+        return f"priority set to {priority}" if result.done else "no such job"
+    bulk: dict[str, Any] = {"ids": ids, "actor": actor, "limit": BULK_LIMIT}
     if action == "retry":
-        params["status"] = "failed" if ids is None else None
         try:
-            rows = await session.all("http_retry_jobs", params)
-        except psycopg.errors.UniqueViolation:
+            results = await control.aretry_jobs(
+                session.conn, status="failed" if ids is None else None, **bulk
+            )
+        except control.DedupeKeyHeld:
             return "not retried: a live job holds the same dedupe key"
-        return f"{len(rows)} job(s) sent back to the queue" if rows else "nothing to retry"
+        count = _done(results)
+        return f"{count} job(s) sent back to the queue" if count else "nothing to retry"
     if action == "cancel":
-        rows = await session.all("http_cancel_jobs", params)
-        return f"{len(rows)} job(s) cancelled" if rows else "nothing to cancel (finished?)"
+        count = _done(await control.acancel_jobs(session.conn, **bulk))
+        return f"{count} job(s) cancelled" if count else "nothing to cancel (finished?)"
     if action == "discard":
-        rows = await session.all("dash_discard_pick", params)
-        picked = [str(row["id"]) for row in rows]
-        if picked:
-            # The API role may not DELETE; the rows were picked (and audited) under the
-            # user's row-level security above, so drop back to the owner for the delete.
-            await session.conn.execute("RESET ROLE")
-            await session.one("dash_discard_delete", {"ids": picked})
-        return f"{len(picked)} failed job(s) discarded" if picked else "nothing to discard"
+        count = _done(await control.adiscard_jobs(session.conn, **bulk))
+        return f"{count} failed job(s) discarded" if count else "nothing to discard"
     raise ApiError(404, f"unknown action {action!r}")
+
+
+async def _priority_refused(app: App, session: Session, job_id: str, priority: int) -> str:
+    """Why a non-admin may not give the job ``priority`` (its type's ``priority_range``), as
+    the HTTP API's PATCH decides; empty when allowed."""
+    if session.principal.is_admin:
+        return ""
+    row = await session.one("http_get_job", {"id": job_id})
+    spec = app.registry.get(row["type"]) if row else None
+    if spec is None or spec.allows_priority(priority):
+        return ""
+    assert spec.priority_range is not None
+    low, high = spec.priority_range
+    return f"priority: jobs of type {spec.name} take a priority between {low} and {high}"
+
+
+def _done(results: list[control.ControlResult]) -> int:
+    """How many jobs the action changed."""
+    return sum(1 for result in results if result.done)
 
 
 async def _confirm(request: Request, form: dict[str, str], question: str) -> Response:

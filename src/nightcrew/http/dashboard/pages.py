@@ -18,9 +18,10 @@ from nightcrew.http.models import JobResponse
 from nightcrew.http.routes_jobs import with_eta
 from nightcrew.http.session import Session
 from nightcrew.http.stats import combine, figures
+from nightcrew.jobs import JobStatus
 from nightcrew.notify.prefs import NotificationPrefs
 
-STATUSES = ("pending", "processing", "retrying", "completed", "failed", "cancelled")
+STATUSES = tuple(status.value for status in JobStatus)
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
           "30d": timedelta(days=30)}  # fmt: skip
 PAGE_SIZE = 50

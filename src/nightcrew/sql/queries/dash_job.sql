@@ -11,7 +11,8 @@ UNION ALL
 (SELECT h.id, h.type, h.queue, r.payload, h.status::text AS status, r.priority, r.attempts,
         r.max_attempts, r.progress, r.stage, r.metrics, r.result, r.error, r.run_at,
         h.created_at, r.started_at, h.completed_at, r.updated_at, r.user_id,
-        r.progress_base, r.progress_base_at, r.errors, r.dedupe_key, r.timeout_seconds, r.worker_id, r.cancel_requested,
+        r.progress_base, r.progress_base_at,
+        r.errors, r.dedupe_key, r.timeout_seconds, r.worker_id, r.cancel_requested,
         h.schedule_name, r.scheduled_for, true AS archived, h.archived_at
  FROM nightcrew.jobs_history AS h
  CROSS JOIN LATERAL jsonb_populate_record(NULL::nightcrew.jobs, h.job) AS r

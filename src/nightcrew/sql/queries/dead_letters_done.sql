@@ -3,4 +3,4 @@
 WITH gone AS (
     DELETE FROM nightcrew.dead_letters WHERE job_id = ANY(%(ids)s::uuid[])
 )
-DELETE FROM nightcrew.dead_letter_minutes WHERE minute < %(before)s - interval '10 minutes'
+DELETE FROM nightcrew.dead_letter_minutes WHERE minute < %(before)s::timestamptz - interval '10 minutes'
