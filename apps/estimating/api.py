@@ -71,8 +71,8 @@ def build_router(app: "App") -> APIRouter:
         try:
             return await app.aenqueue(type, payload, user_id=session.principal.user_id,
                                       notify=notify, conn=session.conn)  # fmt: skip
-        except EnqueueError as exc:  # only notify_email comes from the request
-            field = "notify_email" if email else None
+        except EnqueueError as exc:  # of the request's fields, only notify_email reaches here
+            field = "notify_email" if exc.field == "notify.email" else None
             raise ApiError(422, f"{field or 'job'}: {exc}", field=field) from None
 
     async def accepted(job_id: UUID) -> dict[str, Any]:
