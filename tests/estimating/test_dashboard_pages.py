@@ -5,8 +5,11 @@ form is for admins only."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http.cookies import SimpleCookie
 from typing import Any
 
 import httpx
@@ -16,7 +19,7 @@ import pytest
 from estimating.app import build_app
 from nightcrew import App
 from nightcrew.http import create_app
-from nightcrew.http.dashboard.auth import csrf_token
+from nightcrew.http.dashboard.auth import COOKIE
 from nightcrew.keys import create_key
 from tests.estimating.conftest import FAST
 from tests.estimating.helpers import catalogue, item
@@ -25,12 +28,27 @@ PROMPT = 10.0
 """Seconds: well under the pool's 30 s wait for a free connection."""
 
 
-async def dashboard(app: App, key: str) -> httpx.AsyncClient:
-    """A client logged in to ``app``'s dashboard with ``key``."""
+@asynccontextmanager
+async def dashboard(app: App, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client logged in to ``app``'s dashboard with ``key`` through the login form (the
+    cookie, marked Secure, is copied by hand: the test client speaks plain http)."""
     transport = httpx.ASGITransport(app=create_app(app))
-    client = httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60)
-    client.cookies.set("nightcrew_session", key)
-    return client
+    async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                 timeout=60) as client:  # fmt: skip
+        response = await client.post("/login", data={"key": key})
+        assert response.status_code == 303, response.text
+        jar: SimpleCookie = SimpleCookie()
+        for header in response.headers.get_list("set-cookie"):
+            jar.load(header)
+        client.cookies.set(COOKIE, jar[COOKIE].value)
+        yield client
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token of the page's forms."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, "no form with a CSRF token on the page"
+    return found[1]
 
 
 @pytest.fixture
@@ -52,7 +70,7 @@ async def test_pages_answer_promptly_on_a_pool_of_one(
     small_pool: tuple[App, dict[str, str]],
 ) -> None:
     app, keys = small_pool
-    async with await dashboard(app, keys["user"]) as client:
+    async with dashboard(app, keys["user"]) as client:
         for path in ("/estimating", "/estimating/items/WALL", "/estimating/items/NOPE"):
             started = time.monotonic()
             page = await asyncio.wait_for(client.get(path), PROMPT)
@@ -66,7 +84,7 @@ async def test_six_concurrent_page_loads_on_a_pool_of_three(est_clean: str) -> N
         _, key = create_key(sync, "estimator")
     app = build_app(est_clean, **{**FAST, "pool_min_size": 3, "pool_max_size": 3})
     try:
-        async with await dashboard(app, key) as client:
+        async with dashboard(app, key) as client:
             pages = await asyncio.wait_for(
                 asyncio.gather(*(client.get("/estimating") for _ in range(6))), PROMPT
             )
@@ -89,9 +107,10 @@ async def test_the_bulk_price_form_is_for_admins_only(est_app: App, est_clean: s
         await catalogue(conn, materials=[("CEMENT", "10.00")])
 
     async def submit(who: str) -> httpx.Response:
-        async with await dashboard(est_app, keys[who]) as client:
+        async with dashboard(est_app, keys[who]) as client:
+            page = await client.get("/estimating")
             form = {"percent": "1000", "category": "", "item_codes": "",
-                    "csrf": csrf_token(keys[who])}  # fmt: skip
+                    "csrf": csrf_of(page)}  # fmt: skip
             return await asyncio.wait_for(
                 client.post("/estimating/bulk-price-update", data=form), PROMPT
             )

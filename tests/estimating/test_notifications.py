@@ -33,8 +33,14 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
 async def mail_app(est_clean: str, smtp: tuple[Mailbox, int]) -> AsyncIterator[App]:
     """The estimating App sending its emails to the real SMTP server."""
     _, port = smtp
-    app = build_app(est_clean, **FAST, smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none",
-                    notify_backoff_seconds=0.05, dashboard_url="https://dash.example.com")  # fmt: skip
+    mail = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_tls": "none",
+        "notify_backoff_seconds": 0.05,
+        "dashboard_url": "https://dash.example.com",
+    }
+    app = build_app(est_clean, **FAST, **mail)
     yield app
     await app.aclose()
 
@@ -104,11 +110,23 @@ async def test_the_bulk_update_summary_and_email_count_items_and_catalogue_rates
     async with pool.connection() as conn:
         await catalogue(conn, materials=[("STEEL", "100.00"), ("WIRE", "3.00"),
                                          ("PAINT", "9.00")])  # fmt: skip
-        await item(conn, "REBAR", materials=[{"code": "STEEL", "quantity_per_unit": "1"},
-                                             {"code": "WIRE", "quantity_per_unit": "0.1"}])
+        await item(
+            conn,
+            "REBAR",
+            materials=[
+                {"code": "STEEL", "quantity_per_unit": "1"},
+                {"code": "WIRE", "quantity_per_unit": "0.1"},
+            ],
+        )
         await item(conn, "MESH", materials=[{"code": "STEEL", "quantity_per_unit": "2"}])
-        await item(conn, "BEAM", materials=[{"code": "STEEL", "quantity_per_unit": "3"},
-                                            {"code": "PAINT", "quantity_per_unit": "1"}])
+        await item(
+            conn,
+            "BEAM",
+            materials=[
+                {"code": "STEEL", "quantity_per_unit": "3"},
+                {"code": "PAINT", "quantity_per_unit": "1"},
+            ],
+        )
     transport = httpx.ASGITransport(app=create_app(mail_app))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         started = await client.post(
