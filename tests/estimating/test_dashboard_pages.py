@@ -9,7 +9,6 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from http.cookies import SimpleCookie
 from typing import Any
 
 import httpx
@@ -19,10 +18,9 @@ import pytest
 from estimating.app import build_app
 from nightcrew import App
 from nightcrew.http import create_app
-from nightcrew.http.dashboard.auth import COOKIE
 from nightcrew.keys import create_key
 from tests.estimating.conftest import FAST
-from tests.estimating.helpers import catalogue, item
+from tests.estimating.helpers import catalogue, item, log_in
 
 PROMPT = 10.0
 """Seconds: well under the pool's 30 s wait for a free connection."""
@@ -30,17 +28,11 @@ PROMPT = 10.0
 
 @asynccontextmanager
 async def dashboard(app: App, key: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client logged in to ``app``'s dashboard with ``key`` through the login form (the
-    cookie, marked Secure, is copied by hand: the test client speaks plain http)."""
+    """A client logged in to ``app``'s dashboard with ``key`` through the login form."""
     transport = httpx.ASGITransport(app=create_app(app))
     async with httpx.AsyncClient(transport=transport, base_url="http://test",
                                  timeout=60) as client:  # fmt: skip
-        response = await client.post("/login", data={"key": key})
-        assert response.status_code == 303, response.text
-        jar: SimpleCookie = SimpleCookie()
-        for header in response.headers.get_list("set-cookie"):
-            jar.load(header)
-        client.cookies.set(COOKIE, jar[COOKIE].value)
+        await log_in(client, key)
         yield client
 
 

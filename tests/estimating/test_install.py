@@ -18,7 +18,7 @@ from nightcrew import App, ConfigurationError, JobContext, JobStatus, create_api
 from nightcrew.http import create_app
 from nightcrew.testing import drain
 from tests.estimating.conftest import FAST
-from tests.estimating.helpers import simple_items
+from tests.estimating.helpers import log_in, simple_items
 
 
 async def echo(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +99,7 @@ async def test_one_app_hosts_estimating_and_a_second_application(host: App, sync
         tiny = await client.get("/api/tiny/hello")
         auth = {"Authorization": f"Bearer {key}"}
         estimating = await client.get("/api/estimating/items/WALL", headers=auth)
-        client.cookies.set("nightcrew_session", key)
+        await log_in(client, key)
         overview = await client.get("/")
         tiny_page = await client.get("/tiny")
     assert tiny.json() == {"hello": "tiny"}
