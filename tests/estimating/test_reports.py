@@ -19,6 +19,7 @@ from nightcrew import App, JobStatus
 from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from tests.estimating.helpers import project, simple_items, use
+from tests.estimating.test_dashboard_pages import dashboard
 from tests.estimating.test_bulk import scalar, start_worker
 from tests.support import wait_until
 
@@ -99,6 +100,14 @@ async def test_the_weekly_report_runs_sunday_midnight_and_says_what_the_week_hel
     assert missing.status_code == 404 and missing.json()["error"]["field"] == "week"
     bad = await api.get("alice", "/reports/weekly?week=last-week")
     assert bad.status_code == 422 and "week" in bad.text
+
+    async with dashboard(est_app, api.keys["alice"]) as client:  # the Estimating page
+        page = (await client.get("/estimating")).text
+    assert "5 item uses in 3 estimates, 3 items." in page
+    assert "<td>ALPHA <small>ALPHA</small></td><td>3</td><td>2</td><td>2</td>" in page
+    assert "BETA" not in page  # bob's project: not alice's to see
+    assert "<strong>New items:</strong> POST, SLAB." in page
+    assert "<strong>Unused items:</strong> 1 (ROOF)." in page
 
 
 OLD = 40
