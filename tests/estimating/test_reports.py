@@ -19,8 +19,8 @@ from nightcrew import App, JobStatus
 from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from tests.estimating.helpers import project, simple_items, use
-from tests.estimating.test_dashboard_pages import dashboard
 from tests.estimating.test_bulk import scalar, start_worker
+from tests.estimating.test_dashboard_pages import dashboard
 from tests.support import wait_until
 
 
