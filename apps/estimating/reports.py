@@ -4,7 +4,9 @@ The report covers the seven days before the run (Sunday 00:00 UTC: Sunday to Sat
 ``GET /api/estimating/reports/weekly`` reads it back, with only the project rows the reader
 may see. The archive moves estimates whose newest line is older than 13 months, with their
 lines, to ``estimates_archive`` / ``usage_archive`` in batches, each committed with its
-checkpoint, so a killed run resumes where it stopped.
+checkpoint, so a killed run resumes where it stopped. Estimates are looked at in key order
+(keyset: each once per run, so a run costs one index probe per estimate, not a rescan of
+the recent ones per batch).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from estimating.errors import UnknownCode
 from estimating.sql import query
 from nightcrew import JobContext
 
-ARCHIVE_BATCH = 500
-"""Estimates moved per transaction (with all their lines)."""
+ARCHIVE_BATCH = 2000
+"""Estimates looked at per transaction (the old ones among them move with their lines)."""
 ARCHIVE_AFTER_DAYS = 396
 """13 months, rounded to 396 days: an estimate untouched this long is archived."""
 WEEK = timedelta(days=7)
@@ -75,20 +77,23 @@ async def read_weekly_report(
 
 
 async def archive_batch(
-    conn: psycopg.AsyncConnection[Any], cutoff: datetime, batch: int
-) -> tuple[int, int]:
-    """Archive up to ``batch`` estimates older than ``cutoff`` with their lines; return how
-    many estimates and lines moved."""
-    cur = await conn.execute(query("archive_estimates_batch"), {"cutoff": cutoff, "batch": batch})
+    conn: psycopg.AsyncConnection[Any], cutoff: datetime, after: int, batch: int
+) -> tuple[int | None, int, int]:
+    """Look at the ``batch`` estimates after key ``after`` and archive, with their lines,
+    those whose newest line is older than ``cutoff``; return the last key looked at
+    (``None`` when there were none) and how many estimates and lines moved."""
+    params = {"cutoff": cutoff, "after": after, "batch": batch}
+    cur = await conn.execute(query("archive_estimates_batch"), params)
     row = await cur.fetchone()
     assert row is not None
-    return int(row[0]), int(row[1])
+    return row[0], int(row[1]), int(row[2])
 
 
 async def archive_usage(ctx: JobContext, payload: dict[str, Any] | None) -> dict[str, Any]:
-    """Move estimates untouched for 13 months (``before`` overrides the cutoff; ``batch``
-    the batch size) and their lines to the archive, a batch per transaction; the cutoff and
-    the counts live in the checkpoint, so a resumed run finishes the same archive."""
+    """Move estimates untouched for 13 months (``before`` overrides the cutoff) and their
+    lines to the archive, looking at ``batch`` estimates per transaction in key order; the
+    cutoff, the last key looked at and the counts live in the checkpoint, committed with
+    each batch, so a resumed run goes on where the killed one stopped."""
     payload = payload or {}
     done = dict(ctx.checkpoint or {})
     if "cutoff" not in done:
@@ -97,20 +102,20 @@ async def archive_usage(ctx: JobContext, payload: dict[str, Any] | None) -> dict
             datetime.fromisoformat(before) if before
             else datetime.now(UTC) - timedelta(days=ARCHIVE_AFTER_DAYS)
         )  # fmt: skip
-        done = {"cutoff": cutoff.isoformat(), "estimates": 0, "lines": 0}
+        done = {"cutoff": cutoff.isoformat(), "after": 0, "estimates": 0, "lines": 0}
     cutoff = datetime.fromisoformat(done["cutoff"])
     size = int(payload.get("batch") or ARCHIVE_BATCH)
     while True:
         async with ctx.transaction() as conn:
-            estimates, lines = await archive_batch(conn, cutoff, size)
-            done = {**done, "estimates": done["estimates"] + estimates,
+            last, estimates, lines = await archive_batch(conn, cutoff, done["after"], size)
+            if last is None:  # no estimate left to look at
+                break
+            done = {**done, "after": last, "estimates": done["estimates"] + estimates,
                     "lines": done["lines"] + lines}  # fmt: skip
             await ctx.save(
                 stage=f"archived {done['estimates']} estimates", checkpoint=done,
                 metrics={"estimates": done["estimates"], "lines": done["lines"]},
             )  # fmt: skip
-        if estimates < size:
-            break
     return {
         "summary": f"{done['estimates']} estimates and {done['lines']} lines archived",
         "estimates": done["estimates"], "lines": done["lines"], "before": done["cutoff"],

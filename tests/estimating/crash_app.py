@@ -26,8 +26,10 @@ async def _slow_run_batches(ctx: JobContext, ids: list[int], apply: Any, *, noun
 _archive_batch = reports.archive_batch
 
 
-async def _slow_archive_batch(conn: Any, cutoff: datetime, batch: int) -> tuple[int, int]:
-    moved = await _archive_batch(conn, cutoff, batch)
+async def _slow_archive_batch(
+    conn: Any, cutoff: datetime, after: int, batch: int
+) -> tuple[int | None, int, int]:
+    moved = await _archive_batch(conn, cutoff, after, batch)
     await asyncio.sleep(0.3)
     return moved
 
