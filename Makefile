@@ -33,8 +33,10 @@ browser:
 		&& apt-get install -y -qq chromium; } \
 		|| echo 'WARNING: chromium is not installed: the browser tests will be SKIPPED'
 
+# The fast tier first (no database, seconds), then the real-Postgres and fault tiers.
 pytest: $(STAMP) browser
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit
+	$(BIN)/pytest --ignore=tests/unit
 
 test: lint typecheck pytest
 

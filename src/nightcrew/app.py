@@ -65,6 +65,7 @@ class App:
         self._lock = threading.Lock()
         self._url: str | None = None
         self._migrated = False
+        self._types_synced = False
         self._pool: ConnectionPool[Any] | None = None
         self.http_routers: list[tuple[Any, str]] = []
         """Routers (FastAPI ``APIRouter``) that apps add to ``nightcrew serve``; see add_router."""
@@ -233,6 +234,7 @@ class App:
         versions applied."""
         applied = self._migrate_all(self.url)
         self._migrated = True
+        self.sync_job_types()
         return applied
 
     def _ensure_ready(self) -> str:
@@ -242,7 +244,48 @@ class App:
                 if not self._migrated:
                     self._migrate_all(url)
                     self._migrated = True
+        if not self._types_synced:
+            self._sync_job_types_once(url)
         return url
+
+    def _sync_job_types_once(self, url: str) -> None:
+        with self._lock:
+            if self._types_synced:
+                return
+            try:
+                self._write_job_types(url)
+            except psycopg.errors.UndefinedTable:
+                # A database not migrated to 0011 yet (migrate_on_start=False): SQL enqueue
+                # is not there either; `nightcrew migrate` records the types later.
+                return
+            self._types_synced = True
+
+    def _write_job_types(self, url: str) -> None:
+        types = list(self.registry.values())
+        if not types:
+            return
+        params = {
+            "types": [t.name for t in types],
+            "queues": [t.queue for t in types],
+            "priorities": [t.priority for t in types],
+            "max_attempts": [t.max_attempts for t in types],
+            # floats all: psycopg refuses a list mixing int and float
+            "timeouts": [None if t.timeout is None else float(t.timeout) for t in types],
+            "publics": [t.public for t in types],
+            "notifies": [t.notify_json for t in types],
+        }
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(query("job_types_sync"), params)
+
+    def sync_job_types(self) -> None:
+        """Record the registered job types and their defaults (queue, priority,
+        max_attempts, timeout, public, notify) in ``nightcrew.job_types``, for
+        ``nightcrew.enqueue()`` in SQL. Done when the App first connects and on
+        :meth:`migrate`; call it after registering types later."""
+        url = self.url
+        with self._lock:
+            self._write_job_types(url)
+            self._types_synced = True
 
     def pool(self) -> ConnectionPool[Any]:
         """The synchronous connection pool (autocommit connections)."""
@@ -320,12 +363,15 @@ class App:
         max_attempts: int | None = None,
         timeout: float | None = None,
         notify: Mapping[str, Any] | None = None,
+        dedupe_scope: str | None = None,
         conn: psycopg.Connection[Any] | None = None,
     ) -> UUID:
         """Enqueue one job and return its id.
 
         With ``dedupe_key``, while a job with that key is pending, processing or retrying
-        the existing job's id is returned instead. With ``conn`` the job is written in
+        the existing job's id is returned instead. ``dedupe_scope="queued"`` coalesces
+        instead: only a job of the key that is waiting to run absorbs this one, so while
+        it runs one more (and only one) may queue behind it. With ``conn`` the job is written in
         that connection's current transaction (rolled back: no job). ``notify``
         (``{"email", "webhook", "in_app", "on"}``) sends notifications when the job finishes.
         """
@@ -343,6 +389,7 @@ class App:
             max_attempts=max_attempts,
             timeout=timeout,
             notify=notify,
+            dedupe_scope=dedupe_scope,
         )
         if conn is not None:
             return insert_one(conn, job)
@@ -363,6 +410,7 @@ class App:
         max_attempts: int | None = None,
         timeout: float | None = None,
         notify: Mapping[str, Any] | None = None,
+        dedupe_scope: str | None = None,
         conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> UUID:
         """Async twin of :meth:`enqueue`."""
@@ -380,6 +428,7 @@ class App:
             max_attempts=max_attempts,
             timeout=timeout,
             notify=notify,
+            dedupe_scope=dedupe_scope,
         )
         if conn is not None:
             return await ainsert_one(conn, job)

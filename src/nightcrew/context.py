@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -81,12 +82,20 @@ class JobContext:
         job: JobInfo,
         checkpoint: Any,
         worker_id: str,
+        *,
+        lease_seconds: float | None = None,
+        leased_at: float | None = None,
     ) -> None:
         self.app = app
         self.job = job
         self.checkpoint: Any = checkpoint
         """The last saved checkpoint (from an earlier attempt or this one); ``None`` at first."""
         self.worker_id = worker_id
+        self.lease_seconds = lease_seconds or app.settings.lease_seconds
+        """How long a renewal of this attempt's lease lasts."""
+        self.lease_renewed_at = time.monotonic() if leased_at is None else leased_at
+        """``time.monotonic()`` when the last proven renewal of the lease was sent: the lease
+        lasts at least until ``lease_renewed_at + lease_seconds``."""
         self._cancelled = False
         self._lost = False
         self._interrupted = False  # set when the worker gave up on a thread (timeout, stop)
@@ -99,8 +108,37 @@ class JobContext:
 
     @property
     def lease_lost(self) -> bool:
-        """True once this worker learned it no longer owns the job."""
+        """True once this worker learned it no longer owns the job (or can no longer prove
+        it does)."""
         return self._lost
+
+    @property
+    def interrupted(self) -> bool:
+        """True once the worker gave up waiting for this attempt (timeout or shutdown)."""
+        return self._interrupted
+
+    # ---- called by the worker (not by handlers) ----
+
+    def mark_lease_lost(self) -> None:
+        """The lease is gone (or can no longer be proven): refuse every further write."""
+        self._lost = True
+
+    def request_cancel(self) -> None:
+        """Cancellation was requested: the next save or transaction raises JobCancelled."""
+        self._cancelled = True
+
+    def interrupt(self) -> None:
+        """The worker stopped waiting for this attempt: refuse its further writes."""
+        self._interrupted = True
+
+    def note_lease_renewed(self, sent_at: float) -> None:
+        """A renewal sent at ``sent_at`` (``time.monotonic()``) succeeded."""
+        self.lease_renewed_at = max(self.lease_renewed_at, sent_at)
+
+    @property
+    def lease_deadline(self) -> float:
+        """``time.monotonic()`` before which the lease surely has not expired."""
+        return self.lease_renewed_at + self.lease_seconds
 
     def _raise_if_stopped(self) -> None:
         if self._lost:
@@ -156,6 +194,7 @@ class JobContext:
             raise RuntimeError("ctx.transaction() blocks cannot be nested")
         pool = await self.app.apool()
         async with pool.connection() as conn, conn.transaction():
+            sent_at = time.monotonic()
             cur = await conn.execute(query("lock_lease"), _lease_params(self))
             self._after_write(await cur.fetchone(), {"set_checkpoint": False})
             self._tx = conn
@@ -163,10 +202,24 @@ class JobContext:
                 yield conn
             finally:
                 self._tx = None
+            if self._renew_before_commit(sent_at):
+                sent_at = time.monotonic()
+                await conn.execute(query("lock_lease"), _lease_params(self))
+        self.note_lease_renewed(sent_at)  # committed: the extended lease holds
+
+    def _renew_before_commit(self, locked_at: float) -> bool:
+        """Whether a transaction locked since ``locked_at`` must extend its lease again
+        before it commits: heartbeats skipped its locked row meanwhile."""
+        return time.monotonic() - locked_at > self.lease_seconds / 4
 
 
 def _lease_params(ctx: JobContext) -> dict[str, Any]:
-    return {"id": ctx.job.id, "worker_id": ctx.worker_id, "attempt": ctx.job.attempt}
+    return {
+        "id": ctx.job.id,
+        "worker_id": ctx.worker_id,
+        "attempt": ctx.job.attempt,
+        "lease_seconds": ctx.lease_seconds,
+    }
 
 
 class SyncJobContext:
@@ -221,11 +274,19 @@ class SyncJobContext:
         self._ctx._raise_if_stopped()
         if self._tx is not None:
             raise RuntimeError("ctx.transaction() blocks cannot be nested")
-        with self._ctx.app.pool().connection() as conn, conn.transaction():
-            row = conn.execute(query("lock_lease"), _lease_params(self._ctx)).fetchone()
-            self._ctx._after_write(row, {"set_checkpoint": False})
+        ctx = self._ctx
+        with ctx.app.pool().connection() as conn, conn.transaction():
+            sent_at = time.monotonic()
+            row = conn.execute(query("lock_lease"), _lease_params(ctx)).fetchone()
+            ctx._after_write(row, {"set_checkpoint": False})
             self._tx = conn
             try:
                 yield conn
             finally:
                 self._tx = None
+            if ctx._renew_before_commit(sent_at):
+                sent_at = time.monotonic()
+                conn.execute(query("lock_lease"), _lease_params(ctx))
+        # Committed: the extended lease holds. The worker's event loop reads the renewal
+        # time, so it is updated there, not from this thread.
+        self._loop.call_soon_threadsafe(ctx.note_lease_renewed, sent_at)

@@ -95,6 +95,8 @@ class Job:
     started_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime
+    dedupe_scope: str = "active"
+    """``"active"`` or ``"queued"`` (coalescing); see docs/flows.md."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

@@ -1,19 +1,24 @@
 """The worker loop: fetch -> run -> finish, with heartbeats, rescue and graceful shutdown.
 
-One asyncio task per running job; the loop keeps ``concurrency`` jobs running, fetching a
+One asyncio task per running attempt (the :class:`~nightcrew.lifecycle.executor.Executor`
+turns it into an outcome); the loop keeps ``concurrency`` attempts running, fetching a
 batch whenever slots are free. It wakes on LISTEN/NOTIFY and polls as a fallback, so it
 also runs where LISTEN is unavailable (PgBouncer in transaction mode: ``listen=False``).
+
+Leases are renewed on a connection of their own, so handlers holding every pool connection
+cannot starve them; an attempt whose lease could not be renewed in time is stopped before
+the lease runs out, so that it never runs beside the retry another worker starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,14 +26,13 @@ from uuid import UUID
 
 import psycopg
 
-from nightcrew.context import JobContext, JobInfo, SyncJobContext
+from nightcrew.context import JobContext, JobInfo
 from nightcrew.db.listen import listen_forever
-from nightcrew.errors import ConfigurationError, JobCancelled, LeaseLost, Retry
+from nightcrew.errors import ConfigurationError
 from nightcrew.ids import uuid7
-from nightcrew.jobs import JobType, backoff_delay
-from nightcrew.lifecycle.enqueue import MAX_JSON_DEPTH, json_too_deep
+from nightcrew.lifecycle.executor import Executor, released_outcome
 from nightcrew.lifecycle.fetch import configure_fetch_session, fetch_jobs
-from nightcrew.lifecycle.finish import Completer, Outcome, error_record
+from nightcrew.lifecycle.finish import Completer, Outcome
 from nightcrew.lifecycle.heartbeat import renew_leases
 from nightcrew.lifecycle.rescue import rescue_expired
 from nightcrew.queries import query
@@ -41,11 +45,29 @@ log = logging.getLogger("nightcrew.worker")
 # Errors that mean "the database is unreachable right now": retry, don't crash the worker.
 DB_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
+# An attempt whose lease could not be renewed is stopped this fraction of the lease before
+# the lease runs out (less when heartbeats are sparse: see Worker.lease_margin): time for
+# its handler to stop and for a write in flight to land.
+LEASE_SAFETY_FRACTION = 0.25
+
 
 @dataclass
 class _Running:
+    """One attempt running in this worker."""
+
     ctx: JobContext
     task: asyncio.Task[None]
+
+
+@dataclass
+class _Waiting:
+    """A fetched attempt not started yet: an earlier attempt of the job still runs here."""
+
+    info: JobInfo
+    checkpoint: Any
+    timeout: float | None
+    leased_at: float
+    """``time.monotonic()`` when its lease was last taken or renewed."""
 
 
 class Worker:
@@ -71,7 +93,13 @@ class Worker:
         # While jobs run, fetch again once a quarter of the slots (or of a batch) are free.
         self._refill_at = max(1, min(self.concurrency, self.settings.fetch_batch) // 4)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid7().hex[-8:]}"
-        self.running: dict[UUID, _Running] = {}
+        self.executor = Executor(app.registry)
+        self.running: dict[tuple[UUID, int], _Running] = {}
+        """Attempts running here by (job id, attempt), including threads that outlived
+        their lease (they still take a slot)."""
+        self._attempt_here: dict[UUID, int] = {}  # job id -> its attempt running here
+        self._waiting: dict[UUID, _Waiting] = {}  # started once the earlier attempt ends
+        self._lost_here: set[UUID] = set()  # running here with a lost lease: never fetch
         self.processed = 0
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
@@ -80,6 +108,7 @@ class Worker:
         self._completer: Completer | None = None
         self._listening = asyncio.Event()
         self._fetch_conn: psycopg.AsyncConnection[Any] | None = None
+        self._lease_conn: psycopg.AsyncConnection[Any] | None = None
 
     # ---- control ------------------------------------------------------------------------
 
@@ -111,6 +140,7 @@ class Worker:
         helpers = [
             asyncio.create_task(self._completer.run(), name="nightcrew-completer"),
             asyncio.create_task(self._heartbeat_loop(), name="nightcrew-heartbeat"),
+            asyncio.create_task(self._lease_watchdog(), name="nightcrew-lease-watchdog"),
             asyncio.create_task(self._rescue_loop(), name="nightcrew-rescue"),
         ]
         if self.settings.listen:
@@ -133,6 +163,7 @@ class Worker:
             for task in helpers[1:]:
                 task.cancel()
             await asyncio.gather(*helpers[1:], return_exceptions=True)
+            await self._close_lease_connection()
             with contextlib.suppress(psycopg.Error):
                 async with pool.connection() as conn:
                     await conn.execute(query("deregister_worker"), {"id": self.id})
@@ -183,6 +214,7 @@ class Worker:
                 continue
             limit = min(free, self.settings.fetch_batch)
             self._wake.clear()
+            leased_at = time.monotonic()  # the leases last at least lease_seconds from here
             try:
                 rows = await self._fetch(limit)
                 failures = 0
@@ -194,7 +226,7 @@ class Worker:
                 await self._sleep_unless_stopping(delay)
                 continue
             for row in rows:
-                self._start(row)
+                self._start(row, leased_at)
             if len(rows) < limit:
                 # asyncio.timeout, not wait_for: no extra task between a NOTIFY and the fetch.
                 with contextlib.suppress(TimeoutError):
@@ -220,6 +252,7 @@ class Worker:
             queues=self.queues,
             limit=limit,
             lease_seconds=self.settings.lease_seconds,
+            exclude=list(self._lost_here),
             prepare=prepare,
         )
 
@@ -244,7 +277,7 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    def _start(self, row: tuple[Any, ...]) -> None:
+    def _start(self, row: tuple[Any, ...], leased_at: float) -> None:
         (
             job_id,
             job_type,
@@ -270,99 +303,68 @@ class Worker:
             user_id=user_id,
             created_at=created_at,
         )
-        ctx = JobContext(self.app, info, checkpoint, self.id)
-        task = asyncio.create_task(self._run_job(ctx, timeout))
-        self.running[job_id] = _Running(ctx, task)
+        fetched = _Waiting(info, checkpoint, timeout, leased_at)
+        earlier = self._attempt_here.get(job_id)
+        if earlier is None:
+            self._launch(fetched)
+            return
+        # Fetched again, so the earlier attempt's lease is gone for sure, but its handler
+        # still runs (a thread that cannot be stopped): start this one after it returns.
+        log.warning("job %s: attempt %d waits for attempt %d to stop", job_id, attempt, earlier)
+        self._stop_lost(self.running[(job_id, earlier)], "lease lost")
+        self._waiting[job_id] = fetched
 
-    # ---- running one job ----------------------------------------------------------------
+    def _launch(self, fetched: _Waiting) -> None:
+        info = fetched.info
+        ctx = JobContext(
+            self.app,
+            info,
+            fetched.checkpoint,
+            self.id,
+            lease_seconds=self.settings.lease_seconds,
+            leased_at=fetched.leased_at,
+        )
+        task = asyncio.create_task(self._run_job(ctx, fetched.timeout))
+        self.running[(info.id, info.attempt)] = _Running(ctx, task)
+        self._attempt_here[info.id] = info.attempt
+
+    def _forget(self, info: JobInfo) -> None:
+        """An attempt has returned: free its slot, then start a later attempt of the same
+        job that waited for it (or, when stopping, give that one back)."""
+        del self.running[(info.id, info.attempt)]
+        del self._attempt_here[info.id]
+        self._lost_here.discard(info.id)
+        self._slot_free.set()
+        waiting = self._waiting.pop(info.id, None)
+        if waiting is None:
+            return
+        if self._stopping.is_set() and self._completer is not None:
+            self._completer.add(released_outcome(waiting.info))
+        else:
+            self._launch(waiting)
+
+    def _stop_lost(self, entry: _Running, why: str) -> None:
+        """Stop an attempt whose lease is lost (or can no longer be proven): its writes are
+        refused from now on and nothing is recorded for it."""
+        if entry.ctx.lease_lost:
+            return
+        log.warning("job %s attempt %d: %s; stopping its handler", entry.ctx.job.id,
+                    entry.ctx.job.attempt, why)  # fmt: skip
+        entry.ctx.mark_lease_lost()
+        self._lost_here.add(entry.ctx.job.id)
+        entry.task.cancel()
+
+    # ---- running one attempt -----------------------------------------------------------
 
     async def _run_job(self, ctx: JobContext, timeout: float | None) -> None:
-        info = ctx.job
-        spec = self.app.registry.get(info.type)
         outcome: Outcome | None = None
         try:
-            if spec is None:
-                raise ConfigurationError(f"no handler registered for job type {info.type!r}")
-            outcome = await self._invoke(spec, ctx, timeout)
-        except asyncio.CancelledError:
-            # Lease lost (nothing may be written) or shutdown past its grace (give back).
-            if not ctx.lease_lost:
-                outcome = Outcome(info.id, info.attempt, "pending")
-        except Exception as exc:  # a handler error, or an unknown type
-            outcome = self._failure(spec, info, exc)
+            outcome = await self.executor.execute(ctx, timeout)
         finally:
-            self.running.pop(info.id, None)
-            self._slot_free.set()
+            self._forget(ctx.job)
             self.processed += 1
             if outcome is not None and self._completer is not None:
                 self._completer.add(outcome)
-
-    async def _invoke(self, spec: JobType, ctx: JobContext, timeout: float | None) -> Outcome:
-        info = ctx.job
-        payload = spec.model.model_validate(info.payload) if spec.model else info.payload
-        try:
-            result = await self._call_handler(spec, ctx, payload, timeout)
-        except TimeoutError as exc:
-            if timeout is not None and not ctx.cancelled:
-                return self._failure(spec, info, exc, f"timed out after {timeout:g}s")
-            raise
-        except JobCancelled:
-            return Outcome(info.id, info.attempt, "cancelled")
-        except LeaseLost:
-            ctx._lost = True
-            raise asyncio.CancelledError from None
-        try:
-            result_json = (
-                "null"  # most handlers return nothing
-                if result is None
-                else json.dumps(result, allow_nan=False, default=_json_default)
-            )
-        except (TypeError, ValueError) as exc:
-            return self._failure(spec, info, exc, f"result is not JSON-serialisable: {exc}")
-        if "\\u0000" in result_json:  # jsonb cannot store NUL: fail this job, not the batch
-            refused = ValueError("result contains a NUL character (\\u0000)")
-            return self._failure(spec, info, refused, str(refused))
-        if json_too_deep(result_json):  # it could be stored but never read back
-            refused = ValueError(f"result is nested deeper than {MAX_JSON_DEPTH} levels")
-            return self._failure(spec, info, refused, str(refused))
-        return Outcome(info.id, info.attempt, "completed", result_json=result_json)
-
-    async def _call_handler(
-        self, spec: JobType, ctx: JobContext, payload: Any, timeout: float | None
-    ) -> Any:
-        if spec.is_async:
-            if timeout is None:
-                return await spec.handler(ctx, payload)
-            async with asyncio.timeout(timeout):
-                return await spec.handler(ctx, payload)
-        # A thread cannot be interrupted. On timeout, shutdown or a lost lease, keep the job
-        # (and, through heartbeats, its lease) until the thread has really returned, so no
-        # retry can run beside it; meanwhile its ctx.save / ctx.transaction calls are refused.
-        sync_ctx = SyncJobContext(ctx, asyncio.get_running_loop())
-        thread = asyncio.ensure_future(asyncio.to_thread(spec.handler, sync_ctx, payload))
-        try:
-            return await asyncio.wait_for(asyncio.shield(thread), timeout)
-        except asyncio.CancelledError:
-            await _outlast(ctx, thread)
-            if not ctx.lease_lost and thread.exception() is None:
-                return thread.result()  # it finished after all: record it, don't release it
-            raise
-        except TimeoutError:
-            await _outlast(ctx, thread)
-            raise
-
-    def _failure(
-        self, spec: JobType | None, info: JobInfo, exc: BaseException, message: str | None = None
-    ) -> Outcome:
-        record = error_record(info.attempt, exc, message)
-        if info.attempt >= info.max_attempts:
-            log.warning("job %s (%s) failed for good: %s", info.id, info.type, exc)
-            return Outcome(info.id, info.attempt, "failed", error_json=record)
-        if isinstance(exc, Retry) and exc.delay is not None:
-            delay = exc.delay
-        else:
-            delay = backoff_delay(spec.backoff if spec else 2.0, info.attempt)
-        return Outcome(info.id, info.attempt, "retrying", error_json=record, delay=delay)
 
     # ---- background duties ----------------------------------------------------------------
 
@@ -396,33 +398,105 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
-                await self.heartbeat()
-            except DB_UNAVAILABLE as exc:
-                log.warning("heartbeat failed: %s", exc)
+                # Bounded: a renewal that cannot get through within a lease is worthless.
+                async with asyncio.timeout(self.settings.lease_seconds):
+                    await self.heartbeat()
+            except (psycopg.Error, TimeoutError) as exc:
+                # Whatever the error, keep trying: the lease watchdog stops the handlers
+                # whose leases are not renewed in time.
+                log.warning("heartbeat failed: %s", exc or "timed out")
+                await self._close_lease_connection()
 
     async def heartbeat(self) -> None:
         """Renew the leases of running jobs; stop the ones this worker lost."""
-        held = [(job_id, r.ctx.job.attempt) for job_id, r in self.running.items()]
-        if self._completer is not None:
-            held += self._completer.held  # finished, but not yet written: still ours
-        pool = await self.app.apool()
-        async with pool.connection() as conn:
-            await conn.execute(query("touch_worker"), {"id": self.id})
-            if not held:
-                return
-            alive = await renew_leases(
-                conn, worker_id=self.id, held=held, lease_seconds=self.settings.lease_seconds
-            )
-        for job_id, _attempt in held:
-            running = self.running.get(job_id)
-            if running is None:
-                continue
-            if job_id not in alive:
-                log.warning("job %s: lease lost; stopping its handler", job_id)
-                running.ctx._lost = True
-                running.task.cancel()
-            elif alive[job_id]:
-                running.ctx._cancelled = True
+        attempts = list(self.running) + [(i, w.info.attempt) for i, w in self._waiting.items()]
+        held = attempts + (self._completer.held if self._completer is not None else [])
+        # (The completer's outcomes are finished but not yet written: their leases too.)
+        if self._lease_conn is None:
+            self._lease_conn = await self._open_lease_connection()
+        conn = self._lease_conn
+        await conn.execute(query("touch_worker"), {"id": self.id})
+        if not held:
+            return
+        sent_at = time.monotonic()
+        alive = await renew_leases(
+            conn, worker_id=self.id, held=held, lease_seconds=self.settings.lease_seconds
+        )
+        self._apply_renewals(attempts, alive, sent_at)
+
+    def _apply_renewals(
+        self,
+        attempts: list[tuple[UUID, int]],
+        alive: dict[tuple[UUID, int], bool],
+        sent_at: float,
+    ) -> None:
+        """Record which of ``attempts`` a renewal sent at ``sent_at`` kept, and pass on
+        cancel requests; stop the attempts whose lease is lost."""
+        for key in attempts:
+            job_id, attempt = key
+            running = self.running.get(key)
+            if running is not None:
+                if key not in alive:
+                    self._stop_lost(running, "lease lost")
+                    continue
+                running.ctx.note_lease_renewed(sent_at)
+                if alive[key]:
+                    running.ctx.request_cancel()
+            elif (waiting := self._waiting.get(job_id)) and waiting.info.attempt == attempt:
+                self._renewed_waiting(waiting, alive.get(key), sent_at)
+
+    def _renewed_waiting(
+        self, waiting: _Waiting, cancel_requested: bool | None, sent_at: float
+    ) -> None:
+        """A renewal's news of an attempt waiting for its predecessor to stop."""
+        info = waiting.info
+        if cancel_requested is None:
+            log.warning("job %s: lease lost before attempt %d began", info.id, info.attempt)
+            del self._waiting[info.id]
+        elif cancel_requested and self._completer is not None:
+            del self._waiting[info.id]  # cancelled before it began: it never runs
+            self._completer.add(Outcome(info.id, info.attempt, "cancelled"))
+        else:
+            waiting.leased_at = max(waiting.leased_at, sent_at)
+
+    async def _open_lease_connection(self) -> psycopg.AsyncConnection[Any]:
+        """The worker's own connection for lease renewals: never queued behind handlers
+        that hold every pool connection."""
+        return await psycopg.AsyncConnection.connect(
+            self.app.url, autocommit=True, application_name="nightcrew heartbeat"
+        )
+
+    async def _close_lease_connection(self) -> None:
+        conn, self._lease_conn = self._lease_conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+
+    async def _lease_watchdog(self) -> None:
+        """Stop every attempt whose lease could not be renewed in time, a safety margin
+        before the lease runs out (and another worker may rescue and re-run the job)."""
+        margin = self.lease_margin
+        period = min(self.settings.heartbeat_seconds, margin) / 2
+        while True:
+            await asyncio.sleep(period)
+            self._stop_expiring(time.monotonic() + margin)
+
+    @property
+    def lease_margin(self) -> float:
+        """Seconds before its lease runs out that an unrenewed attempt is stopped: a
+        quarter of the lease, but never so much that a healthy attempt is stopped between
+        two heartbeats."""
+        lease, beat = self.settings.lease_seconds, self.settings.heartbeat_seconds
+        return min(lease * LEASE_SAFETY_FRACTION, (lease - beat) / 2)
+
+    def _stop_expiring(self, horizon: float) -> None:
+        """Stop the attempts whose lease may run out before ``horizon`` (monotonic)."""
+        for running in list(self.running.values()):
+            if not running.ctx.lease_lost and running.ctx.lease_deadline <= horizon:
+                self._stop_lost(running, "lease not renewed in time")
+        for job_id, waiting in list(self._waiting.items()):
+            if waiting.leased_at + self.settings.lease_seconds <= horizon:
+                del self._waiting[job_id]  # never started: its lease just runs out
 
     async def _rescue_loop(self) -> None:
         while True:
@@ -463,9 +537,10 @@ class Worker:
                 self._wake.set()
         elif channel == "nightcrew_cancel":
             with contextlib.suppress(ValueError):
-                running = self.running.get(UUID(payload))
-                if running is not None:
-                    running.ctx._cancelled = True
+                job_id = UUID(payload)
+                attempt = self._attempt_here.get(job_id)
+                if attempt is not None:
+                    self.running[(job_id, attempt)].ctx.request_cancel()
 
     # ---- shutdown -----------------------------------------------------------------------
 
@@ -484,22 +559,3 @@ class Worker:
         if late:
             log.warning("releasing %d unfinished jobs back to pending", len(late))
             await asyncio.gather(*late, return_exceptions=True)
-
-
-async def _outlast(ctx: JobContext, thread: asyncio.Future[Any]) -> None:
-    """Refuse the thread's further writes and wait until it has returned."""
-    ctx._interrupted = True
-    while not thread.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([thread])
-    thread.exception()  # retrieve it so asyncio does not log it; the outcome is decided above
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, UUID):
-        return str(value)
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")

@@ -116,6 +116,7 @@ FETCH_PARAMS = {
     "limit": 10,
     "worker_id": "w",
     "lease_seconds": 30,
+    "exclude": [],
     "now": None,
 }
 

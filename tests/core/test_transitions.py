@@ -1,5 +1,6 @@
-"""docs/transitions.md names every statement that writes ``nightcrew.jobs`` and its single
-Python caller: a new writer (or a second caller) fails here until the table says so."""
+"""The transition table of docs/architecture.md names every statement that writes
+``nightcrew.jobs`` and its single Python caller: a new writer (or a second caller) fails here
+until the table says so."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "nightcrew"
 SQL = PACKAGE / "sql"
-TABLE = ROOT / "docs" / "transitions.md"
+TABLE = ROOT / "docs" / "architecture.md"
 
 # A statement that creates, changes or removes rows of the jobs table.
 WRITES_JOBS = re.compile(
@@ -32,7 +33,7 @@ def writers() -> set[str]:
 
 
 def table() -> dict[str, str]:
-    """statement file -> caller cell, from docs/transitions.md."""
+    """statement file -> caller cell, from docs/architecture.md."""
     rows = (ROW.match(line) for line in TABLE.read_text(encoding="utf-8").splitlines())
     return {m["file"]: m["caller"] for m in rows if m}
 
@@ -50,12 +51,14 @@ def callers_of(name: str) -> set[str]:
 
 def test_every_statement_writing_jobs_is_in_the_table() -> None:
     missing = writers() - set(table())
-    assert not missing, f"add these to docs/transitions.md: {sorted(missing)}"
+    assert not missing, (
+        f"add these to the transition table of docs/architecture.md: {sorted(missing)}"
+    )
 
 
 def test_the_table_names_only_existing_files() -> None:
     stale = {name for name in table() if not (SQL / name).is_file()}
-    assert not stale, f"docs/transitions.md names files that do not exist: {sorted(stale)}"
+    assert not stale, f"docs/architecture.md names files that do not exist: {sorted(stale)}"
 
 
 def test_each_query_runs_only_from_the_caller_the_table_names() -> None:

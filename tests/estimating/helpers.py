@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from http.cookies import SimpleCookie
 from typing import Any
 
-import httpx
 import psycopg
 
 from estimating import library, projects
@@ -19,7 +17,6 @@ from estimating.models import (
     ProjectRequest,
     UsageRequest,
 )
-from nightcrew.http.dashboard.auth import COOKIE
 
 
 async def catalogue(conn: psycopg.AsyncConnection[Any], **groups: list[tuple[str, str]]) -> None:
@@ -84,14 +81,3 @@ async def use(
         quantity=Decimal(quantity), used_at=used_at,
     )  # fmt: skip
     await library.record_usage(conn, request)
-
-
-async def log_in(client: httpx.AsyncClient, key: str) -> None:
-    """Log ``client`` in to the dashboard through the login form; the session cookie, marked
-    Secure, is copied by hand (the test client speaks plain http)."""
-    response = await client.post("/login", data={"key": key})
-    assert response.status_code == 303, response.text
-    jar: SimpleCookie = SimpleCookie()
-    for header in response.headers.get_list("set-cookie"):
-        jar.load(header)
-    client.cookies.set(COOKIE, jar[COOKIE].value)

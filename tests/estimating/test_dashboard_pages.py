@@ -5,7 +5,6 @@ form is for admins only."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,9 +17,10 @@ import pytest
 from estimating.app import build_app
 from nightcrew import App
 from nightcrew.http import create_app
+from nightcrew.http.dashboard.auth import csrf_token
 from nightcrew.keys import create_key
 from tests.estimating.conftest import FAST
-from tests.estimating.helpers import catalogue, item, log_in
+from tests.estimating.helpers import catalogue, item
 
 PROMPT = 10.0
 """Seconds: well under the pool's 30 s wait for a free connection."""
@@ -28,19 +28,16 @@ PROMPT = 10.0
 
 @asynccontextmanager
 async def dashboard(app: App, key: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client logged in to ``app``'s dashboard with ``key`` through the login form."""
+    """A client logged in to ``app``'s dashboard with ``key``."""
     transport = httpx.ASGITransport(app=create_app(app))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                 timeout=60) as client:  # fmt: skip
-        await log_in(client, key)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
+        login = await client.post("/login", data={"key": key})
+        assert login.status_code == 303, login.text
+        # The cookie is Secure (plain http here): carry the session id by hand.
+        session_id = login.cookies["nightcrew_session"]
+        client.cookies.clear()
+        client.cookies.set("nightcrew_session", session_id)
         yield client
-
-
-def csrf_of(page: httpx.Response) -> str:
-    """The CSRF token of the page's forms."""
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, "no form with a CSRF token on the page"
-    return found[1]
 
 
 @pytest.fixture
@@ -100,9 +97,9 @@ async def test_the_bulk_price_form_is_for_admins_only(est_app: App, est_clean: s
 
     async def submit(who: str) -> httpx.Response:
         async with dashboard(est_app, keys[who]) as client:
-            page = await client.get("/estimating")
+            session_id = client.cookies["nightcrew_session"]
             form = {"percent": "1000", "category": "", "item_codes": "",
-                    "csrf": csrf_of(page)}  # fmt: skip
+                    "csrf": csrf_token(session_id)}  # fmt: skip
             return await asyncio.wait_for(
                 client.post("/estimating/bulk-price-update", data=form), PROMPT
             )

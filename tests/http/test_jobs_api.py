@@ -204,3 +204,17 @@ def test_retry_refuses_to_duplicate_a_live_dedupe_key(srv: Server) -> None:
     assert bulk.status_code == 200 and bulk.json()["count"] == 0
     statuses = srv.sql("SELECT status::text FROM nightcrew.jobs ORDER BY id")
     assert statuses == [("cancelled",), ("pending",)]
+
+
+def test_dedupe_scope_queued_is_taken_and_shown(srv: Server) -> None:
+    first = enqueue(srv, "alice", dedupe_key="c1", dedupe_scope="queued")
+    again = enqueue(srv, "alice", dedupe_key="c1", dedupe_scope="queued")
+    plain = enqueue(srv, "alice")
+    assert again["id"] == first["id"] and first["dedupe_scope"] == "queued"
+    assert plain["dedupe_scope"] == "active"
+    with srv.client("alice") as client:
+        listed = client.get("/api/jobs").json()["items"]
+    assert {job["id"]: job["dedupe_scope"] for job in listed} == {
+        first["id"]: "queued",
+        plain["id"]: "active",
+    }

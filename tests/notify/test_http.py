@@ -25,6 +25,7 @@ async def served(clean_db: str) -> AsyncIterator[tuple[App, str, dict[str, str]]
     with psycopg.connect(clean_db, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE nightcrew.notifications, nightcrew.alerts, nightcrew.api_keys,"
+            " nightcrew.dashboard_sessions,"
             " nightcrew.stats_minute, nightcrew.deliveries"
         )
         keys = {

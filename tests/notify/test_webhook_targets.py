@@ -31,7 +31,9 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def notify_db(clean_db: str) -> str:
     with psycopg.connect(clean_db, autocommit=True) as conn:
-        conn.execute("TRUNCATE nightcrew.deliveries, nightcrew.api_keys")
+        conn.execute(
+            "TRUNCATE nightcrew.deliveries, nightcrew.api_keys, nightcrew.dashboard_sessions"
+        )
     return clean_db
 
 

@@ -41,6 +41,11 @@ class EnqueueRequest(BaseModel):
     run_at: AwareDatetime | None = Field(default=None, description="Not before (with timezone).")
     delay_seconds: StrictFloat | None = Field(default=None, ge=0, le=TEN_YEARS, allow_inf_nan=False)
     dedupe_key: str | None = Field(default=None, min_length=1, max_length=200)
+    dedupe_scope: Literal["active", "queued"] | None = Field(
+        default=None,
+        description='"active" (default): one live job per key; "queued": one waiting job '
+        "per key, so one more may queue behind a running one.",
+    )
     max_attempts: StrictInt | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
     queue: str | None = Field(default=None, min_length=1, max_length=200)
     notify: dict[str, Any] | None = Field(
@@ -89,6 +94,7 @@ class JobResponse(BaseModel):
     completed_at: datetime | None
     updated_at: datetime
     user_id: str | None
+    dedupe_scope: str = "active"
 
 
 class JobPage(BaseModel):

@@ -30,6 +30,7 @@ from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_
 from nightcrew.http.listen import ListenHub
 from nightcrew.http.routes_jobs import ApiKey
 from nightcrew.http.session import acting
+from nightcrew.http.streams import HEADERS, StreamEvent, event_stream
 from nightcrew.notify.webhooks import user_secret
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRout
         return StreamingResponse(
             _badge_stream(app, inbox, key, user, wake, heartbeat),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers=HEADERS,
         )
 
     @router.get(
@@ -211,29 +212,19 @@ def build_notifications_router(app: App, hub: InboxHub | None = None) -> APIRout
     return router
 
 
-async def _badge_stream(
+def _badge_stream(
     app: App, hub: InboxHub, key: str | None, user: str, wake: asyncio.Event, heartbeat: float
 ) -> AsyncIterator[str]:
-    try:
-        yield "retry: 2000\n\n"
-        last: dict[str, Any] | None = None
-        while True:
-            wake.clear()  # before reading: a change during the read wakes us again
-            try:
-                async with acting(app, key) as session:
-                    badge = await session.one("notify_inbox_unread", {"user_id": user})
-            except ApiError:  # the key was revoked meanwhile
-                return
-            state = {
-                "unread": badge["unread"] if badge else 0,
-                "latest_id": badge["latest_id"] if badge else None,
-            }
-            if state != last:
-                yield f"event: unread\ndata: {json.dumps(state)}\n\n"
-                last = state
-            try:
-                await asyncio.wait_for(wake.wait(), heartbeat)
-            except TimeoutError:
-                yield ": heartbeat\n\n"
-    finally:
-        hub.unsubscribe(user, wake)
+    async def read() -> StreamEvent:
+        async with acting(app, key) as session:
+            badge = await session.one("notify_inbox_unread", {"user_id": user})
+        state = {
+            "unread": badge["unread"] if badge else 0,
+            "latest_id": badge["latest_id"] if badge else None,
+        }
+        text = json.dumps(state)
+        return StreamEvent(text, f"event: unread\ndata: {text}\n\n")
+
+    return event_stream(
+        read, wake, heartbeat_seconds=heartbeat, on_close=lambda: hub.unsubscribe(user, wake)
+    )

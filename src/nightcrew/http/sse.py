@@ -19,11 +19,12 @@ from uuid import UUID
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
-from nightcrew.http.errors import ERROR_RESPONSES, ApiError
+from nightcrew.http.errors import ERROR_RESPONSES
 from nightcrew.http.listen import ListenHub
 from nightcrew.http.models import JobResponse
 from nightcrew.http.routes_jobs import ApiKey, job_id_or_404, read_job
 from nightcrew.http.session import Session, acting
+from nightcrew.http.streams import HEADERS, StreamEvent, event_stream
 from nightcrew.jobs import JobStatus
 
 if TYPE_CHECKING:
@@ -90,53 +91,41 @@ def build_events_router(app: App, hub: EventHub, heartbeat_seconds: float) -> AP
         except BaseException:
             hub.unsubscribe(uid, wake)
             raise
-        stream = _stream(
+        stream = job_stream(
             hub, lambda: acting(app, key), uid, wake, job, last_event_id, heartbeat_seconds
         )
-        return StreamingResponse(
-            stream,
-            media_type="text/event-stream",
-            headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            },
-        )
+        return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
 
     return router
 
 
-async def _stream(
+def job_stream(
     hub: EventHub,
     open_session: Callable[[], AbstractAsyncContextManager[Session]],
     job_id: UUID,
     wake: asyncio.Event,
-    job: JobResponse | None,
+    job: JobResponse,
     last_sent: str | None,
     heartbeat_seconds: float,
 ) -> AsyncIterator[str]:
-    try:
-        yield "retry: 2000\n\n"
-        while True:
-            if job is None:
-                wake.clear()  # before reading: a change during the read wakes us again
-                try:
-                    async with open_session() as session:
-                        row = await session.one("http_get_job", {"id": job_id})
-                except ApiError:  # the key (or dashboard session) was revoked meanwhile
-                    return
-                if row is None:  # gone (deleted by retention)
-                    return
-                job = JobResponse.model_validate(row)
-            version = version_of(job)
-            if version != last_sent:
-                yield frame(job)
-                last_sent = version
-            if job.status in JobStatus.terminal_states():
-                return
-            job = None
-            try:
-                await asyncio.wait_for(wake.wait(), heartbeat_seconds)
-            except TimeoutError:
-                yield ": heartbeat\n\n"
-    finally:
-        hub.unsubscribe(job_id, wake)
+    """The event stream of one job (the API's and the dashboard's): the job's JSON now and
+    on every change, until it finishes; ``open_session`` acts as the stream's user."""
+
+    async def read() -> StreamEvent | None:
+        async with open_session() as session:
+            row = await session.one("http_get_job", {"id": job_id})
+        return None if row is None else job_event(JobResponse.model_validate(row))
+
+    return event_stream(
+        read,
+        wake,
+        heartbeat_seconds=heartbeat_seconds,
+        on_close=lambda: hub.unsubscribe(job_id, wake),
+        first=job_event(job),
+        last_sent=last_sent,
+    )
+
+
+def job_event(job: JobResponse) -> StreamEvent:
+    """The stream event of a job state (the stream ends after a terminal state)."""
+    return StreamEvent(version_of(job), frame(job), job.status in JobStatus.terminal_states())

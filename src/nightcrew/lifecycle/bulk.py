@@ -48,7 +48,7 @@ _COPY_JOBS = (
 )
 _COPY_STAGED = (
     "COPY nightcrew_staged_jobs (id, type, queue, payload, priority, run_at, max_attempts,"
-    " timeout_seconds, dedupe_key, user_id, notify, ord) FROM STDIN"
+    " timeout_seconds, dedupe_key, user_id, notify, ord, dedupe_scope) FROM STDIN"
 )
 
 
@@ -82,7 +82,7 @@ def _copy_lines(jobs: Sequence[NewJob], now: datetime, with_ord: bool) -> Iterat
             f"{_copy_text(job.payload_json)}\t{job.priority}\t{run_at}\t{job.max_attempts}\t"
             f"{timeout}\t{dedupe}\t{user}\t{notify}"
         )
-        yield f"{line}\t{index}\n" if with_ord else f"{line}\n"
+        yield f"{line}\t{index}\t{job.dedupe_scope}\n" if with_ord else f"{line}\n"
 
 
 def _row_tail(
@@ -214,6 +214,11 @@ class BulkEncoder:
         self.other.append((index, job))
         return None
 
+    @property
+    def coalescing(self) -> bool:
+        """True when some held-back item has a ``"queued"``-scope dedupe key."""
+        return any(job.dedupe_scope == "queued" for _, job in self.other)
+
     def held_back(self, now: datetime) -> tuple[bytes, bytes]:
         """COPY text of the items written after the stream, now that the transaction's
         clock is known: (plain rows for jobs, dedupe-keyed rows for the staging table)."""
@@ -224,12 +229,12 @@ class BulkEncoder:
             "".join(_copy_lines(keyed, now, with_ord=True)).encode(),
         )
 
-    def result(self, returned: Iterable[tuple[UUID, str | None]]) -> list[UUID]:
+    def result(self, returned: Iterable[tuple[UUID, str, str]]) -> list[UUID]:
         """Ids in input order; items with a dedupe key get the live job's id."""
         ids = self.ids
-        by_key = {key: job_id for job_id, key in returned}
+        by_key = {(key, scope): job_id for job_id, key, scope in returned}
         for index, job in self.other:
-            ids[index] = by_key[job.dedupe_key] if job.dedupe_key else job.id
+            ids[index] = by_key[job.dedupe_key, job.dedupe_scope] if job.dedupe_key else job.id
         return ids  # type: ignore[return-value]  # every None was filled above
 
 
@@ -257,7 +262,7 @@ def insert_many(
         row = conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)}).fetchone()
         assert row is not None
         plain, keyed = encoder.held_back(row[0])
-        returned: list[tuple[UUID, str | None]] = []
+        returned: list[tuple[UUID, str, str]] = []
         if plain:
             with conn.cursor().copy(_COPY_JOBS) as copy:
                 copy.write(plain)
@@ -266,6 +271,8 @@ def insert_many(
             with conn.cursor().copy(_COPY_STAGED) as copy:
                 copy.write(keyed)
             returned = conn.execute(query("insert_staged_jobs")).fetchall()
+            if encoder.coalescing:
+                returned += conn.execute(query("insert_staged_jobs_queued")).fetchall()
             conn.execute("DELETE FROM nightcrew_staged_jobs")
     return encoder.result(returned)
 
@@ -292,7 +299,7 @@ async def ainsert_many(
         row = await cur.fetchone()
         assert row is not None
         plain, keyed = encoder.held_back(row[0])
-        returned: list[tuple[UUID, str | None]] = []
+        returned: list[tuple[UUID, str, str]] = []
         if plain:
             async with conn.cursor().copy(_COPY_JOBS) as acopy:
                 await acopy.write(plain)
@@ -302,5 +309,8 @@ async def ainsert_many(
                 await acopy.write(keyed)
             cur = await conn.execute(query("insert_staged_jobs"))
             returned = await cur.fetchall()
+            if encoder.coalescing:
+                cur = await conn.execute(query("insert_staged_jobs_queued"))
+                returned += await cur.fetchall()
             await conn.execute("DELETE FROM nightcrew_staged_jobs")
     return encoder.result(returned)

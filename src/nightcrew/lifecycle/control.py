@@ -2,7 +2,7 @@
 
 The one Python writer of these transitions: ``App``, the HTTP API, the dashboard and the
 CLI all call the functions here, and each function runs one named statement (see
-docs/transitions.md). Every function acts on the given connection, so row-level security
+docs/architecture.md). Every function acts on the given connection, so row-level security
 follows that connection's role (the HTTP layer passes its per-request connection), and
 with an ``actor`` the audit entry is written by the same statement. Each job asked for gets
 a :class:`ControlResult` saying what happened and, when nothing did, why.

@@ -23,6 +23,7 @@ from nightcrew.notify.spec import notify_json
 from nightcrew.queries import query
 
 PRIORITY_RANGE = (-1000, 1000)
+DEDUPE_SCOPES = ("active", "queued")
 MAX_ATTEMPTS_LIMIT = 1000
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays/objects a payload or a result may have (readers recurse)."""
@@ -73,6 +74,7 @@ ENQUEUE_KEYS = frozenset(
         "delay",
         "run_at",
         "dedupe_key",
+        "dedupe_scope",
         "user_id",
         "max_attempts",
         "timeout",
@@ -97,6 +99,7 @@ class NewJob:
     dedupe_key: str | None
     user_id: str | None
     notify_json: str | None = None
+    dedupe_scope: str = "active"
 
     def params(self) -> dict[str, Any]:
         """Parameters of the ``insert_job`` query."""
@@ -131,6 +134,7 @@ def build_job(
     max_attempts: int | None = None,
     timeout: float | None = None,
     notify: Mapping[str, Any] | None = None,
+    dedupe_scope: str | None = None,
 ) -> NewJob:
     """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
     if not isinstance(type, str) or not type or "\x00" in type:
@@ -171,6 +175,7 @@ def build_job(
     for name, value in (("queue", queue), ("dedupe_key", dedupe_key), ("user_id", user_id)):
         if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
             raise EnqueueError(f"{name} must be a non-empty string without NUL, got {value!r}")
+    scope = checked_dedupe_scope(dedupe_scope, dedupe_key)
     notify_text = (
         notify_json(notify) if notify is not None else (spec.notify_json if spec else None)
     )
@@ -187,7 +192,20 @@ def build_job(
         dedupe_key=dedupe_key,
         user_id=user_id,
         notify_json=notify_text,
+        dedupe_scope=scope,
     )
+
+
+def checked_dedupe_scope(scope: Any, dedupe_key: str | None) -> str:
+    """The dedupe scope to store (``"active"`` when not given); raise :class:`EnqueueError`
+    for an unknown scope or a scope without a key."""
+    if scope is None:
+        return "active"
+    if scope not in DEDUPE_SCOPES:
+        raise EnqueueError(f"dedupe_scope must be 'active' or 'queued', got {scope!r}")
+    if dedupe_key is None:
+        raise EnqueueError("dedupe_scope needs a dedupe_key")
+    return str(scope)
 
 
 def encode_payload(job_type: str, payload: Any, spec: JobType | None) -> str:
@@ -246,7 +264,9 @@ def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def _insert_query(job: NewJob) -> Any:
-    return query("insert_job" if job.dedupe_key is not None else "insert_job_plain")
+    if job.dedupe_key is None:
+        return query("insert_job_plain")
+    return query("insert_job_queued" if job.dedupe_scope == "queued" else "insert_job")
 
 
 def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.adapt import Buffer, Loader
@@ -61,9 +62,11 @@ async def fetch_jobs(
     queues: Sequence[str],
     limit: int,
     lease_seconds: float,
+    exclude: Sequence[UUID] = (),
     prepare: bool | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Lease up to ``limit`` jobs from ``queues`` (priority, then run_at order).
+    """Lease up to ``limit`` jobs from ``queues`` (priority, then run_at order), leaving
+    out the job ids in ``exclude``.
 
     ``prepare=True`` prepares the statement on first use (psycopg's default: the sixth).
     """
@@ -74,6 +77,7 @@ async def fetch_jobs(
             "limit": limit,
             "worker_id": worker_id,
             "lease_seconds": lease_seconds,
+            "exclude": list(exclude),
             "now": None,
         },
         prepare=prepare,

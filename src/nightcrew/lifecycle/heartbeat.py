@@ -17,9 +17,9 @@ async def renew_leases(
     worker_id: str,
     held: Sequence[tuple[UUID, int]],
     lease_seconds: float,
-) -> dict[UUID, bool]:
-    """Extend the leases in ``held`` (id, attempt). Returns ``{id: cancel_requested}`` for
-    the leases still held; a missing id means that lease is lost."""
+) -> dict[tuple[UUID, int], bool]:
+    """Extend the leases in ``held`` (id, attempt). Returns ``{(id, attempt):
+    cancel_requested}`` for the leases still held; a missing pair means that lease is lost."""
     cur = await conn.execute(
         query("renew_leases"),
         {
@@ -31,4 +31,4 @@ async def renew_leases(
         # Batch statements: plan with the real arrays every time (see queries.py).
         prepare=False,
     )
-    return {row[0]: row[1] for row in await cur.fetchall()}
+    return {(row[0], row[1]): row[2] for row in await cur.fetchall()}

@@ -20,16 +20,14 @@ from fastapi.responses import Response, StreamingResponse
 
 from nightcrew.app import App
 from nightcrew.http.dashboard.auth import nightcrew_app, session_id
-from nightcrew.http.errors import ApiError
 from nightcrew.http.models import JobResponse
 from nightcrew.http.session import acting_for_dashboard
-from nightcrew.http.sse import ANY_JOB, EventHub
-from nightcrew.http.sse import _stream as job_stream
+from nightcrew.http.sse import ANY_JOB, EventHub, job_stream
+from nightcrew.http.streams import HEADERS, StreamEvent, event_stream
 
 COALESCE_SECONDS = 0.25
 """A burst of job changes costs one re-read per open overview."""
 RUNNING_SHOWN = 50
-HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def build_stream_router() -> APIRouter:
@@ -105,34 +103,28 @@ async def overview_snapshot(app: App, sid: str) -> dict[str, Any]:
     }
 
 
-async def _overview_stream(
+def _overview_stream(
     app: App,
     hub: EventHub,
     sid: str,
     wake: asyncio.Event,
-    snapshot: dict[str, Any] | None,
+    snapshot: dict[str, Any],
     heartbeat_seconds: float,
 ) -> AsyncIterator[str]:
-    sent = None
-    try:
-        yield "retry: 2000\n\n"
-        while True:
-            if snapshot is None:
-                wake.clear()  # before reading: a change during the read wakes us again
-                try:
-                    snapshot = await overview_snapshot(app, sid)
-                except ApiError:  # logged out, expired or the key revoked meanwhile
-                    return
-            text = json.dumps(snapshot, separators=(",", ":"))
-            if text != sent:
-                yield f"event: overview\ndata: {text}\n\n"
-                sent = text
-            snapshot = None
-            while not wake.is_set():
-                try:
-                    await asyncio.wait_for(wake.wait(), heartbeat_seconds)
-                except TimeoutError:
-                    yield ": heartbeat\n\n"
-            await asyncio.sleep(COALESCE_SECONDS)
-    finally:
-        hub.unsubscribe(ANY_JOB, wake)
+    async def read() -> StreamEvent:
+        return overview_event(await overview_snapshot(app, sid))
+
+    return event_stream(
+        read,
+        wake,
+        heartbeat_seconds=heartbeat_seconds,
+        on_close=lambda: hub.unsubscribe(ANY_JOB, wake),
+        first=overview_event(snapshot),
+        coalesce_seconds=COALESCE_SECONDS,
+    )
+
+
+def overview_event(snapshot: dict[str, Any]) -> StreamEvent:
+    """The overview's event: sent when its JSON changed."""
+    text = json.dumps(snapshot, separators=(",", ":"))
+    return StreamEvent(text, f"event: overview\ndata: {text}\n\n")

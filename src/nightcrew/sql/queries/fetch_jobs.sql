@@ -1,6 +1,8 @@
 -- Lease up to %(limit)s runnable jobs: highest priority first, then oldest run_at.
 -- One ordered index scan per queue (jobs_fetch_idx), SKIP LOCKED so workers never wait
 -- on each other; attempts is counted here, so ctx.job.attempt is 1 on the first run.
+-- %(exclude)s: jobs whose earlier attempt still runs in this worker (a thread that outlived
+-- its lease): fetching them here would run two attempts side by side. Usually empty.
 WITH picked AS (
     SELECT c.ctid
     FROM unnest(%(queues)s::text[]) AS q(name)
@@ -10,6 +12,7 @@ WITH picked AS (
         WHERE queue = q.name
           AND status IN ('pending', 'retrying')
           AND run_at <= coalesce(%(now)s, now())
+          AND id <> ALL (%(exclude)s::uuid[])
         ORDER BY priority DESC, run_at
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED

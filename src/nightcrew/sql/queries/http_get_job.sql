@@ -3,13 +3,14 @@
 -- "archived" tells the two apart; the archived columns are rebuilt from the row's JSON.
 (SELECT id, type, queue, payload, status::text AS status, priority, attempts, max_attempts,
         progress, stage, metrics, result, error, run_at, created_at, started_at, completed_at,
-        updated_at, user_id, false AS archived
+        updated_at, user_id, dedupe_scope, false AS archived
  FROM nightcrew.jobs
  WHERE id = %(id)s)
 UNION ALL
 (SELECT h.id, h.type, h.queue, r.payload, h.status::text AS status, r.priority, r.attempts,
         r.max_attempts, r.progress, r.stage, r.metrics, r.result, r.error, r.run_at,
-        h.created_at, r.started_at, h.completed_at, r.updated_at, r.user_id, true AS archived
+        h.created_at, r.started_at, h.completed_at, r.updated_at, r.user_id,
+        coalesce(r.dedupe_scope, 'active'), true AS archived
  FROM nightcrew.jobs_history AS h
  CROSS JOIN LATERAL jsonb_populate_record(NULL::nightcrew.jobs, h.job) AS r
  WHERE h.id = %(id)s)

@@ -1,9 +1,10 @@
 -- Heartbeat: extend the leases this worker still holds; report cancellation requests.
 -- Rows locked by a handler's ctx.transaction() are skipped, not waited for (one long
 -- transaction must not stall the heartbeat of every other job); they are still reported
--- as held, and while locked no rescuer can take them (rescue uses SKIP LOCKED too).
+-- as held, and while locked no rescuer can take them (rescue uses SKIP LOCKED too; the
+-- transaction extends the lease itself when it commits, see lock_lease.sql).
 WITH held AS (
-    SELECT j.id, j.cancel_requested
+    SELECT j.id, j.attempts, j.cancel_requested
     FROM nightcrew.jobs AS j
     JOIN unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS h(id, attempt)
       ON j.id = h.id AND j.attempts = h.attempt
@@ -26,4 +27,4 @@ renewed AS (
     FROM unlocked
     WHERE j.id = unlocked.id
 )
-SELECT id, cancel_requested FROM held
+SELECT id, attempts, cancel_requested FROM held

@@ -1,5 +1,7 @@
 -- Jobs whose lease ran out (worker killed or cut off): retry them, or dead-letter them when
--- their attempts are spent. The lost attempt is recorded in the error history.
+-- their attempts are spent; a job asked to cancel while it ran ends cancelled instead (the
+-- cancel request must not be lost with the lease). The lost attempt is recorded in the error
+-- history.
 WITH expired AS (
     SELECT id
     FROM nightcrew.jobs
@@ -10,7 +12,8 @@ WITH expired AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE nightcrew.jobs AS j
-SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed'
+SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
+                  WHEN j.attempts >= j.max_attempts THEN 'failed'
                   ELSE 'retrying' END::nightcrew.job_status,
     error = 'lease expired: worker ' || coalesce(j.worker_id, '?') || ' stopped heartbeating',
     errors = j.errors || jsonb_build_array(jsonb_build_object(
@@ -20,7 +23,8 @@ SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed'
                    || ' stopped heartbeating',
         'traceback', NULL,
         'at', now())),
-    completed_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+    completed_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN now() END,
+    cancel_requested = false,
     run_at = now(),
     worker_id = NULL,
     lease_expires_at = NULL,

@@ -1,4 +1,4 @@
--- nightcrew 0011: archived jobs stay readable through the API, under row-level security.
+-- nightcrew 0010: archived jobs stay readable through the API, under row-level security.
 --
 -- GET /api/jobs/{id} and the dashboard's job page fall back to nightcrew.jobs_history once
 -- pruning moved a job there. They run as nightcrew_api, which had no privilege on the

@@ -1,4 +1,4 @@
--- nightcrew 0010: server-side dashboard sessions.
+-- nightcrew 0009: server-side dashboard sessions.
 --
 -- The dashboard's cookie holds a random session id, never the API key; only the id's
 -- sha256 is stored. A session ends at logout (revoked_at), at expires_at, or when the API
