@@ -120,7 +120,7 @@ class UsageRequest(_Strict):
     used_at: AwareDatetime | None = None
     suggested: bool = False
     """The item was added because it was suggested for this estimate."""
-    suggestion_id: Annotated[int, Field(ge=1)] | None = None
+    suggestion_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
     """The id of the suggestion taken up (from ``GET /suggestions`` with the estimate)."""
 
 

@@ -62,6 +62,10 @@ async def test_suggestions_offered_and_taken_up_give_the_share_against_the_goal(
         wrong = await call("alice", "POST", "/usage", json={
             **line, "item_code": "WALL", "suggestion_id": ids["SLAB"]})  # fmt: skip
         assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "suggestion_id"
+        for bad in (2**63, 0, "x"):  # beyond bigint, not positive, not a number: 422, no 500
+            refused = await call("alice", "POST", "/usage", json={
+                **line, "item_code": "POST", "suggestion_id": bad})  # fmt: skip
+            assert refused.status_code == 422, (bad, refused.text)
         said = await call("alice", "POST", "/usage", json={
             **line, "estimate_id": "E10", "item_code": "SLAB", "suggested": True})  # fmt: skip
         assert said.status_code == 201 and said.json()["suggestion_id"] is not None
