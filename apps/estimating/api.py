@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from estimating import access, library, popularity, prices, projects
+from estimating import access, library, popularity, prices, projects, reports, uptake
 from estimating.access import ANY_MEMBER, OWNERS, WRITERS
 from estimating.bulk import select_catalogue_entries
 from estimating.errors import EstimatingError
@@ -71,8 +71,8 @@ def build_router(app: "App") -> APIRouter:
         try:
             return await app.aenqueue(type, payload, user_id=session.principal.user_id,
                                       notify=notify, conn=session.conn)  # fmt: skip
-        except EnqueueError as exc:  # only notify_email comes from the request
-            field = "notify_email" if email else None
+        except EnqueueError as exc:  # of the request's fields, only notify_email reaches here
+            field = "notify_email" if exc.field == "notify.email" else None
             raise ApiError(422, f"{field or 'job'}: {exc}", field=field) from None
 
     async def accepted(job_id: UUID) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def build_router(app: "App") -> APIRouter:
             assert row is not None
             members = await projects.members(session.conn, project_id)
         return {"id": row[0], "name": row[1], "created_at": row[2].isoformat(),
-                "your_role": role, "members": members}  # fmt: skip
+                "active": row[3], "your_role": role, "members": members}  # fmt: skip
 
     @router.post("/projects/{project_id}/members", status_code=201,
                  summary="Add a member or change a role (owners)")  # fmt: skip
@@ -150,7 +150,8 @@ def build_router(app: "App") -> APIRouter:
         async with acting_user(key) as session:
             await access.project_role(session.conn, project_id, session.principal)
             found = await projects.snapshots(session.conn, project_id, limit=limit)
-        return {"project_id": project_id, "snapshots": found}
+            totals = await projects.totals(session.conn, project_id, limit=limit)
+        return {"project_id": project_id, "totals": totals, "snapshots": found}
 
     @router.get("/projects/{project_id}/calculations", summary="The project's calculations")
     async def get_calculations(
@@ -187,14 +188,51 @@ def build_router(app: "App") -> APIRouter:
         key: Key,
         items: Annotated[str, Query(min_length=1, description="comma-separated item codes")],
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
+        project_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+        estimate_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     ) -> dict[str, Any]:
+        """With ``project_id`` and ``estimate_id`` (owners and editors of the project), the
+        suggestions are recorded as offered for that estimate, each with its ``id``."""
         codes = list(dict.fromkeys(c.strip() for c in items.split(",") if c.strip()))
         if not codes:
             raise ApiError(422, "items: give at least one item code", field="items")
+        if (project_id is None) != (estimate_id is None):
+            missing = "estimate_id" if estimate_id is None else "project_id"
+            raise ApiError(422, f"{missing}: give both project_id and estimate_id, or neither",
+                           field=missing)  # fmt: skip
         async with acting_user(key) as session:
             ids = await library.item_ids(session.conn, codes, field="items")
             found = await popularity.suggestions(session.conn, list(ids.values()), limit=limit)
+            if project_id is not None and estimate_id is not None:
+                await access.require_project_role(session.conn, project_id, session.principal,
+                                                  WRITERS, "recording suggestions")  # fmt: skip
+                offered = await uptake.record_offers(
+                    session.conn, project_id, estimate_id, [s["item_id"] for s in found]
+                )
+                for suggestion in found:
+                    suggestion["id"] = offered[suggestion["item_id"]]
+        for suggestion in found:
+            suggestion.pop("item_id")
         return {"items": codes, "suggestions": found}
+
+    @router.get("/suggestions/uptake", summary="Share of suggestions used, last 30 days")
+    async def get_uptake(key: Key) -> dict[str, Any]:
+        async with acting_user(key) as session:
+            return await uptake.uptake(session.conn)
+
+    @router.get("/reports/weekly", summary="The weekly usage report (latest, or of a week)")
+    async def get_weekly_report(key: Key, week: date | None = None) -> dict[str, Any]:
+        """``week``: any day of the week wanted (weeks run Sunday to Saturday); project rows
+        only for projects you may see."""
+        async with acting_user(key) as session:
+            return await reports.read_weekly_report(session.conn, week)
+
+    @router.get("/projects/{project_id}/estimates/{estimate_id}",
+                summary="An estimate and its lines (archived ones too)")  # fmt: skip
+    async def get_estimate(project_id: str, estimate_id: str, key: Key) -> dict[str, Any]:
+        async with acting_user(key) as session:
+            await access.project_role(session.conn, project_id, session.principal)
+            return await reports.read_estimate(session.conn, project_id, estimate_id)
 
     @router.get("/items/{code}/price-trend", summary="Average price per period and a forecast")
     async def get_price_trend(

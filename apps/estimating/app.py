@@ -21,7 +21,7 @@ from estimating.models import (
     BulkPriceUpdateRequest,
     CalculationRequest,
 )
-from nightcrew import App, JobContext
+from nightcrew import App, EmailTemplate, JobContext, admin_user_ids
 
 QUEUE = "estimating"
 ALERT_EMAIL_ENV = "ESTIMATING_ALERT_EMAIL"
@@ -51,25 +51,53 @@ async def capture_price_snapshot(ctx: JobContext, payload: dict[str, Any] | None
         counts = await prices.capture_snapshot(conn, day)
         await ctx.save(progress=80, stage="checking for price spikes")
         spikes = await prices.detect_spikes(conn, day)
+        admins = await admin_user_ids(conn)
     for spike in spikes:
-        await raise_price_alert(ctx.app, spike)
+        await raise_price_alert(ctx.app, spike, admins)
     return {
         **counts, "day": day.isoformat(), "alerts": spikes,
-        "summary": f"prices of {counts['catalogue']} catalogue entries and {counts['items']} "
-                   f"items captured for {day}; {len(spikes)} spike alert(s)",
+        "summary": f"prices of {counts['catalogue']} catalogue entries, {counts['items']} "
+                   f"items and {counts['projects']} active projects captured for {day}; "
+                   f"{len(spikes)} spike alert(s)",
     }  # fmt: skip
 
 
-async def raise_price_alert(target: App, spike: dict[str, Any]) -> None:
-    """Notify a price spike through nightcrew's notifications: a tiny job whose summary is
-    the alert, notified in-app and by email to ``$ESTIMATING_ALERT_EMAIL`` when set."""
-    notify: dict[str, Any] = {"in_app": True, "on": ["completed"]}
-    if os.environ.get(ALERT_EMAIL_ENV):
-        notify["email"] = os.environ[ALERT_EMAIL_ENV]
-    await target.aenqueue(
-        "estimating.price_alert", spike, notify=notify,
-        dedupe_key=f"price-alert:{spike['code']}:{spike['period_start']}",
-    )  # fmt: skip
+async def raise_price_alert(target: App, spike: dict[str, Any], admins: list[str]) -> None:
+    """Notify a price spike through nightcrew's notifications: tiny jobs whose summary is
+    the alert. In-app notifications belong to a job's user, so each admin gets their own
+    (admins are the ones who change the shared catalogue); one more carries the email to
+    ``$ESTIMATING_ALERT_EMAIL`` when it is set."""
+    alert_key = f"price-alert:{spike['code']}:{spike['period_start']}"
+    for admin in admins:
+        await target.aenqueue(
+            "estimating.price_alert", spike, user_id=admin,
+            notify={"in_app": True, "on": ["completed"]}, dedupe_key=f"{alert_key}:{admin}",
+        )  # fmt: skip
+    address = os.environ.get(ALERT_EMAIL_ENV)
+    if address:
+        await target.aenqueue(
+            "estimating.price_alert", spike, notify={"email": address, "on": ["completed"]},
+            dedupe_key=f"{alert_key}:email",
+        )  # fmt: skip
+
+
+PRICE_ALERT_EMAIL = EmailTemplate(
+    subject="[estimating] {{ job.summary }}",
+    text=(
+        "{{ job.summary }}\n\n"
+        "{{ job.result.code }}: average rate {{ job.result.previous_rate | money }} in the "
+        "previous month, {{ job.result.current_rate | money }} this month "
+        "({{ '%+.2f' | format(job.result.change_pct) }} %).\n\n{{ job.url }}\n"
+    ),
+    html=(
+        "<p><strong>{{ job.summary }}</strong></p><p>{{ job.result.code }}: average rate "
+        "{{ job.result.previous_rate | money }} in the previous month, "
+        "{{ job.result.current_rate | money }} this month "
+        "({{ '%+.2f' | format(job.result.change_pct) }} %).</p>"
+        '<p><a href="{{ job.url }}">{{ job.url }}</a></p>'
+    ),
+)
+"""The price spike email: the alert, and the rates as money."""
 
 
 async def price_alert(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +138,7 @@ async def weekly_report(ctx: JobContext, payload: dict[str, Any] | None) -> dict
 
 
 async def archive_usage(ctx: JobContext, payload: dict[str, Any] | None) -> dict[str, Any]:
-    """Move usage older than 13 months to the archive table."""
+    """Move estimates untouched for 13 months, with their lines, to the archive tables."""
     return await reports.archive_usage(ctx, payload)
 
 
@@ -128,7 +156,8 @@ def install(app: App) -> None:
         app.job("estimating.capture_price_snapshot", queue=QUEUE, timeout=900)(
             capture_price_snapshot
         )
-        app.job("estimating.price_alert", queue=QUEUE, public=False)(price_alert)
+        app.job("estimating.price_alert", queue=QUEUE, public=False,
+                notify_template=PRICE_ALERT_EMAIL)(price_alert)  # fmt: skip
         app.job("estimating.calculate_costs", queue=QUEUE, timeout=600)(calculate_costs_job)
         app.job("estimating.bulk_price_update", queue=QUEUE, timeout=3600)(bulk_price_update)
         app.job("estimating.bulk_assembly_update", queue=QUEUE, timeout=3600)(bulk_assembly_update)
@@ -136,8 +165,9 @@ def install(app: App) -> None:
         app.job("estimating.archive_usage", queue=QUEUE, timeout=3600)(archive_usage)
         app.schedule("estimating.aggregate_popularity", cron="0 * * * *", critical=False)
         app.schedule("estimating.capture_price_snapshot", cron="0 2 * * *")
-        app.schedule("estimating.weekly_report", cron="0 6 * * 0", critical=False)
-        app.schedule("estimating.archive_usage", cron="0 3 1 * *", critical=False)
+        # The seed's times: the week's report on Sunday at midnight, the archive on the 1st.
+        app.schedule("estimating.weekly_report", cron="0 0 * * 0", critical=False)
+        app.schedule("estimating.archive_usage", cron="0 0 1 * *", critical=False)
         app.add_router(build_router(app))
         app.add_dashboard_page(
             "Estimating", "/estimating", build_dashboard_router(app), templates="estimating"

@@ -30,13 +30,39 @@ async def select_catalogue_entries(
         for code in request.catalogue_codes:
             if code not in found:
                 raise UnknownCode(f"unknown catalogue code {code!r}", field="catalogue_codes")
+    cur = await conn.execute(query("bulk_price_select"), _selection(request))
+    return [row[0] for row in await cur.fetchall()]
+
+
+def _selection(request: BulkPriceUpdateRequest) -> dict[str, Any]:
+    """The parameters of the selection queries."""
     flt = request.filter
-    params = {
+    return {
         "catalogue_codes": request.catalogue_codes, "item_codes": request.item_codes,
         "kind": flt.kind if flt else None, "category": flt.category if flt else None,
     }  # fmt: skip
-    cur = await conn.execute(query("bulk_price_select"), params)
-    return [row[0] for row in await cur.fetchall()]
+
+
+async def count_selected_items(
+    conn: psycopg.AsyncConnection[Any], request: BulkPriceUpdateRequest
+) -> int:
+    """How many library items the update selects (named, or matched by entry or filter)."""
+    cur = await conn.execute(query("bulk_price_items"), _selection(request))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 item``, ``2 items``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def price_update_summary(items: int, changed: int, percent: Decimal) -> str:
+    """``100 items updated successfully (148 catalogue rates raised)``: the items selected
+    and the catalogue entries changed, which differ when items share entries."""
+    verb = "raised" if percent > 0 else "lowered" if percent < 0 else "unchanged"
+    rates = plural(changed, "catalogue rate")
+    return f"{plural(items, 'item')} updated successfully ({rates} {verb})"
 
 
 async def run_batches(
@@ -70,9 +96,10 @@ async def bulk_price_update(ctx: JobContext, request: BulkPriceUpdateRequest) ->
         pool = await ctx.app.apool()
         async with pool.connection() as conn:
             ids = await select_catalogue_entries(conn, request)
+            items = await count_selected_items(conn, request)
         await ctx.save(
-            progress=0, stage=f"selected {len(ids)} catalogue entries",
-            checkpoint={"ids": ids, "done": 0},
+            progress=0, stage=f"selected {len(ids)} catalogue entries of {items} items",
+            checkpoint={"ids": ids, "done": 0, "items": items},
         )  # fmt: skip
     ids = list(ctx.checkpoint["ids"])
     factor = 1 + request.percent / Decimal(100)
@@ -82,10 +109,16 @@ async def bulk_price_update(ctx: JobContext, request: BulkPriceUpdateRequest) ->
             query("bulk_price_apply"), {"job_id": ctx.job.id, "ids": batch, "factor": factor}
         )
 
-    total = await run_batches(ctx, ids, apply, noun="updated")
+    await run_batches(ctx, ids, apply, noun="updated")
+    items = int(ctx.checkpoint.get("items", len(ids)))
+    pool = await ctx.app.apool()
+    async with pool.connection() as conn:  # the ledger counts every attempt's batches
+        cur = await conn.execute(query("bulk_price_changed"), {"job_id": ctx.job.id})
+        row = await cur.fetchone()
+    changed = int(row[0]) if row else 0
     return {
-        "summary": f"{total} items updated successfully", "updated": total,
-        "percent": str(request.percent),
+        "summary": price_update_summary(items, changed, request.percent),
+        "items": items, "catalogue_rates": changed, "percent": str(request.percent),
     }  # fmt: skip
 
 

@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from estimating.errors import UnknownCode
-from estimating.models import CalculationRequest
+from estimating.models import COST_OPTIONS, CalculationRequest
 from estimating.sql import query
 
 CENT = Decimal("0.01")
@@ -137,17 +137,20 @@ async def priced_factors(
     return result
 
 
-def summarise(direct: Decimal, request: CalculationRequest) -> dict[str, str]:
-    """Direct, indirect, overhead, contingency and total, each rounded to the cent."""
-    indirect = cents(direct * request.indirect_pct / HUNDRED)
-    overhead = cents((direct + indirect) * request.overhead_pct / HUNDRED)
-    contingency = cents((direct + indirect + overhead) * request.contingency_pct / HUNDRED)
-    total = direct + indirect + overhead + contingency
+def summarise(direct: Decimal, request: CalculationRequest) -> dict[str, Any]:
+    """Direct, then indirect, overhead and contingency (each 0 unless included, else its
+    percentage of the running total, rounded to the cent), and their total."""
+    amounts = {"direct": direct}
+    running = direct
+    for name in COST_OPTIONS:
+        amount = cents(running * request.percent(name) / HUNDRED)
+        amounts[name] = amount if request.included(name) else Decimal("0.00")
+        running += amounts[name]
     return {
-        "direct": str(direct), "indirect": str(indirect), "overhead": str(overhead),
-        "contingency": str(contingency), "total": str(total),
-        "indirect_pct": str(request.indirect_pct), "overhead_pct": str(request.overhead_pct),
-        "contingency_pct": str(request.contingency_pct),
+        **{name: str(value) for name, value in amounts.items()}, "total": str(running),
+        **{f"include_{n}": request.included(n) for n in COST_OPTIONS},
+        **{f"{n}_pct": str(request.percent(n)) if request.included(n) else None
+           for n in COST_OPTIONS},
     }  # fmt: skip
 
 

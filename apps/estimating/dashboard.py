@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg.rows import dict_row
 from pydantic import ValidationError
 
-from estimating import library, popularity, prices
+from estimating import library, popularity, prices, reports, uptake
 from estimating.bulk import select_catalogue_entries
 from estimating.errors import EstimatingError
 from estimating.models import BulkPriceUpdateRequest
@@ -51,9 +51,12 @@ def build_dashboard_router(app: "App") -> APIRouter:
                 items = await cur.fetchall()
                 await cur.execute(query("dashboard_categories"))
                 categories = [row["category"] for row in await cur.fetchall()]
+            report = await _latest_report(session.conn)
+            taken = await uptake.uptake(session.conn)
             return await render(
                 request, session, "estimating/index.html", items=items, search=search or "",
-                categories=categories, job=job, form=request.query_params,
+                categories=categories, job=job, form=request.query_params, report=report,
+                uptake=taken,
             )  # fmt: skip
 
     @router.get("/items/{code}", response_class=HTMLResponse)
@@ -111,6 +114,14 @@ def build_dashboard_router(app: "App") -> APIRouter:
         return RedirectResponse(flash_url(request, f"/estimating?job={job_id}", message), 303)
 
     return router
+
+
+async def _latest_report(conn: Any) -> dict[str, Any] | None:
+    """The latest weekly report with only the viewer's project rows, if there is one."""
+    try:
+        return await reports.read_weekly_report(conn, None)
+    except EstimatingError:
+        return None
 
 
 def _biggest_jump(periods: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -24,7 +24,8 @@ async def prepare(url: str, console: Console, *, reload: bool, small: bool) -> N
         if row and row[0]:
             await conn.execute(
                 "TRUNCATE estimating.catalogue, estimating.items, estimating.projects,"
-                " estimating.usage, estimating.usage_archive, estimating.weekly_reports"
+                " estimating.usage, estimating.usage_archive, estimating.weekly_reports,"
+                " estimating.estimates_archive"
                 " RESTART IDENTITY CASCADE"
             )
         size = SMALL if small else DemoSize()
@@ -50,4 +51,6 @@ def hints(base: str, user_key: str) -> list[str]:
         f"{auth} '{base}/api/estimating/items/CONC-C25/price-trend?months=6'",
         f"{auth} '{base}/api/estimating/items/REBAR-12MM/price-trend?months=6'",
         f"{auth} '{base}/api/estimating/projects/PRJ-001/rates'   # estimator owns PRJ-001",
+        f"{auth} '{base}/api/estimating/reports/weekly'   # last week's usage report",
+        f"{auth} '{base}/api/estimating/suggestions/uptake'   # goal: 80 % of suggestions used",
     ]

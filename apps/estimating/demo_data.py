@@ -16,7 +16,8 @@ from typing import Any
 
 import psycopg
 
-from estimating import popularity, prices
+from estimating import popularity, prices, reports
+from estimating.sql import query
 
 # (code, name, unit, rate) per kind; STEEL-* entries carry the steel price story.
 MATERIALS = [
@@ -333,11 +334,15 @@ async def load_demo(
     await prices.capture_snapshot(conn, today)
     spikes = await prices.detect_spikes(conn, spike + timedelta(days=1))
     summary = await popularity.aggregate_popularity(conn)
+    offers = await conn.execute(query("demo_suggestion_offers"), {"now": datetime.now(UTC)})
+    # The report of the last full week (Sunday to Saturday), as the Sunday run leaves it.
+    await reports.compute_weekly_report(conn, today - timedelta(days=(today.weekday() + 1) % 7))
     return {
         "catalogue": len(cat_ids), "items": len(item_ids), "projects": len(projects),
         "project_rates": rate_rows, "estimates": size.estimates, "usage": usage_rows,
         "snapshot_days": snapshot_days + 1, "spike_month": spike.isoformat(),
         "steel_alerts": len(spikes), "cooccurrence_pairs": summary["pairs"],
+        "suggestion_offers": offers.rowcount,
         "load_seconds": round(load_seconds, 2),
         "seconds": round(time.perf_counter() - started, 2),
     }  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from estimating import uptake
 from estimating.costs import priced_factors, shown, unit_breakdown
 from estimating.errors import (
     Conflict,
@@ -165,7 +166,10 @@ async def create_project(
     params = request.model_dump()
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query("project_create"), params)
-        row = await cur.fetchone() or await _renamed(cur, params)
+        row = await cur.fetchone()
+        if row is not None and request.active is False:  # created, then set inactive
+            row = await _renamed(cur, params)
+        row = row or await _renamed(cur, params)
         if row is not None:
             return row
         await cur.execute(query("project_get"), {"id": request.id})
@@ -179,7 +183,8 @@ async def create_project(
 async def _renamed(
     cur: psycopg.AsyncCursor[dict[str, Any]], params: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """Rename an existing project (row-level security: only if the user may write it)."""
+    """Rename an existing project and set its active flag when given (row-level security:
+    only if the user may write it)."""
     await cur.execute(query("project_rename"), params)
     return await cur.fetchone()
 
@@ -215,8 +220,9 @@ async def record_usage(conn: psycopg.AsyncConnection[Any], request: UsageRequest
     cur = await conn.execute(query("usage_insert"), params)
     row = await cur.fetchone()
     assert row is not None
+    taken = await uptake.record_use(conn, request, ids[request.item_code], row[1])
     return {"id": row[0], "used_at": row[1].isoformat(), **request.model_dump(mode="json",
-            exclude={"used_at"})}  # fmt: skip
+            exclude={"used_at", "suggestion_id"}), "suggestion_id": taken}  # fmt: skip
 
 
 async def create_assembly(

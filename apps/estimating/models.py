@@ -81,6 +81,8 @@ class ProjectRequest(_Strict):
 
     id: ClientId
     name: Name
+    active: bool | None = None
+    """Inactive projects are left out of the daily snapshot; new projects are active."""
 
 
 class MemberRequest(_Strict):
@@ -116,6 +118,10 @@ class UsageRequest(_Strict):
     estimate_id: ClientId
     quantity: Amount
     used_at: AwareDatetime | None = None
+    suggested: bool = False
+    """The item was added because it was suggested for this estimate."""
+    suggestion_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+    """The id of the suggestion taken up (from ``GET /suggestions`` with the estimate)."""
 
 
 class CalculationLine(_Strict):
@@ -125,19 +131,51 @@ class CalculationLine(_Strict):
     quantity: Amount = Decimal(1)
 
 
+COST_OPTIONS = ("indirect", "overhead", "contingency")
+"""The optional costs of a calculation, each added on top of the ones before it."""
+DEFAULT_PCT = {"indirect": Decimal(15), "overhead": Decimal(10), "contingency": Decimal(5)}
+"""The seed's percentages, used when a cost is included without its percentage."""
+
+
 class CalculationRequest(_Strict):
     """``POST /api/estimating/calculations`` (and the ``estimating.calculate_costs`` payload).
 
-    Percentages: indirect of direct; overhead of direct + indirect; contingency of
-    direct + indirect + overhead.
+    As in the seed, only the direct cost is counted by default: ``include_indirect``,
+    ``include_overhead`` and ``include_contingency`` (default false) add indirect (% of
+    direct), overhead (% of direct + indirect) and contingency (% of direct + indirect +
+    overhead) at ``*_pct`` (default 15 / 10 / 5). A percentage sent means that cost is
+    included (callers written before the flags keep working); sending a percentage with its
+    flag false is a contradiction, refused.
     """
 
     project_id: ClientId
     items: Annotated[list[CalculationLine], Field(min_length=1, max_length=10_000)]
-    indirect_pct: Percent = Decimal(15)
-    overhead_pct: Percent = Decimal(10)
-    contingency_pct: Percent = Decimal(5)
+    include_indirect: bool | None = None
+    include_overhead: bool | None = None
+    include_contingency: bool | None = None
+    indirect_pct: Percent | None = None
+    overhead_pct: Percent | None = None
+    contingency_pct: Percent | None = None
     as_of: date | None = None
+
+    @model_validator(mode="after")
+    def _no_contradiction(self) -> CalculationRequest:
+        for name in COST_OPTIONS:
+            if getattr(self, f"include_{name}") is False and getattr(self, f"{name}_pct"):
+                raise ValueError(
+                    f"{name}_pct is given but include_{name} is false: drop one of them"
+                )
+        return self
+
+    def included(self, name: str) -> bool:
+        """Whether the cost ``name`` (indirect, overhead, contingency) is counted."""
+        flag = getattr(self, f"include_{name}")
+        return bool(flag) if flag is not None else getattr(self, f"{name}_pct") is not None
+
+    def percent(self, name: str) -> Decimal:
+        """The percentage of the cost ``name``: the one sent, else the seed's default."""
+        given: Decimal | None = getattr(self, f"{name}_pct")
+        return DEFAULT_PCT[name] if given is None else given
 
 
 class BulkPriceUpdateRequest(_Strict):

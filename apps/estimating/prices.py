@@ -28,17 +28,21 @@ _T80 = {1: 3.078, 2: 1.886, 3: 1.638, 4: 1.533, 5: 1.476, 6: 1.440, 7: 1.415, 8:
 async def capture_snapshot(
     conn: psycopg.AsyncConnection[Any], day: date, *, projects: bool = True
 ) -> dict[str, int]:
-    """Snapshot catalogue rates, item market prices and (``projects``) every project's unit
-    prices as of ``day``, replacing that day's earlier snapshot; prune old history."""
+    """Snapshot catalogue rates, item market prices and (``projects``) each active project's
+    unit prices, quantities and costs as of ``day``, replacing that day's earlier snapshot;
+    prune old history."""
     params = {"day": day, "cutoff": day - timedelta(days=RETENTION_DAYS)}
     async with conn.transaction():
         catalogue = (await conn.execute(query("snapshot_catalogue"), params)).rowcount
         items = (await conn.execute(query("snapshot_items"), params)).rowcount
-        project_rows = 0
+        project_rows = project_totals = 0
         if projects:
             project_rows = (await conn.execute(query("snapshot_projects"), params)).rowcount
+            totals = await conn.execute(query("snapshot_project_totals"), params)
+            project_totals = totals.rowcount
         await conn.execute(query("snapshot_prune"), params)
-    return {"catalogue": catalogue, "items": items, "project_items": project_rows}
+    return {"catalogue": catalogue, "items": items, "project_items": project_rows,
+            "projects": project_totals}  # fmt: skip
 
 
 async def detect_spikes(

@@ -60,6 +60,13 @@ async def snapshots(
     return await _rows(conn, "project_snapshots_of", {"project_id": project_id, "limit": limit})
 
 
+async def totals(
+    conn: psycopg.AsyncConnection[Any], project_id: str, *, limit: int
+) -> list[dict[str, Any]]:
+    """The project's daily totals (items, total quantity and cost), newest day first."""
+    return await _rows(conn, "project_totals_of", {"project_id": project_id, "limit": limit})
+
+
 async def calculations(
     conn: psycopg.AsyncConnection[Any], project_id: str, *, limit: int
 ) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from nightcrew.errors import (
     Retry,
 )
 from nightcrew.jobs import Job, JobStatus
+from nightcrew.keys import admin_user_ids
 from nightcrew.keys import create_key as create_api_key
 from nightcrew.notify.render import EmailTemplate
 from nightcrew.queries import query as load_query
@@ -46,6 +47,7 @@ __all__ = [
     "Settings",
     "SyncJobContext",
     "Worker",
+    "admin_user_ids",
     "create_api_key",
     "load_query",
 ]

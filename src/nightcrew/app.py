@@ -270,7 +270,8 @@ class App:
             "queues": [t.queue for t in types],
             "priorities": [t.priority for t in types],
             "max_attempts": [t.max_attempts for t in types],
-            "timeouts": [t.timeout for t in types],
+            # floats all: psycopg refuses a list mixing int and float
+            "timeouts": [None if t.timeout is None else float(t.timeout) for t in types],
             "publics": [t.public for t in types],
             "notifies": [t.notify_json for t in types],
         }

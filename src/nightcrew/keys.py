@@ -106,3 +106,10 @@ def revoke_key(conn: psycopg.Connection[Any], key: str, *, actor: str | None = N
     if not rows:
         raise ApiKeyError(f"no live key with id or prefix {key!r}")
     return ApiKey.from_row(rows[0])
+
+
+async def admin_user_ids(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    """The users holding a live (not revoked) admin key, sorted: whom an application tells
+    about things only admins act on (e.g. with in-app notifications)."""
+    cur = await conn.execute(query("keys_admin_users"))
+    return [row[0] for row in await cur.fetchall()]

@@ -13,15 +13,20 @@ import pytest
 
 from nightcrew.db.migrate import migrate
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-QUERY_DIRS = [SRC / "nightcrew" / "sql" / "queries", SRC / "estimating" / "sql" / "queries"]
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+QUERY_DIRS = [
+    SRC / "nightcrew" / "sql" / "queries",
+    ROOT / "apps" / "estimating" / "sql" / "queries",
+]
 QUERIES = sorted(path for folder in QUERY_DIRS for path in folder.glob("*.sql"))
 PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
-PREPARABLE = re.compile(r"^\s*(SELECT|WITH|INSERT|UPDATE|DELETE|VALUES|MERGE)\b", re.IGNORECASE)
+PREPARABLE = re.compile(r"^[\s(]*(SELECT|WITH|INSERT|UPDATE|DELETE|VALUES|MERGE)\b", re.IGNORECASE)
 
 # Queries that use a temporary table another query creates in the same transaction.
 SETUP = {
     "insert_staged_jobs": ["stage_jobs"],
+    "insert_staged_jobs_queued": ["stage_jobs"],
     "popularity_recent_fill": ["popularity_recent_create"],
     "popularity_recent_analyze": ["popularity_recent_create"],
     "cooccurrence_insert": ["popularity_recent_create"],
@@ -88,7 +93,7 @@ def test_query_prepares_against_the_schema(conn: psycopg.Connection[Any], path: 
                 assert not types, f"{path.name}: a utility statement cannot take parameters"
                 conn.execute(text)
     except psycopg.Error as exc:
-        pytest.fail(f"{path.relative_to(SRC)} does not prepare: {exc}")
+        pytest.fail(f"{path.relative_to(ROOT)} does not prepare: {exc}")
 
 
 def test_the_placeholder_conversion() -> None:

@@ -379,6 +379,18 @@ def test_an_app_records_its_types_at_first_connection_and_on_migrate(clean_db: s
     assert row == ("rq2", 2)
 
 
+def test_types_with_whole_and_fractional_timeouts_are_recorded(clean_db: str) -> None:
+    app = App(clean_db, migrate_on_start=False)
+    app.job("t.half", timeout=0.5)(noop)
+    app.job("t.whole", timeout=600)(noop)
+    try:
+        app.enqueue("t.half", {})  # the first connection records every type
+        assert recorded(clean_db, "t.half") == ("default", 0, 3, 0.5, True)
+        assert recorded(clean_db, "t.whole") == ("default", 0, 3, 600.0, True)
+    finally:
+        app.close()
+
+
 async def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
     return None
 

@@ -13,14 +13,15 @@ import httpx
 import psycopg
 import pytest
 
-from estimating import prices
+from estimating import prices, reports
 from nightcrew import App, JobStatus
 from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from tests.estimating.helpers import catalogue, item, project, rates, use
 
 PROJECT_TABLES = ["projects", "project_rates", "estimates", "usage", "project_price_snapshots",
-                  "calculations", "project_members"]  # fmt: skip
+                  "calculations", "project_members", "usage_archive", "estimates_archive",
+                  "project_cost_snapshots", "suggestion_offers"]  # fmt: skip
 DAY = date(2026, 11, 2)
 
 
@@ -64,12 +65,19 @@ async def alice_and_bob_projects(api: Api, conn: psycopg.AsyncConnection[Any]) -
         assert stored.status_code == 201, stored.text
         used = await api.call(who, "POST", "/usage", json={
             "item_code": "WALL", "project_id": pid, "estimate_id": "E1", "quantity": "3",
-            "used_at": "2026-11-01T10:00:00Z"})  # fmt: skip
+            "used_at": "2026-11-01T10:00:00Z", "suggested": True})  # fmt: skip
         assert used.status_code == 201, used.text
+        old = await api.call(who, "POST", "/usage", json={
+            "item_code": "WALL", "project_id": pid, "estimate_id": "OLD", "quantity": "1",
+            "used_at": "2025-01-01T10:00:00Z"})  # fmt: skip
+        assert old.status_code == 201, old.text
         calc = await api.call(who, "POST", "/calculations", json={
             "project_id": pid, "items": [{"code": "WALL", "quantity": "2"}]})  # fmt: skip
         assert calc.status_code == 202, calc.text
     await prices.capture_snapshot(conn, DAY)  # as the table owner, like the daily job
+    # and the monthly archive: each project's OLD estimate
+    moved = await reports.archive_batch(conn, datetime(2025, 6, 1, tzinfo=UTC), 0, 100)
+    assert moved[1:] == (2, 2)
 
 
 def as_api_role(url: str, user: str, admin: bool = False) -> dict[str, list[Any]]:
@@ -114,7 +122,8 @@ async def test_bob_gets_404_on_everything_of_alices_project(
     await alice_and_bob_projects(api, conn)
     await api.app.worker().run_until_idle(timeout=30)
     reads = ["/projects/ALPHA", "/projects/ALPHA/rates", "/projects/ALPHA/snapshots",
-             "/projects/ALPHA/calculations", "/items/WALL?project_id=ALPHA"]  # fmt: skip
+             "/projects/ALPHA/calculations", "/items/WALL?project_id=ALPHA",
+             "/projects/ALPHA/estimates/E1", "/projects/ALPHA/estimates/OLD"]  # fmt: skip
     for path in reads:
         bob = await api.call("bob", "GET", path)
         missing = await api.call("bob", "GET", path.replace("ALPHA", "NOPE"))

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
+from pydantic import ValidationError
 
 from estimating import library
 from estimating.costs import calculate_costs
@@ -46,8 +48,11 @@ async def load(conn: psycopg.AsyncConnection[Any]) -> None:
     ])  # fmt: skip
 
 
-REQUEST = {
+REQUEST = {  # a caller from before the include_* flags: percentages sent, so included
     "project_id": "P1",
+    "indirect_pct": "15",
+    "overhead_pct": "10",
+    "contingency_pct": "5",
     "items": [
         {"code": "CONC-C25", "quantity": "12.5"},
         {"code": "NOPE", "quantity": "1"},
@@ -78,7 +83,8 @@ def check(result: dict[str, Any]) -> None:
     assert result["totals"] == {
         "direct": "56991.17", "indirect": "8548.68", "overhead": "6553.99",
         "contingency": "3604.69", "total": "75698.53", "indirect_pct": "15",
-        "overhead_pct": "10", "contingency_pct": "5",
+        "overhead_pct": "10", "contingency_pct": "5", "include_indirect": True,
+        "include_overhead": True, "include_contingency": True,
     }  # fmt: skip
     assert (result["priced"], result["failed"]) == (2, 2)
 
@@ -86,6 +92,39 @@ def check(result: dict[str, Any]) -> None:
 async def test_calculation_to_the_cent(conn: psycopg.AsyncConnection[Any]) -> None:
     await load(conn)
     check(await calculate_costs(conn, CalculationRequest.model_validate(REQUEST)))
+
+
+async def test_by_default_the_total_is_the_direct_cost_as_in_the_seed(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    await load(conn)
+    lines = [{"code": "CONC-C25", "quantity": "12.5"}, {"code": "SAND-FILL", "quantity": "3"}]
+    plain = await calculate_costs(
+        conn, CalculationRequest.model_validate({"project_id": "P1", "items": lines})
+    )
+    assert plain["totals"] == {
+        "direct": "56991.17", "indirect": "0.00", "overhead": "0.00", "contingency": "0.00",
+        "total": "56991.17", "include_indirect": False, "include_overhead": False,
+        "include_contingency": False, "indirect_pct": None, "overhead_pct": None,
+        "contingency_pct": None,
+    }  # fmt: skip
+    # The seed's flags: overhead at its default 10 % and contingency at 4 %, no indirect.
+    # overhead 10 % of 56991.17 = 5699.117 -> 5699.12; contingency 4 % of 62690.29 =
+    # 2507.6116 -> 2507.61; total 65197.90.
+    flagged = await calculate_costs(conn, CalculationRequest.model_validate({
+        "project_id": "P1", "items": lines, "include_overhead": True,
+        "include_contingency": True, "contingency_pct": "4"}))  # fmt: skip
+    totals = flagged["totals"]
+    assert (totals["indirect"], totals["overhead"], totals["contingency"], totals["total"]) == (
+        "0.00", "5699.12", "2507.61", "65197.90")  # fmt: skip
+    assert (totals["overhead_pct"], totals["contingency_pct"]) == ("10", "4")
+
+
+def test_a_percentage_with_its_cost_switched_off_is_refused() -> None:
+    body = {"project_id": "P1", "items": [{"code": "X"}], "include_overhead": False,
+            "overhead_pct": "12"}  # fmt: skip
+    with pytest.raises(ValidationError, match="overhead_pct is given but include_overhead"):
+        CalculationRequest.model_validate(body)
 
 
 async def test_item_shows_factors_rates_and_unit_price(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -121,6 +160,10 @@ async def test_calculation_over_http_returns_202_and_a_job(
         bad = await client.post("/api/estimating/calculations", headers=auth, json={
             "project_id": "P1", "items": [{"code": "CONC-C25", "quantity": "lots"}]})  # fmt: skip
         assert bad.status_code == 422
+        contradiction = await client.post("/api/estimating/calculations", headers=auth, json={
+            **REQUEST, "include_indirect": False})  # fmt: skip
+        assert contradiction.status_code == 422, contradiction.text
+        assert "indirect_pct is given but include_indirect" in contradiction.text
         anonymous = await client.post("/api/estimating/calculations", json=REQUEST)
         assert anonymous.status_code == 401
         await est_app.worker().run_until_idle(timeout=30)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -25,12 +26,18 @@ PROMPT = 10.0
 """Seconds: well under the pool's 30 s wait for a free connection."""
 
 
-async def dashboard(app: App, key: str) -> httpx.AsyncClient:
+@asynccontextmanager
+async def dashboard(app: App, key: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client logged in to ``app``'s dashboard with ``key``."""
     transport = httpx.ASGITransport(app=create_app(app))
-    client = httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60)
-    client.cookies.set("nightcrew_session", key)
-    return client
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
+        login = await client.post("/login", data={"key": key})
+        assert login.status_code == 303, login.text
+        # The cookie is Secure (plain http here): carry the session id by hand.
+        session_id = login.cookies["nightcrew_session"]
+        client.cookies.clear()
+        client.cookies.set("nightcrew_session", session_id)
+        yield client
 
 
 @pytest.fixture
@@ -52,7 +59,7 @@ async def test_pages_answer_promptly_on_a_pool_of_one(
     small_pool: tuple[App, dict[str, str]],
 ) -> None:
     app, keys = small_pool
-    async with await dashboard(app, keys["user"]) as client:
+    async with dashboard(app, keys["user"]) as client:
         for path in ("/estimating", "/estimating/items/WALL", "/estimating/items/NOPE"):
             started = time.monotonic()
             page = await asyncio.wait_for(client.get(path), PROMPT)
@@ -66,7 +73,7 @@ async def test_six_concurrent_page_loads_on_a_pool_of_three(est_clean: str) -> N
         _, key = create_key(sync, "estimator")
     app = build_app(est_clean, **{**FAST, "pool_min_size": 3, "pool_max_size": 3})
     try:
-        async with await dashboard(app, key) as client:
+        async with dashboard(app, key) as client:
             pages = await asyncio.wait_for(
                 asyncio.gather(*(client.get("/estimating") for _ in range(6))), PROMPT
             )
@@ -89,9 +96,10 @@ async def test_the_bulk_price_form_is_for_admins_only(est_app: App, est_clean: s
         await catalogue(conn, materials=[("CEMENT", "10.00")])
 
     async def submit(who: str) -> httpx.Response:
-        async with await dashboard(est_app, keys[who]) as client:
+        async with dashboard(est_app, keys[who]) as client:
+            session_id = client.cookies["nightcrew_session"]
             form = {"percent": "1000", "category": "", "item_codes": "",
-                    "csrf": csrf_token(keys[who])}  # fmt: skip
+                    "csrf": csrf_token(session_id)}  # fmt: skip
             return await asyncio.wait_for(
                 client.post("/estimating/bulk-price-update", data=form), PROMPT
             )

@@ -99,7 +99,10 @@ async def test_one_app_hosts_estimating_and_a_second_application(host: App, sync
         tiny = await client.get("/api/tiny/hello")
         auth = {"Authorization": f"Bearer {key}"}
         estimating = await client.get("/api/estimating/items/WALL", headers=auth)
-        client.cookies.set("nightcrew_session", key)
+        login = await client.post("/login", data={"key": key})
+        session_id = login.cookies["nightcrew_session"]  # Secure: carried by hand over http
+        client.cookies.clear()
+        client.cookies.set("nightcrew_session", session_id)
         overview = await client.get("/")
         tiny_page = await client.get("/tiny")
     assert tiny.json() == {"hello": "tiny"}

@@ -11,6 +11,7 @@ import psycopg
 
 from estimating import prices
 from nightcrew import App
+from nightcrew.keys import create_key
 from tests.estimating.helpers import catalogue, item, project, rates
 
 TODAY = date(2026, 4, 20)
@@ -77,8 +78,10 @@ async def test_trend_spike_and_forecast(conn: psycopg.AsyncConnection[Any]) -> N
 
 
 async def test_spike_alert_once_and_notified(
-    est_app: App, conn: psycopg.AsyncConnection[Any]
+    est_app: App, conn: psycopg.AsyncConnection[Any], est_clean: str
 ) -> None:
+    with psycopg.connect(est_clean, autocommit=True) as sync:
+        create_key(sync, "root", admin=True)
     await load(conn)
     day = START
     while day < date(2026, 3, 1):
@@ -92,9 +95,10 @@ async def test_spike_alert_once_and_notified(
     assert alert["code"] == "STEEL" and alert["change_pct"] == 25.0
     assert alert["message"] == "Steel prices up 25 % — review active estimates"
     assert await prices.detect_spikes(conn, date(2026, 3, 2)) == []  # once per month
-    # The alert went through nightcrew's notifications: a job whose summary is the alert.
+    # The alert went through nightcrew's notifications: a job whose summary is the alert,
+    # one per admin (delivery end to end: test_notifications.py).
     (carrier,) = est_app.list_jobs(type="estimating.price_alert")
-    assert carrier.result["summary"] == alert["message"]
+    assert carrier.result["summary"] == alert["message"] and carrier.user_id == "root"
     cur = await conn.execute("SELECT notify FROM nightcrew.jobs WHERE id = %s", (carrier.id,))
     row = await cur.fetchone()
     assert row is not None and row[0]["in_app"] is True

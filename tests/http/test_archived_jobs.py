@@ -60,7 +60,10 @@ def get(srv: Server, who: str, path: str) -> httpx.Response:
 
 def dashboard(srv: Server, who: str, path: str) -> httpx.Response:
     with httpx.Client(base_url=srv.url, timeout=10) as client:
-        client.cookies.set("nightcrew_session", srv.keys[who])
+        login = client.post("/login", data={"key": srv.keys[who]})
+        session_id = login.cookies["nightcrew_session"]
+        client.cookies.clear()
+        client.cookies.set("nightcrew_session", session_id)
         return client.get(path)
 
 

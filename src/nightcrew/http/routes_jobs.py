@@ -49,17 +49,8 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 RESERVED_QUEUE_PREFIX = "nightcrew"
 DEDUPE_HELD = "a live job holds the same dedupe_key; retrying would duplicate it"
-_ENQUEUE_FIELDS = (
-    "delay",
-    "priority",
-    "max_attempts",
-    "queue",
-    "dedupe_key",
-    "dedupe_scope",
-    "run_at",
-    "timeout",
-    "payload",
-)
+HTTP_FIELD_NAMES = {"delay": "delay_seconds"}
+"""Where the request's name of an enqueue argument differs from the Python one."""
 
 
 def refuse_unless_done(result: control.ControlResult, verb: str) -> None:
@@ -167,13 +158,9 @@ def check_user_priority(spec: JobType, priority: int) -> None:
                        f"{low} and {high}, got {priority}", field="priority")  # fmt: skip
 
 
-def _enqueue_field(message: str) -> str | None:
-    first = message.split(" ", 1)[0]
-    if first == "delay":
-        return "delay_seconds"
-    if first.startswith("notify."):
-        return first.rstrip(":")
-    return first if first in _ENQUEUE_FIELDS else None
+def request_field(exc: EnqueueError) -> str | None:
+    """The request's name of the argument an :class:`EnqueueError` is about."""
+    return HTTP_FIELD_NAMES.get(exc.field or "", exc.field)
 
 
 def build_jobs_router(app: App) -> APIRouter:
@@ -215,7 +202,7 @@ def build_jobs_router(app: App) -> APIRouter:
             except PayloadValidationError as exc:
                 raise ApiError(422, str(exc), field="payload") from None
             except EnqueueError as exc:
-                raise ApiError(422, str(exc), field=_enqueue_field(str(exc))) from None
+                raise ApiError(422, str(exc), field=request_field(exc)) from None
             except psycopg.DataError as exc:  # e.g. "\u0000", which PostgreSQL cannot store
                 field = next((name for name in ("type", "queue", "dedupe_key")
                               if "\x00" in (getattr(body, name) or "")), "payload")  # fmt: skip

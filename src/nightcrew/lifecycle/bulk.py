@@ -201,7 +201,7 @@ class BulkEncoder:
                 self.registry, job_type, payload, strict_types=self.strict_types, **args
             )
         except EnqueueError as exc:
-            raise type(exc)(f"item {index}: {exc}") from None
+            raise type(exc)(f"item {index}: {exc}", field=exc.field) from None
         self.queues.add(job.queue)
         if job.dedupe_key is None and job.run_at is None and not job.delay:
             self.ids.append(job.id)

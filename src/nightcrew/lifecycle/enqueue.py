@@ -138,49 +138,63 @@ def build_job(
 ) -> NewJob:
     """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
     if not isinstance(type, str) or not type or "\x00" in type:
-        raise EnqueueError(f"job type must be a non-empty string, got {type!r}")
+        raise EnqueueError(f"job type must be a non-empty string, got {type!r}", field="type")
     spec = registry.get(type)
     if spec is None and strict_types:
         known = ", ".join(sorted(registry)) or "none registered"
-        raise EnqueueError(f"unknown job type {type!r} (known: {known})")
+        raise EnqueueError(f"unknown job type {type!r} (known: {known})", field="type")
     payload_json = encode_payload(type, payload, spec)
     if isinstance(delay, timedelta):
         delay = delay.total_seconds()
     delay = 0.0 if delay is None else delay
     if not isinstance(delay, int | float) or isinstance(delay, bool) or not math.isfinite(delay):
-        raise EnqueueError(f"delay must be a number of seconds, got {delay!r}")
+        raise EnqueueError(f"delay must be a number of seconds, got {delay!r}", field="delay")
     if delay < 0:
-        raise EnqueueError(f"delay must not be negative, got {delay}")
+        raise EnqueueError(f"delay must not be negative, got {delay}", field="delay")
     if run_at is not None:
         if not isinstance(run_at, datetime):
-            raise EnqueueError(f"run_at must be a datetime, got {run_at!r}")
+            raise EnqueueError(f"run_at must be a datetime, got {run_at!r}", field="run_at")
         if run_at.tzinfo is None:
-            raise EnqueueError("run_at must be timezone-aware (e.g. datetime.now(UTC))")
+            raise EnqueueError(
+                "run_at must be timezone-aware (e.g. datetime.now(UTC))", field="run_at"
+            )
     priority = spec.priority if priority is None and spec else (priority or 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise EnqueueError(f"priority must be an integer, got {priority!r}")
+        raise EnqueueError(f"priority must be an integer, got {priority!r}", field="priority")
     if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
         raise EnqueueError(
-            f"priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}, got {priority}"
+            f"priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}, got {priority}",
+            field="priority",
         )
     attempts = max_attempts if max_attempts is not None else (spec.max_attempts if spec else 3)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
-        raise EnqueueError(f"max_attempts must be an integer >= 1, got {attempts!r}")
+        raise EnqueueError(
+            f"max_attempts must be an integer >= 1, got {attempts!r}", field="max_attempts"
+        )
     if attempts > MAX_ATTEMPTS_LIMIT:
-        raise EnqueueError(f"max_attempts must be at most {MAX_ATTEMPTS_LIMIT}, got {attempts}")
+        raise EnqueueError(
+            f"max_attempts must be at most {MAX_ATTEMPTS_LIMIT}, got {attempts}",
+            field="max_attempts",
+        )
     timeout = timeout if timeout is not None else (spec.timeout if spec else None)
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-        raise EnqueueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        raise EnqueueError(
+            f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout"
+        )
     queue = queue or (spec.queue if spec else "default")
     for name, value in (("queue", queue), ("dedupe_key", dedupe_key), ("user_id", user_id)):
         if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
-            raise EnqueueError(f"{name} must be a non-empty string without NUL, got {value!r}")
+            raise EnqueueError(
+                f"{name} must be a non-empty string without NUL, got {value!r}", field=name
+            )
     scope = checked_dedupe_scope(dedupe_scope, dedupe_key)
     notify_text = (
         notify_json(notify) if notify is not None else (spec.notify_json if spec else None)
     )
     if notify_text == OWNER_JSON and user_id is None and notify is not None:
-        raise EnqueueError("notify='owner' needs the job's user_id (whose preferences apply)")
+        raise EnqueueError(
+            "notify='owner' needs the job's user_id (whose preferences apply)", field="notify"
+        )
     return NewJob(
         id=uuid7(),
         type=type,
@@ -204,9 +218,11 @@ def checked_dedupe_scope(scope: Any, dedupe_key: str | None) -> str:
     if scope is None:
         return "active"
     if scope not in DEDUPE_SCOPES:
-        raise EnqueueError(f"dedupe_scope must be 'active' or 'queued', got {scope!r}")
+        raise EnqueueError(
+            f"dedupe_scope must be 'active' or 'queued', got {scope!r}", field="dedupe_scope"
+        )
     if dedupe_key is None:
-        raise EnqueueError("dedupe_scope needs a dedupe_key")
+        raise EnqueueError("dedupe_scope needs a dedupe_key", field="dedupe_scope")
     return str(scope)
 
 
@@ -220,23 +236,28 @@ def encode_payload(job_type: str, payload: Any, spec: JobType | None) -> str:
             else:
                 model = spec.model.model_validate(payload if payload is not None else {})
         except ValidationError as exc:
-            raise PayloadValidationError(f"payload for {job_type!r} is invalid: {exc}") from None
+            raise PayloadValidationError(
+                f"payload for {job_type!r} is invalid: {exc}", field="payload"
+            ) from None
         return _checked(model.model_dump_json(), job_type)
     if isinstance(payload, BaseModel):
         return _checked(payload.model_dump_json(), job_type)
     try:
         return _checked(encode_json(payload if payload is not None else {}), job_type)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise EnqueueError(f"payload for {job_type!r} is not JSON-serialisable: {exc}") from None
+        raise EnqueueError(
+            f"payload for {job_type!r} is not JSON-serialisable: {exc}", field="payload"
+        ) from None
 
 
 def _checked(payload_json: str, job_type: str) -> str:
     # PostgreSQL's jsonb cannot store NUL; refuse it here with a clear message.
     if "\\u0000" in payload_json:
-        raise EnqueueError(_NUL_MESSAGE.format(job_type))
+        raise EnqueueError(_NUL_MESSAGE.format(job_type), field="payload")
     if json_too_deep(payload_json):
         raise EnqueueError(
-            f"payload for {job_type!r} is nested deeper than {MAX_JSON_DEPTH} levels"
+            f"payload for {job_type!r} is nested deeper than {MAX_JSON_DEPTH} levels",
+            field="payload",
         )
     return payload_json
 

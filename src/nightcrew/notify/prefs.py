@@ -89,7 +89,7 @@ def clean_prefs(
                                          allow_private=settings.webhook_allow_private,
                                          what="webhook")  # fmt: skip
     except EnqueueError as exc:
-        raise PrefsError(str(exc).split(" ", 1)[0].rstrip(":"), str(exc)) from None
+        raise PrefsError(exc.field or "body", str(exc)) from None
     for event, chosen in clean.items():
         for channel, value in (("email", email), ("webhook", webhook)):
             if channel in chosen and value is None:

@@ -7,13 +7,32 @@ import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from importlib import resources
 from typing import Any
 
 import jinja2
 
+
+def money(value: Any, places: int = 2) -> str:
+    """An amount as money: ``places`` decimals (half up) and thousands separators
+    (``1691.1367`` -> ``1,691.14``); ``–`` for nothing, the value itself when it is not a
+    number. The ``money`` filter of the dashboard's and the emails' templates."""
+    if value is None or value == "" or isinstance(value, jinja2.Undefined):
+        return "–"
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if not amount.is_finite():
+        return str(value)
+    step = Decimal(1).scaleb(-places)
+    return f"{amount.quantize(step, rounding=ROUND_HALF_UP):,.{places}f}"
+
+
 _TEXT = jinja2.Environment(autoescape=False, undefined=jinja2.ChainableUndefined)
 _HTML = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
+_TEXT.filters["money"] = _HTML.filters["money"] = money
 
 
 @dataclass(frozen=True)

@@ -32,21 +32,21 @@ _MAX_LENGTH = 2000
 def check_email(value: Any, what: str = "notify.email") -> str:
     """A plausible email address, or :class:`EnqueueError`."""
     if not isinstance(value, str) or len(value) > 320 or not _EMAIL.match(value):
-        raise EnqueueError(f"{what} must be an email address, got {value!r}")
+        raise EnqueueError(f"{what} must be an email address, got {value!r}", field=what)
     return value
 
 
 def check_webhook_url(value: Any, what: str = "notify.webhook") -> str:
     """An absolute http(s) URL with a host, or :class:`EnqueueError`."""
     if not isinstance(value, str) or len(value) > _MAX_LENGTH:
-        raise EnqueueError(f"{what} must be an http(s) URL, got {value!r}")
+        raise EnqueueError(f"{what} must be an http(s) URL, got {value!r}", field=what)
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        raise EnqueueError(f"{what} is not a valid URL: {value!r}") from None
+        raise EnqueueError(f"{what} is not a valid URL: {value!r}", field=what) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EnqueueError(f"{what} must be an http:// or https:// URL, got {value!r}")
+        raise EnqueueError(f"{what} must be an http:// or https:// URL, got {value!r}", field=what)
     return value
 
 
@@ -80,11 +80,12 @@ def check_user_webhook(
     if not host_allowed(url, webhook_hosts):
         raise EnqueueError(
             f"{what}: host {host!r} is not allowed (an admin lists the hosts that "
-            "webhooks set over the HTTP API may target in NIGHTCREW_WEBHOOK_HOSTS)"
+            "webhooks set over the HTTP API may target in NIGHTCREW_WEBHOOK_HOSTS)",
+            field=what,
         )
     reason = None if allow_private else literal_refusal(host)
     if reason is not None:
-        raise EnqueueError(f"{what}: {reason}, not a public address")
+        raise EnqueueError(f"{what}: {reason}, not a public address", field=what)
     return url
 
 
@@ -111,11 +112,12 @@ def notify_json(notify: Any) -> str | None:
     if notify == OWNER:
         return OWNER_JSON
     if not isinstance(notify, Mapping):
-        raise EnqueueError(f"notify must be a dict or 'owner', got {notify!r}")
+        raise EnqueueError(f"notify must be a dict or 'owner', got {notify!r}", field="notify")
     unknown = set(notify) - NOTIFY_KEYS
     if unknown:
         raise EnqueueError(
-            f"notify: unknown keys {sorted(unknown)} (known: email, in_app, on, webhook)"
+            f"notify: unknown keys {sorted(unknown)} (known: email, in_app, on, webhook)",
+            field="notify",
         )
     clean: dict[str, Any] = {}
     if notify.get("email") is not None:
@@ -126,16 +128,23 @@ def notify_json(notify: Any) -> str | None:
             clean["untrusted"] = True
     in_app = notify.get("in_app")
     if in_app is not None and not isinstance(in_app, bool):
-        raise EnqueueError(f"notify.in_app must be true or false, got {in_app!r}")
+        raise EnqueueError(
+            f"notify.in_app must be true or false, got {in_app!r}", field="notify.in_app"
+        )
     if in_app:
         clean["in_app"] = True
     on = notify.get("on")
     if on is not None:
         if isinstance(on, str) or not isinstance(on, Sequence) or not on:
-            raise EnqueueError(f"notify.on must be a non-empty list of {list(EVENTS)}, got {on!r}")
+            raise EnqueueError(
+                f"notify.on must be a non-empty list of {list(EVENTS)}, got {on!r}",
+                field="notify.on",
+            )
         bad = [event for event in on if event not in EVENTS]
         if bad:
-            raise EnqueueError(f"notify.on: unknown events {bad} (known: {list(EVENTS)})")
+            raise EnqueueError(
+                f"notify.on: unknown events {bad} (known: {list(EVENTS)})", field="notify.on"
+            )
         clean["on"] = sorted(set(on), key=EVENTS.index)
     if not ({"email", "webhook", "in_app"} & clean.keys()):
         return None  # no channel: nothing would be sent, so keep the trigger's fast path

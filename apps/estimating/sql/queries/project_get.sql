@@ -1,1 +1,1 @@
-SELECT id, name, created_at FROM estimating.projects WHERE id = %(id)s
+SELECT id, name, created_at, active FROM estimating.projects WHERE id = %(id)s

@@ -8,7 +8,7 @@ WITH candidates AS (
     WHERE c.item_id = ANY(%(item_ids)s) AND c.other_item_id <> ALL(%(item_ids)s)
     ORDER BY c.other_item_id, c.confidence_pct DESC, src.code
 )
-SELECT i.code, i.name, i.unit, c.confidence_pct, c.together_count,
+SELECT i.id AS item_id, i.code, i.name, i.unit, c.confidence_pct, c.together_count,
        coalesce(p.popularity_score, 0) AS popularity_score, c.because_of
 FROM candidates AS c
 JOIN estimating.items AS i ON i.id = c.other_item_id

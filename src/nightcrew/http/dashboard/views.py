@@ -14,7 +14,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 
 from nightcrew.http.dashboard.auth import csrf_token, nightcrew_app, session_id, verified_flash
 from nightcrew.http.session import Session
-from nightcrew.notify.render import duration_text
+from nightcrew.notify.render import duration_text, money
 from nightcrew.progress import remaining_text
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ def environment(app: App) -> Environment:
             lstrip_blocks=True,
         )
         env.filters.update(
-            ago=ago, when=when, duration=duration, pretty=pretty, progress_label=progress_label
-        )
+            ago=ago, when=when, duration=duration, pretty=pretty,
+            progress_label=progress_label, money=money,
+        )  # fmt: skip
         _ENVIRONMENTS[app] = env
     return env
 
