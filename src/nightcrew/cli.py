@@ -222,9 +222,11 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             state = "enabled" if info.enabled else "disabled"
             state = state if info.in_code else "not in code"
             last = f"{info.last_run_at:%Y-%m-%d %H:%M:%S}" if info.last_run_at else "never"
+            week = info.stats_7d
+            runs = f"  7d {week.succeeded} ok {week.failed} failed" if week else ""
             print(f"{info.name:<28} {state:<12} {info.when:<30} "
                   f"next {info.next_run_at:%Y-%m-%d %H:%M:%S%z}  last {last} "
-                  f"({info.last_job_status or '-'}) {info.last_outcome or ''}")  # fmt: skip
+                  f"({info.last_job_status or '-'}) {info.last_outcome or ''}{runs}")  # fmt: skip
         return 0
     if not args.name:
         raise SystemExit(f"nightcrew schedules {args.action} needs a schedule name")

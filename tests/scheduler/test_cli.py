@@ -42,6 +42,7 @@ def test_schedules_commands(
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == ["every-second", "nightly"]
     assert "0 2 * * * (Europe/London)" in out
+    assert all(line.endswith("7d 0 ok 0 failed") for line in out.splitlines())  # last 7 days
     code, out, _ = run(capsys, "schedules", "disable", "nightly")
     assert code == 0 and out.startswith("nightly: disabled")
     listed = json.loads(run(capsys, "schedules", "list", "--json")[1])
