@@ -206,3 +206,11 @@ async def test_a_webhook_host_no_longer_allowed_is_not_sent_to(served: Served) -
         cur = await conn.execute("SELECT status, last_error FROM nightcrew.deliveries")
         [(status, error)] = await cur.fetchall()
     assert status == "failed" and "not in webhook_hosts" in error
+
+
+async def test_notify_is_a_dict_or_owner_over_http(served: Served) -> None:
+    async with served.client("alice") as alice:
+        answer = await alice.post("/api/jobs", json={"type": "t.work", "notify": "everyone"})
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["field"] == "notify" and "owner" in error["message"], error

@@ -54,6 +54,14 @@ class EnqueueRequest(BaseModel):
         "you, as your preferences (/api/me/notifications) say.",
     )
 
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _dict_or_owner(cls, value: Any) -> Any:
+        # One message naming the field, instead of one per member of the union.
+        if value is not None and not isinstance(value, dict) and value != "owner":
+            raise ValueError('must be an object ({"email", "webhook", "in_app", "on"}) or "owner"')
+        return value
+
     @field_validator("run_at", mode="before")
     @classmethod
     def _iso_date_time(cls, value: Any) -> Any:
