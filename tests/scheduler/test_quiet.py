@@ -175,3 +175,28 @@ async def test_vacuum_job_analyzes_and_rebuilds_a_bloated_index(
     again = await vacuum(app, bloat=0.6, min_pages=10)
     assert "jobs_user_idx" not in again["reindexed"]
     await app.aclose()
+
+
+async def test_vacuum_drops_an_index_an_interrupted_rebuild_left_invalid(
+    sched_db: str, db_conn: psycopg.Connection[Any]
+) -> None:
+    # A concurrent build that fails (duplicate keys) leaves its index behind, invalid: what
+    # an interrupted REINDEX CONCURRENTLY leaves, under the name it gives its copy.
+    db_conn.execute(
+        "INSERT INTO nightcrew.jobs (id, type) SELECT gen_random_uuid(), 't.same'"
+        " FROM generate_series(1, 2)"
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db_conn.execute(
+            "CREATE UNIQUE INDEX CONCURRENTLY jobs_user_idx_ccnew ON nightcrew.jobs (type)"
+        )
+    invalid = ("SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+               " AND indexrelid = 'nightcrew.jobs_user_idx_ccnew'::regclass")  # fmt: skip
+    assert db_conn.execute(invalid).fetchone() == (1,)
+    app = make_app(sched_db)
+    result = await vacuum(app, bloat=0.99, min_pages=10_000)
+    await app.aclose()
+    assert result["dropped_leftovers"] == ["jobs_user_idx_ccnew"]
+    assert db_conn.execute("SELECT to_regclass('nightcrew.jobs_user_idx_ccnew')").fetchone() == (
+        None,
+    )

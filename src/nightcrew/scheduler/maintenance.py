@@ -202,13 +202,15 @@ async def vacuum(app: App, *, bloat: float, min_pages: int) -> dict[str, Any]:
     of ``nightcrew.jobs`` of at least ``min_pages`` pages whose estimated bloat is at least
     ``bloat`` (0..1). Returns what was analyzed, every index's estimate and the rebuilt ones.
 
-    Runs on a connection of its own in autocommit: REINDEX CONCURRENTLY cannot run in a
+    First drops what an interrupted rebuild left (:func:`drop_leftover_indexes`). Runs on a
+    connection of its own in autocommit: REINDEX CONCURRENTLY cannot run in a
     transaction block, and it waits for transactions older than itself at a few points,
     so it must not hold a pooled connection in a transaction meanwhile. Concurrent rebuilds
     take no lock that blocks fetching or finishing jobs.
     """
     async with await psycopg.AsyncConnection.connect(app.url, autocommit=True) as conn:
         trimmed = (await conn.execute(query("schedule_runs_trim"))).rowcount
+        dropped = await drop_leftover_indexes(conn)
         for table in QUEUE_TABLES:
             await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("nightcrew", table)))
         estimates = await index_bloat(conn)
@@ -226,7 +228,20 @@ async def vacuum(app: App, *, bloat: float, min_pages: int) -> dict[str, Any]:
                               "bloat": round(e.bloat, 3)} for e in estimates},
         "reindexed": rebuilt,
         "schedule_days_trimmed": trimmed,
+        "dropped_leftovers": dropped,
     }  # fmt: skip
+
+
+async def drop_leftover_indexes(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    """Drop (concurrently) the invalid ``*_ccnew`` indexes of ``nightcrew.jobs`` that an
+    interrupted rebuild left; they cost every write and serve no read. Returns their names."""
+    cur = await conn.execute(query("vacuum_leftover_indexes"))
+    names = [name for (name,) in await cur.fetchall()]
+    for name in names:
+        statement = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}")
+        await conn.execute(statement.format(sql.Identifier("nightcrew", name)))
+        log.warning("maintenance: dropped %s, left invalid by an interrupted rebuild", name)
+    return names
 
 
 async def index_bloat(conn: psycopg.AsyncConnection[Any]) -> list[IndexBloat]:
