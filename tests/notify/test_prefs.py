@@ -214,3 +214,22 @@ async def test_notify_is_a_dict_or_owner_over_http(served: Served) -> None:
     assert answer.status_code == 422
     error = answer.json()["error"]
     assert error["field"] == "notify" and "owner" in error["message"], error
+
+
+def test_row_level_security_keeps_each_users_preferences_their_own(clean_db: str) -> None:
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute("TRUNCATE nightcrew.notification_prefs")
+        conn.execute("INSERT INTO nightcrew.notification_prefs (user_id, email)"
+                     " VALUES ('alice', 'alice@example.com')")  # fmt: skip
+    with psycopg.connect(clean_db) as conn:  # one transaction acting as bob, as the API does
+        conn.execute("SET LOCAL ROLE nightcrew_api")
+        conn.execute("SELECT set_config('nightcrew.user_id', 'bob', true)")
+        assert conn.execute("SELECT count(*) FROM nightcrew.notification_prefs").fetchone() == (0,)
+        changed = conn.execute("UPDATE nightcrew.notification_prefs SET email = 'x@evil.test'")
+        assert changed.rowcount == 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO nightcrew.notification_prefs (user_id, webhook)"
+                         " VALUES ('alice', 'https://evil.test/')")  # fmt: skip
+    with psycopg.connect(clean_db) as conn:
+        row = conn.execute("SELECT email, webhook FROM nightcrew.notification_prefs").fetchone()
+    assert row == ("alice@example.com", None)
