@@ -22,6 +22,7 @@ from nightcrew.errors import (
 from nightcrew.jobs import Job, JobStatus
 from nightcrew.keys import admin_user_ids
 from nightcrew.keys import create_key as create_api_key
+from nightcrew.lifecycle.enqueue import EnqueueOptions
 from nightcrew.notify.render import EmailTemplate
 from nightcrew.queries import query as load_query
 from nightcrew.scheduler.loop import Scheduler
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigurationError",
     "EmailTemplate",
     "EnqueueError",
+    "EnqueueOptions",
     "Job",
     "JobCancelled",
     "JobContext",

@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from uuid import UUID
 
 import psycopg
@@ -23,7 +23,7 @@ from nightcrew.db.url import resolve_database_url
 from nightcrew.errors import ConfigurationError
 from nightcrew.jobs import Backoff, Job, JobType
 from nightcrew.lifecycle import bulk, control
-from nightcrew.lifecycle.enqueue import ainsert_one, build_job, insert_one
+from nightcrew.lifecycle.enqueue import EnqueueOptions, ainsert_one, build_job, insert_one
 from nightcrew.progress import median_by_type, row_eta
 from nightcrew.queries import query
 from nightcrew.scheduler.book import ScheduleBook
@@ -355,17 +355,8 @@ class App:
         type: str,
         payload: Any = None,
         *,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | timedelta | None = None,
-        run_at: datetime | None = None,
-        dedupe_key: str | None = None,
-        user_id: str | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
-        notify: Mapping[str, Any] | str | None = None,
-        dedupe_scope: str | None = None,
         conn: psycopg.Connection[Any] | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> UUID:
         """Enqueue one job and return its id.
 
@@ -376,23 +367,13 @@ class App:
         that connection's current transaction (rolled back: no job). ``notify``
         (``{"email", "webhook", "in_app", "on"}``) sends notifications when the job finishes;
         ``notify="owner"`` notifies the job's ``user_id`` as their preferences say.
+
+        The options (``queue``, ``priority``, ``delay``, ``run_at``, ``dedupe_key``,
+        ``dedupe_scope``, ``user_id``, ``max_attempts``, ``timeout``, ``notify``) are declared
+        once, in :class:`~nightcrew.lifecycle.enqueue.EnqueueOptions`; a misspelt one is a
+        ``TypeError``.
         """
-        job = build_job(
-            self.registry,
-            type,
-            payload,
-            strict_types=self.strict_types,
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            run_at=run_at,
-            dedupe_key=dedupe_key,
-            user_id=user_id,
-            max_attempts=max_attempts,
-            timeout=timeout,
-            notify=notify,
-            dedupe_scope=dedupe_scope,
-        )
+        job = build_job(self.registry, type, payload, strict_types=self.strict_types, **options)
         if conn is not None:
             return insert_one(conn, job)
         with self.pool().connection() as pooled:
@@ -403,35 +384,11 @@ class App:
         type: str,
         payload: Any = None,
         *,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | timedelta | None = None,
-        run_at: datetime | None = None,
-        dedupe_key: str | None = None,
-        user_id: str | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
-        notify: Mapping[str, Any] | str | None = None,
-        dedupe_scope: str | None = None,
         conn: psycopg.AsyncConnection[Any] | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> UUID:
         """Async twin of :meth:`enqueue`."""
-        job = build_job(
-            self.registry,
-            type,
-            payload,
-            strict_types=self.strict_types,
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            run_at=run_at,
-            dedupe_key=dedupe_key,
-            user_id=user_id,
-            max_attempts=max_attempts,
-            timeout=timeout,
-            notify=notify,
-            dedupe_scope=dedupe_scope,
-        )
+        job = build_job(self.registry, type, payload, strict_types=self.strict_types, **options)
         if conn is not None:
             return await ainsert_one(conn, job)
         pool = await self.apool()

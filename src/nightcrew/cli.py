@@ -64,15 +64,27 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+CLI_ENQUEUE_OPTIONS: dict[str, tuple[type, str]] = {
+    "queue": (str, "queue (default: the type's)"),
+    "priority": (int, "higher runs first"),
+    "delay": (float, "seconds before the job may run"),
+    "dedupe_key": (str, "while a job with this key is live, return its id"),
+    "dedupe_scope": (str, "active (default) or queued"),
+    "user_id": (str, "the job's owner"),
+    "max_attempts": (int, "attempts before the dead letter"),
+    "timeout": (float, "seconds an attempt may run"),
+}
+"""The enqueue options (``EnqueueOptions``) the command line offers, with their types."""
+
+
 def cmd_enqueue(args: argparse.Namespace) -> int:
     try:
         payload = json.loads(args.payload) if args.payload else {}
     except json.JSONDecodeError as exc:
         raise SystemExit(f"payload is not valid JSON: {exc}") from None
     app = load_app(args.app)
-    job_id = app.enqueue(
-        args.type, payload, priority=args.priority, delay=args.delay, dedupe_key=args.dedupe_key
-    )
+    options: Any = {name: getattr(args, name) for name in CLI_ENQUEUE_OPTIONS}
+    job_id = app.enqueue(args.type, payload, **{k: v for k, v in options.items() if v is not None})
     print(job_id)
     return 0
 
@@ -267,9 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("enqueue", cmd_enqueue, "enqueue a job and print its id")
     p.add_argument("type")
     p.add_argument("payload", nargs="?", default="{}", help="JSON payload")
-    p.add_argument("--priority", type=int)
-    p.add_argument("--delay", type=float, help="seconds before the job may run")
-    p.add_argument("--dedupe-key")
+    for name, (kind, text) in CLI_ENQUEUE_OPTIONS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=text)
     p = add("jobs", cmd_jobs, "list, show, retry or cancel jobs")
     p.add_argument("action", choices=["list", "show", "retry", "cancel"])
     p.add_argument("id", nargs="?")

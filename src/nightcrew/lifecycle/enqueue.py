@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from uuid import UUID
 
 import psycopg
@@ -65,22 +65,29 @@ def encode_json(value: Any) -> str:
 
 
 _NUL_MESSAGE = "payload for {!r} contains a NUL character (\\u0000), which PostgreSQL cannot store"
-ENQUEUE_KEYS = frozenset(
-    {
-        "type",
-        "payload",
-        "queue",
-        "priority",
-        "delay",
-        "run_at",
-        "dedupe_key",
-        "dedupe_scope",
-        "user_id",
-        "max_attempts",
-        "timeout",
-        "notify",
-    }
-)
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """The options of one enqueue, declared once: ``App.enqueue`` / ``aenqueue`` take them as
+    keyword arguments, bulk items as keys, and the HTTP request model and the CLI offer
+    subsets of them (tests/core/test_enqueue_options.py keeps them in step)."""
+
+    queue: str | None
+    priority: int | None
+    delay: float | timedelta | None
+    run_at: datetime | None
+    dedupe_key: str | None
+    dedupe_scope: str | None
+    user_id: str | None
+    max_attempts: int | None
+    timeout: float | None
+    notify: Mapping[str, Any] | str | None
+
+
+ENQUEUE_OPTIONS = frozenset(EnqueueOptions.__annotations__)
+"""The names of :class:`EnqueueOptions`."""
+ENQUEUE_KEYS = ENQUEUE_OPTIONS | {"type", "payload"}
+"""The keys a bulk item may have."""
 
 
 @dataclass(slots=True)
@@ -119,24 +126,25 @@ class NewJob:
         }
 
 
+def check_option_names(options: Mapping[str, Any]) -> None:
+    """A misspelt option is a TypeError, as for any keyword argument (not silently ignored)."""
+    unknown = set(options) - ENQUEUE_OPTIONS
+    if unknown:
+        raise TypeError(
+            f"unexpected enqueue option(s) {sorted(unknown)} (known: {sorted(ENQUEUE_OPTIONS)})"
+        )
+
+
 def build_job(
     registry: Mapping[str, JobType],
     type: str,
     payload: Any = None,
     *,
     strict_types: bool = True,
-    queue: str | None = None,
-    priority: int | None = None,
-    delay: float | timedelta | None = None,
-    run_at: datetime | None = None,
-    dedupe_key: str | None = None,
-    user_id: str | None = None,
-    max_attempts: int | None = None,
-    timeout: float | None = None,
-    notify: Mapping[str, Any] | str | None = None,
-    dedupe_scope: str | None = None,
+    **options: Unpack[EnqueueOptions],
 ) -> NewJob:
     """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
+    check_option_names(options)
     if not isinstance(type, str) or not type or "\x00" in type:
         raise EnqueueError(f"job type must be a non-empty string, got {type!r}", field="type")
     spec = registry.get(type)
@@ -144,6 +152,15 @@ def build_job(
         known = ", ".join(sorted(registry)) or "none registered"
         raise EnqueueError(f"unknown job type {type!r} (known: {known})", field="type")
     payload_json = encode_payload(type, payload, spec)
+    delay: Any = options.get("delay")
+    run_at = options.get("run_at")
+    priority: Any = options.get("priority")
+    max_attempts = options.get("max_attempts")
+    timeout: Any = options.get("timeout")
+    queue = options.get("queue")
+    dedupe_key = options.get("dedupe_key")
+    user_id = options.get("user_id")
+    notify = options.get("notify")
     if isinstance(delay, timedelta):
         delay = delay.total_seconds()
     delay = 0.0 if delay is None else delay
@@ -187,7 +204,7 @@ def build_job(
             raise EnqueueError(
                 f"{name} must be a non-empty string without NUL, got {value!r}", field=name
             )
-    scope = checked_dedupe_scope(dedupe_scope, dedupe_key)
+    scope = checked_dedupe_scope(options.get("dedupe_scope"), dedupe_key)
     notify_text = (
         notify_json(notify) if notify is not None else (spec.notify_json if spec else None)
     )
