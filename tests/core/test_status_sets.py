@@ -30,7 +30,7 @@ EXCEPTIONS = {
         frozenset({"completed", "failed", "cancelled", "retrying"}),
     ),
     # Schedule statistics count the runs that ended completed or failed (not cancelled).
-    ("sql/migrations/0016_operations.sql", frozenset({"completed", "failed"})),
+    ("sql/migrations/0012_operations.sql", frozenset({"completed", "failed"})),
     # Retention: completed and cancelled jobs share one age limit, failed ones another.
     ("sql/queries/prune_jobs.sql", frozenset({"completed", "cancelled"})),
 }

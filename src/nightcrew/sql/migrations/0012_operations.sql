@@ -1,4 +1,4 @@
--- nightcrew 0016: time remaining, schedule statistics, quiet-time schedules, notification
+-- nightcrew 0012: time remaining, schedule statistics, quiet-time schedules, notification
 -- preferences and the admin's dead-letter emails.
 --
 -- * jobs.progress_base / progress_base_at: the progress and time of the attempt's first
