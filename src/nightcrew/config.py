@@ -24,6 +24,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("database_url", "NIGHTCREW_DATABASE_URL", "DATABASE_URL"),
         description="libpq URL; when unset the embedded PostgreSQL server is used.",
     )
+    direct_url: str | None = Field(
+        default=None,
+        description="libpq URL that bypasses a transaction pooler (PgBouncer): LISTEN, the "
+        "worker's fetch connection, the scheduler's leader lock and migrations use it. When "
+        "set, database_url is taken to be the pooler: its connections never prepare "
+        "statements and keep no session state.",
+    )
     migrate_on_start: bool = Field(True, description="Apply pending migrations when the App opens.")
     lease_seconds: float = Field(30.0, gt=0, description="How long a fetched job is leased.")
     heartbeat_seconds: float = Field(10.0, gt=0, description="How often running leases renew.")
@@ -31,7 +38,11 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="How long running jobs may finish after SIGTERM/SIGINT."
     )
-    listen: bool = Field(True, description="Use LISTEN/NOTIFY (disable behind PgBouncer).")
+    listen: bool = Field(
+        True,
+        description="Use LISTEN/NOTIFY (on direct_url when set; disable behind PgBouncer "
+        "without a direct_url).",
+    )
     concurrency: int = Field(10, ge=1, le=10_000, description="Jobs run at once per worker.")
     fetch_batch: int = Field(100, ge=1, le=10_000, description="Most jobs fetched per query.")
     complete_batch: int = Field(500, ge=1, le=50_000, description="Most outcomes per write.")
