@@ -158,3 +158,155 @@ def pgbouncer(
     finally:
         _stop(proc, signal.SIGINT)  # SIGINT: PgBouncer's immediate shutdown
         shutil.rmtree(work, ignore_errors=True)
+
+
+def postgres_missing() -> str | None:
+    """Why a private PostgreSQL cluster cannot run here (one line), or None."""
+    if not (PG_BIN / "initdb").exists():
+        return f"PostgreSQL server binaries not found in {PG_BIN} (set NIGHTCREW_PG_BIN)"
+    if os.geteuid() == 0 and not _user_exists(SERVICE_USER):
+        return f"running as root but there is no {SERVICE_USER!r} user to run postgres as"
+    return None
+
+
+@dataclass
+class Cluster:
+    """A private PostgreSQL cluster in a temporary directory (``initdb`` + ``pg_ctl``)."""
+
+    base: Path
+    port: int
+    listen: str
+
+    @property
+    def data(self) -> Path:
+        """The data directory."""
+        return self.base / "data"
+
+    @property
+    def host(self) -> str:
+        """The first address the cluster listens on."""
+        return self.listen.split(",")[0]
+
+    def url(self, dbname: str = "postgres", host: str | None = None) -> str:
+        """libpq URL of ``dbname`` on this cluster (over TCP to ``host``)."""
+        return f"postgresql://postgres@{host or self.host}:{self.port}/{dbname}"
+
+    def pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``pg_ctl -D <data> args...`` as the service user."""
+        return subprocess.run(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args],
+            user=service_user(), cwd=self.base, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, check=check, timeout=120,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        self.pg_ctl("-l", str(self.base / "server.log"), "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """Fast shutdown, if it runs."""
+        if self.postmaster_pid() is not None:
+            self.pg_ctl("-m", "fast", "-w", "-t", "60", "stop", check=False)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster (a crash: no shutdown checkpoint, no goodbye to clients)."""
+        pid = self.postmaster_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+
+    def promote(self) -> None:
+        """Promote this standby to primary and wait until it accepts writes."""
+        self.pg_ctl("-w", "-t", "60", "promote")
+
+    def postmaster_pid(self) -> int | None:
+        """The postmaster's pid, when its pid file names a live process."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def configure(self, settings: dict[str, str]) -> None:
+        """Append ``settings`` to postgresql.conf (the last value of a name wins)."""
+        with (self.data / "postgresql.conf").open("a") as conf:
+            for name, value in settings.items():
+                conf.write(f"{name} = {value}\n")
+
+    def log_text(self) -> str:
+        """The server log so far."""
+        path = self.base / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _base_settings(listen: str, port: int, base: Path) -> dict[str, str]:
+    return {
+        "listen_addresses": f"'{listen}'",
+        "port": str(port),
+        "unix_socket_directories": f"'{base}'",
+        "max_connections": "400",
+        "shared_buffers": "128MB",
+        "log_min_messages": "warning",
+        "log_line_prefix": "'%m [%p] '",
+    }
+
+
+def _trust_hba(data: Path) -> None:
+    # Drill clusters listen on this machine's own addresses and namespaces only.
+    (data / "pg_hba.conf").write_text(
+        "local all all trust\nhost all all 0.0.0.0/0 trust\n"
+        "local replication all trust\nhost replication all 0.0.0.0/0 trust\n"
+    )
+
+
+@contextlib.contextmanager
+def private_cluster(
+    listen: str = "127.0.0.1", settings: dict[str, str] | None = None
+) -> Iterator[Cluster]:
+    """``initdb`` a fresh cluster listening on ``listen`` (comma-separated addresses of this
+    machine), start it, and remove it afterwards."""
+    reason = postgres_missing()
+    if reason:
+        raise RuntimeError(reason)
+    base = _private_dir("nightcrew-drill-pg-")
+    cluster = Cluster(base, free_port(listen.split(",")[0]), listen)
+    try:
+        subprocess.run(
+            [str(PG_BIN / "initdb"), "-D", str(cluster.data), "-U", "postgres",
+             "--auth=trust", "-E", "UTF8", "--no-sync"],
+            user=service_user(), cwd=base, stdin=subprocess.DEVNULL,
+            capture_output=True, check=True, timeout=120,
+        )  # fmt: skip
+        _trust_hba(cluster.data)
+        cluster.configure({**_base_settings(listen, cluster.port, base), **(settings or {})})
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        cluster.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def standby_of(
+    primary: Cluster, *, name: str = "standby", settings: dict[str, str] | None = None
+) -> Iterator[Cluster]:
+    """A streaming standby of ``primary`` made with ``pg_basebackup -R``, started."""
+    base = _private_dir("nightcrew-drill-standby-")
+    standby = Cluster(base, free_port(primary.host), primary.listen)
+    try:
+        subprocess.run(
+            [str(PG_BIN / "pg_basebackup"), "-h", primary.host, "-p", str(primary.port),
+             "-U", "postgres", "-D", str(standby.data), "-R", "-X", "stream",
+             "-d", f"application_name={name}"],
+            user=service_user(), cwd=base, stdin=subprocess.DEVNULL,
+            capture_output=True, check=True, timeout=300,
+        )  # fmt: skip
+        standby.configure({**_base_settings(primary.listen, standby.port, base),
+                           **(settings or {})})  # fmt: skip
+        standby.start()
+        yield standby
+    finally:
+        standby.stop()
+        standby.kill()
+        shutil.rmtree(base, ignore_errors=True)
