@@ -19,7 +19,7 @@ import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 # Short leases: a lost host is noticed within seconds, as the drills' targets assume.
-FAST = {
+FAST: dict[str, Any] = {
     "lease_seconds": 3,
     "heartbeat_seconds": 0.5,
     "rescue_seconds": 1,
