@@ -38,10 +38,15 @@ HOST = os.environ.get("DRILL_HOST", socket.gethostname())
 
 @app.job("drill.effect", max_attempts=10, backoff=0.2)
 async def effect(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """One effect row, written in a lease-fenced transaction; then sleep ``sleep`` s."""
+    """One effect row and a checkpoint saying so, in one lease-fenced transaction; then
+    sleep ``sleep`` s. A re-run (lease lost after the commit) finds the checkpoint and
+    writes nothing: the effect happens once however often the job runs."""
     started = time.time()
+    if (ctx.checkpoint or {}).get("done"):
+        return
     async with ctx.transaction() as conn:
         await conn.execute(INSERT_EFFECT, (ctx.job.id, 0, HOST, os.getpid(), started))
+        await ctx.save(checkpoint={"done": True})
     await asyncio.sleep(float(payload.get("sleep", 0)))
 
 

@@ -297,7 +297,7 @@ def standby_of(
     try:
         subprocess.run(
             [str(PG_BIN / "pg_basebackup"), "-h", primary.host, "-p", str(primary.port),
-             "-U", "postgres", "-D", str(standby.data), "-R", "-X", "stream",
+             "-U", "postgres", "-D", str(standby.data), "-R", "-X", "stream", "-c", "fast",
              "-d", f"application_name={name}"],
             user=service_user(), cwd=base, stdin=subprocess.DEVNULL,
             capture_output=True, check=True, timeout=300,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,3 +49,8 @@ def percentile(values: Sequence[float], q: float) -> float:
         return float("nan")
     rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def say(drill: str, message: str) -> None:
+    """A progress line on stderr (the table goes to stdout)."""
+    print(f"{time.strftime('%H:%M:%S')} [{drill}] {message}", file=sys.stderr, flush=True)
