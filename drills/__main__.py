@@ -15,7 +15,7 @@ import traceback
 from drills.report import Figure, table
 
 # Run in this order: each later drill assumes less of the machine than the one before.
-DRILLS = ("pgbouncer", "partition", "failover")
+DRILLS = ("pgbouncer", "partition", "failover", "soak")
 
 
 def run_drill(name: str, overrides: list[str]) -> list[Figure]:

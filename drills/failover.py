@@ -8,7 +8,7 @@ failover manager's detection time), the standby is promoted. Everything must rec
 its own; every enqueue that returned an id must exist on the new primary; every effect
 happens once; no job stays leased to a worker that lost its connection beyond one lease.
 
-    python -m drills.failover [--rate 40] [--detect 1.0]
+    python -m drills.failover [--http-rate 40] [--detect 1.0]
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def failover(primary: Cluster, standby: Cluster, key: str, args: argparse.Namesp
         workers = [procs.worker({"database_url": url}, concurrency=20) for _ in range(2)]
         wait_for_port("127.0.0.1", port, 30)
         wait_registered(primary.url(DBNAME), workers)
-        client = Client(f"http://127.0.0.1:{port}", key, args.rate)
+        client = Client(f"http://127.0.0.1:{port}", key, args.http_rate)
         thread = threading.Thread(target=client.run, daemon=True)
         thread.start()
         time.sleep(args.warmup)
@@ -223,7 +223,7 @@ def failover(primary: Cluster, standby: Cluster, key: str, args: argparse.Namesp
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """This drill's command-line flags."""
-    parser.add_argument("--rate", type=float, default=40, help="HTTP enqueues per second")
+    parser.add_argument("--http-rate", type=float, default=40, help="HTTP enqueues per second")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of load before the kill")
     parser.add_argument("--detect", type=float, default=1.0, help="seconds before promotion")
     parser.add_argument("--after", type=float, default=10, help="seconds of load after it")

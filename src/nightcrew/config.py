@@ -146,6 +146,19 @@ class Settings(BaseSettings):
     retention_time_budget_seconds: float = Field(
         300.0, gt=0, description="A retention run stops after this; the next run continues."
     )
+    autoscale_check_seconds: float = Field(
+        2.0, gt=0, description="How often nightcrew worker --autoscale reads the backlog."
+    )
+    autoscale_up_age_seconds: float = Field(
+        5.0, gt=0, description="--autoscale adds a worker once the oldest runnable job waited "
+        "this long (or more jobs wait than the workers have slots).",
+    )
+    autoscale_idle_seconds: float = Field(
+        30.0, gt=0, description="--autoscale removes a worker after nothing waited this long."
+    )
+    autoscale_step_seconds: float = Field(
+        5.0, ge=0, description="--autoscale changes the number of workers at most this often."
+    )
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(10, ge=1)
     # ---- notifications and alerts (docs/notifications.md) ----
