@@ -236,9 +236,10 @@ class App:
     def _pool_kwargs(self) -> dict[str, Any]:
         """Connection options of the pools: autocommit; behind a transaction pooler also no
         server-side prepared statements (the next transaction may run on another server
-        connection, where the statement does not exist or has another meaning)."""
+        connection, where the statement does not exist or has another meaning). A pooler is
+        assumed when a ``direct_url`` is set, or ``listen`` is off (its documented use)."""
         kwargs: dict[str, Any] = {"autocommit": True}
-        if self.behind_pooler:
+        if self.behind_pooler or not self.settings.listen:
             kwargs["prepare_threshold"] = None
         return kwargs
 

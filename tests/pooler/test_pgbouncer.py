@@ -64,6 +64,21 @@ def test_pooled_connections_never_prepare(one_server_conn: Bouncer, db_url: str)
         app.close()
 
 
+def test_listen_off_without_direct_url_never_prepares_either(
+    one_server_conn: Bouncer, db_url: str
+) -> None:
+    # listen=False is the documented set-up behind a pooler that offers no direct URL.
+    app = App(one_server_conn.url(_server(db_url)[2]), listen=False, migrate_on_start=False,
+              pool_min_size=2)  # fmt: skip
+    try:
+        with app.pool().connection() as first, app.pool().connection() as second:
+            for _ in range(10):
+                for conn in (first, second):
+                    conn.execute(query("get_job"), {"id": uuid.uuid4()})
+    finally:
+        app.close()
+
+
 async def test_one_scheduler_leads_through_pgbouncer(one_server_conn: Bouncer, db_url: str) -> None:
     # Through the pooler both lock attempts would land on the one server session, where a
     # session advisory lock is re-entrant: two leaders. On direct_url, one.
