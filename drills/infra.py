@@ -154,6 +154,11 @@ def pgbouncer(
         )
     try:
         wait_for_port(listen_host, port)
+        if proc.poll() is not None:  # the port was someone else's: say so, don't use it
+            raise RuntimeError(
+                f"pgbouncer exited ({proc.returncode}): "
+                f"{(work / 'stderr.log').read_text(errors='replace')[-500:]}"
+            )
         yield Bouncer(listen_host, port, work / "pgbouncer.log")
     finally:
         _stop(proc, signal.SIGINT)  # SIGINT: PgBouncer's immediate shutdown

@@ -307,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-scheduler", action="store_true", help="do not run the scheduler in this process"
     )
     p.add_argument(
-        "--autoscale", type=_autoscale_bounds, metavar="MIN:MAX",
+        "--autoscale",
+        type=_autoscale_bounds,
+        metavar="MIN:MAX",
         help="run MIN to MAX worker processes, started and stopped by the backlog",
     )
     p = add("schedules", cmd_schedules, "list, enable, disable, change or run schedules")

@@ -150,7 +150,9 @@ class Settings(BaseSettings):
         2.0, gt=0, description="How often nightcrew worker --autoscale reads the backlog."
     )
     autoscale_up_age_seconds: float = Field(
-        5.0, gt=0, description="--autoscale adds a worker once the oldest runnable job waited "
+        5.0,
+        gt=0,
+        description="--autoscale adds a worker once the oldest runnable job waited "
         "this long (or more jobs wait than the workers have slots).",
     )
     autoscale_idle_seconds: float = Field(
