@@ -39,12 +39,12 @@ def before_0017(server_url: str) -> Iterator[str]:
 
 def test_archived_rows_move_into_month_partitions(before_0017: str) -> None:
     with psycopg.connect(before_0017, autocommit=True) as conn:
-        for months_ago in (14, 2, 0):
+        for months_ago, user in ((14, "alice"), (2, "bob"), (0, "alice")):
             conn.execute(
                 "INSERT INTO nightcrew.jobs_history (id, type, queue, status, created_at,"
                 " archived_at, job) VALUES (gen_random_uuid(), %s, 'q', 'completed', now(),"
-                " now() - make_interval(months => %s), '{\"user_id\": \"alice\"}')",
-                (f"t{months_ago}", months_ago))  # fmt: skip
+                " now() - make_interval(months => %s), jsonb_build_object('user_id', %s::text))",
+                (f"t{months_ago}", months_ago, user))  # fmt: skip
     assert migrate(before_0017) == [PARTITIONED]
     with psycopg.connect(before_0017, autocommit=True) as conn:
         rows = conn.execute("SELECT type, tableoid::regclass::text LIKE"
@@ -59,6 +59,19 @@ def test_archived_rows_move_into_month_partitions(before_0017: str) -> None:
         conn.execute("BEGIN")
         conn.execute("SELECT set_config('nightcrew.user_id', 'alice', true)")
         conn.execute("SET LOCAL ROLE nightcrew_api")
-        seen = conn.execute("SELECT count(*) FROM nightcrew.jobs_history").fetchone()
+        seen = conn.execute("SELECT type FROM nightcrew.jobs_history ORDER BY 1").fetchall()
         conn.execute("ROLLBACK")
-        assert seen == (3,)
+        assert seen == [("t0",), ("t14",)]  # alice's, not bob's
+
+
+def test_the_api_role_cannot_create_or_drop_history_partitions(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for statement in (
+            "SELECT nightcrew.history_partition(now())",
+            "SELECT nightcrew.drop_history_partition('jobs_history_2020_01')",
+        ):
+            conn.execute("BEGIN")
+            conn.execute("SET LOCAL ROLE nightcrew_api")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.execute("ROLLBACK")
