@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install clean browser
+.PHONY: demo test lint typecheck pytest install clean browser drills drill-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/python -m nightcrew_apps.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src apps tests bench
-	$(BIN)/ruff format --check src apps tests bench
+	$(BIN)/ruff check src apps tests bench drills
+	$(BIN)/ruff format --check src apps tests bench drills
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -34,11 +34,23 @@ browser:
 		|| echo 'WARNING: chromium is not installed: the browser tests will be SKIPPED'
 
 # The fast tier first (no database, seconds), then the real-Postgres and fault tiers.
-pytest: $(STAMP) browser
+pytest: $(STAMP) browser drill-packages
 	$(BIN)/pytest tests/unit
 	$(BIN)/pytest --ignore=tests/unit
 
 test: lint typecheck pytest
+
+# The drills (docs/operations.md) need Debian's PgBouncer and PostgreSQL server binaries, and
+# root for network namespaces; installed here when we may (root), else those drills skip
+# with a one-line reason.
+drill-packages:
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && apt-get install -y -qq pgbouncer; } \
+		|| echo 'WARNING: pgbouncer is not installed: the pgbouncer drill will be SKIPPED'
+
+# Long (see docs/operations.md for the time it takes): not part of `make test`.
+drills: $(STAMP) drill-packages
+	$(BIN)/python -m drills $(DRILLS_ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -230,10 +230,32 @@ class App:
                 self._url = resolve_database_url(self.settings.database_url)
             return self._url
 
+    @property
+    def direct_url(self) -> str:
+        """Where session-bound work connects: LISTEN, the worker's fetch connection, the
+        scheduler's leader lock and migrations (session advisory locks). The ``direct_url``
+        setting when set (``database_url`` is then a transaction pooler), else :attr:`url`."""
+        return self.settings.direct_url or self.url
+
+    @property
+    def behind_pooler(self) -> bool:
+        """Whether ``database_url`` is a transaction pooler (a ``direct_url`` is set)."""
+        return self.settings.direct_url is not None
+
+    def _pool_kwargs(self) -> dict[str, Any]:
+        """Connection options of the pools: autocommit; behind a transaction pooler also no
+        server-side prepared statements (the next transaction may run on another server
+        connection, where the statement does not exist or has another meaning). A pooler is
+        assumed when a ``direct_url`` is set, or ``listen`` is off (its documented use)."""
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if self.behind_pooler or not self.settings.listen:
+            kwargs["prepare_threshold"] = None
+        return kwargs
+
     def migrate(self) -> list[int]:
         """Apply pending migrations now (nightcrew's, then each added set); return the
         versions applied."""
-        applied = self._migrate_all(self.url)
+        applied = self._migrate_all(self.direct_url)
         self._migrated = True
         self.sync_job_types()
         return applied
@@ -241,9 +263,10 @@ class App:
     def _ensure_ready(self) -> str:
         url = self.url
         if self.settings.migrate_on_start and not self._migrated:
+            direct = self.direct_url  # migrations hold a session advisory lock
             with self._lock:
                 if not self._migrated:
-                    self._migrate_all(url)
+                    self._migrate_all(direct)
                     self._migrated = True
         if not self._types_synced:
             self._sync_job_types_once(url)
@@ -289,7 +312,7 @@ class App:
             self._types_synced = True
 
     def pool(self) -> ConnectionPool[Any]:
-        """The synchronous connection pool (autocommit connections)."""
+        """The synchronous connection pool (autocommit connections; see ``direct_url``)."""
         if self._pool is None:
             url = self._ensure_ready()
             with self._lock:
@@ -298,7 +321,7 @@ class App:
                         url,
                         min_size=self.settings.pool_min_size,
                         max_size=self.settings.pool_max_size,
-                        kwargs={"autocommit": True},
+                        kwargs=self._pool_kwargs(),
                         open=True,
                         name="nightcrew-sync",
                     )
@@ -319,7 +342,7 @@ class App:
                     url,
                     min_size=self.settings.pool_min_size,
                     max_size=self.settings.pool_max_size,
-                    kwargs={"autocommit": True},
+                    kwargs=self._pool_kwargs(),
                     open=False,
                     name="nightcrew-async",
                 )

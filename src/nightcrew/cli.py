@@ -169,12 +169,50 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.autoscale is not None:
+        return run_autoscaled(app, args, queues)
     asyncio.run(
         run_worker(
             app, queues=queues, concurrency=args.concurrency, scheduler=not args.no_scheduler
         )
     )
     return 0
+
+
+def worker_command(args: argparse.Namespace) -> list[str]:
+    """The ``nightcrew worker`` command line of one autoscaled child (no --autoscale)."""
+    command = [sys.executable, "-m", "nightcrew", "worker"]
+    for flag, value in (("--app", args.app), ("--concurrency", args.concurrency),
+                        ("--queues", args.queues)):  # fmt: skip
+        if value:
+            command += [flag, str(value)]
+    return [*command, "--no-scheduler"] if args.no_scheduler else command
+
+
+def run_autoscaled(app: App, args: argparse.Namespace, queues: list[str] | None) -> int:
+    """Supervise between MIN and MAX worker processes until SIGTERM/SIGINT."""
+    from nightcrew.autoscale import Supervisor, install_signal_handlers, policy_from
+
+    # Built-in job types (maintenance's queue too) are registered by every App().
+    served = sorted(set(queues) if queues else {t.queue for t in app.registry.values()})
+    slots = args.concurrency or app.settings.concurrency
+    policy = policy_from(app, args.autoscale, slots)
+    supervisor = Supervisor(app, worker_command(args), policy, served)
+    install_signal_handlers(supervisor)
+    logging.getLogger("nightcrew").info(
+        "autoscaling %d-%d workers on queues %s", *args.autoscale, ",".join(served)
+    )
+    supervisor.run()
+    return 0
+
+
+def _autoscale_bounds(text: str) -> tuple[int, int]:
+    from nightcrew.autoscale import parse_bounds
+
+    try:
+        return parse_bounds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def run_worker(
@@ -292,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queues", help="comma-separated queues (default: all of the app's)")
     p.add_argument(
         "--no-scheduler", action="store_true", help="do not run the scheduler in this process"
+    )
+    p.add_argument(
+        "--autoscale",
+        type=_autoscale_bounds,
+        metavar="MIN:MAX",
+        help="run MIN to MAX worker processes, started and stopped by the backlog",
     )
     p = add("schedules", cmd_schedules, "list, enable, disable, change or run schedules")
     p.add_argument("action", choices=["list", "enable", "disable", "run", "set"])

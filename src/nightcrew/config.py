@@ -24,6 +24,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("database_url", "NIGHTCREW_DATABASE_URL", "DATABASE_URL"),
         description="libpq URL; when unset the embedded PostgreSQL server is used.",
     )
+    direct_url: str | None = Field(
+        default=None,
+        description="libpq URL that bypasses a transaction pooler (PgBouncer): LISTEN, the "
+        "worker's fetch connection, the scheduler's leader lock and migrations use it. When "
+        "set, database_url is taken to be the pooler: its connections never prepare "
+        "statements and keep no session state.",
+    )
     migrate_on_start: bool = Field(True, description="Apply pending migrations when the App opens.")
     lease_seconds: float = Field(30.0, gt=0, description="How long a fetched job is leased.")
     heartbeat_seconds: float = Field(10.0, gt=0, description="How often running leases renew.")
@@ -31,7 +38,11 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="How long running jobs may finish after SIGTERM/SIGINT."
     )
-    listen: bool = Field(True, description="Use LISTEN/NOTIFY (disable behind PgBouncer).")
+    listen: bool = Field(
+        True,
+        description="Use LISTEN/NOTIFY (on direct_url when set; disable behind PgBouncer "
+        "without a direct_url).",
+    )
     listen_check_seconds: float = Field(
         15.0,
         gt=0,
@@ -171,6 +182,21 @@ class Settings(BaseSettings):
     )
     vacuum_reindex_min_pages: int = Field(
         128, ge=1, description="Indexes smaller than this many pages are never rebuilt."
+    )
+    autoscale_check_seconds: float = Field(
+        2.0, gt=0, description="How often nightcrew worker --autoscale reads the backlog."
+    )
+    autoscale_up_age_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="--autoscale adds a worker once the oldest runnable job waited "
+        "this long (or more jobs wait than the workers have slots).",
+    )
+    autoscale_idle_seconds: float = Field(
+        30.0, gt=0, description="--autoscale removes a worker after nothing waited this long."
+    )
+    autoscale_step_seconds: float = Field(
+        5.0, ge=0, description="--autoscale changes the number of workers at most this often."
     )
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(10, ge=1)

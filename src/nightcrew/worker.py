@@ -3,7 +3,9 @@
 One asyncio task per running attempt (the :class:`~nightcrew.lifecycle.executor.Executor`
 turns it into an outcome); the loop keeps ``concurrency`` attempts running, fetching a
 batch whenever slots are free. It wakes on LISTEN/NOTIFY and polls as a fallback, so it
-also runs where LISTEN is unavailable (PgBouncer in transaction mode: ``listen=False``).
+also runs where LISTEN is unavailable (PgBouncer in transaction mode without a
+``direct_url``: ``listen=False``). With a ``direct_url`` the fetch and LISTEN connections
+bypass the pooler and everything else goes through it.
 
 Leases are renewed on a connection of their own, so handlers holding every pool connection
 cannot starve them; an attempt whose lease could not be renewed in time is stopped before
@@ -234,8 +236,8 @@ class Worker:
                         await self._wake.wait()
 
     async def _fetch(self, limit: int) -> list[tuple[Any, ...]]:
-        if not self.settings.listen:
-            # Maybe behind a transaction pooler (PgBouncer): no session of our own.
+        if not self.settings.listen and not self.app.behind_pooler:
+            # Maybe behind a transaction pooler (PgBouncer) with no direct URL: no session.
             pool = await self.app.apool()
             async with pool.connection() as conn:
                 return await self._fetch_on(conn, limit, prepare=None)
@@ -259,7 +261,8 @@ class Worker:
     async def _open_fetch_connection(self) -> psycopg.AsyncConnection[Any]:
         """The worker's own fetch connection: one warm backend on the pickup path, and the
         fetch planned once (see FETCH_SESSION_SETTINGS)."""
-        conn = await psycopg.AsyncConnection.connect(self.app.url, autocommit=True)
+        # Session settings and a prepared plan: never through a transaction pooler.
+        conn = await psycopg.AsyncConnection.connect(self.app.direct_url, autocommit=True)
         try:
             await configure_fetch_session(conn)
         except BaseException:
@@ -523,7 +526,7 @@ class Worker:
             self._wake.set()  # anything enqueued while we were not listening
 
         await listen_forever(
-            self.app.url,
+            self.app.direct_url,  # a pooler would hand our LISTEN session to others
             ("nightcrew_jobs", "nightcrew_cancel"),
             self._on_notify,
             on_listening=listening,

@@ -67,4 +67,7 @@ def test_requests_answer_503_with_retry_after_within_2s(
     assert took < 2.5, f"took {took:.1f}s"
     assert int(response.headers["Retry-After"]) > 0
     error = response.json()["error"]
-    assert error == {"code": "unavailable", "message": "the database is unavailable; retry later"}
+    assert error == {
+        "code": "database_unavailable",
+        "message": "the database is unavailable; retry in a moment",
+    }

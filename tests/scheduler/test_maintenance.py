@@ -3,7 +3,7 @@ expired leases, reporting of overdue jobs."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -71,6 +71,27 @@ async def test_prune_moves_old_finished_jobs_in_batches_and_keeps_the_rest(
     assert await prune(app, completed_after=timedelta(days=30),
                        failed_after=timedelta(days=90), now=now) == 0  # fmt: skip
     await app.aclose()
+
+
+async def test_prune_archives_into_this_months_partition(
+    sched_db: str, db_conn: psycopg.Connection[Any]
+) -> None:
+    # A month partition (droppable whole by retention), not the default partition.
+    db_conn.execute("TRUNCATE nightcrew.jobs_history")
+    month = f"nightcrew_history.jobs_history_{datetime.now(UTC):%Y_%m}"
+    db_conn.execute(f"DROP TABLE IF EXISTS {month}")
+    app = make_app(sched_db)
+    app.job("t.noop")(_noop)
+    job_id = app.enqueue("t.noop")
+    db_conn.execute("UPDATE nightcrew.jobs SET status = 'completed', completed_at = now()"
+                    " WHERE id = %s", (job_id,))  # fmt: skip
+    later = datetime.now().astimezone() + timedelta(days=31)  # the job is past retention
+    assert await prune(app, completed_after=timedelta(days=30),
+                       failed_after=timedelta(days=90), now=later) == 1  # fmt: skip
+    await app.aclose()
+    where = db_conn.execute("SELECT tableoid::regclass::text FROM nightcrew.jobs_history"
+                            " WHERE id = %s", (job_id,)).fetchall()  # fmt: skip
+    assert where == [(month,)]
 
 
 async def test_prune_ignores_jobs_created_after_the_cutoff(

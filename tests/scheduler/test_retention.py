@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -145,6 +145,47 @@ async def test_archived_jobs_go_90_days_after_archiving(
     assert result["deleted"]["jobs_history"] == 2
     assert column(conn, "SELECT type FROM nightcrew.jobs_history ORDER BY id") == [
         "archived_89d", "archived_30d", "archived_now"]  # fmt: skip
+
+
+def month_end(moment: datetime) -> datetime:
+    """The end of ``moment``'s UTC month: when its jobs_history partition ends."""
+    start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+async def test_archived_months_past_retention_are_dropped_whole(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    conn.execute("TRUNCATE nightcrew.jobs_history")
+    ages = {"archived_200d": 200, "archived_130d": 130, "archived_91d": 91,
+            "archived_89d": 89, "archived_30d": 30, "archived_now": 0}  # fmt: skip
+    archived = {label: days_ago(conn, age) for label, age in ages.items()}
+    for label, at in archived.items():
+        conn.execute("SELECT nightcrew.history_partition(%s)", (at,))
+        conn.execute(
+            "INSERT INTO nightcrew.jobs_history (id, type, queue, status, created_at,"
+            " archived_at, job) VALUES (nightcrew.uuid7(), %s, 'q', 'completed', %s, %s, '{}')",
+            (label, at, at))  # fmt: skip
+    cutoff = days_ago(conn, 90)
+    # A month goes once all of it is past retention: rows up to a month older may stay.
+    gone = {label for label, at in archived.items() if month_end(at) <= cutoff}
+    assert {"archived_200d", "archived_130d"} <= gone
+    assert not gone & {"archived_89d", "archived_30d", "archived_now"}
+    default_rows = "SELECT count(*) FROM nightcrew_history.jobs_history_default"
+    assert column(conn, default_rows) == [0]  # every row went to a month partition
+
+    result = await retain(ret_db)
+
+    assert result["deleted"]["jobs_history"] == len(gone)
+    assert set(result["dropped_partitions"]) == {
+        f"jobs_history_{archived[label].astimezone(UTC):%Y_%m}" for label in gone
+    }
+    assert set(column(conn, "SELECT type FROM nightcrew.jobs_history")) == set(ages) - gone
+    for name in result["dropped_partitions"]:
+        assert column(conn, f"SELECT to_regclass('nightcrew_history.{name}')") == [None]
+    # Nothing left to drop: the next run drops nothing.
+    assert (await retain(ret_db))["dropped_partitions"] == []
+    conn.execute("TRUNCATE nightcrew.jobs_history")
 
 
 async def test_stale_worker_rows_go_but_never_a_live_worker(

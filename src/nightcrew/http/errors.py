@@ -122,21 +122,14 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"a value cannot be stored: {detail}")
 
 
-RETRY_AFTER_SECONDS = 5
-"""What a 503 for an unreachable database suggests in ``Retry-After``."""
-
-
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # No connection within http_pool_timeout_seconds, or the connection broke: the
-    # database is down or restarting, which a client may retry, not a server fault.
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
-    return error_response(
-        503,
-        "unavailable",
-        "the database is unavailable; retry later",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    # The connection broke or none could be had (a restart, a failover, the pool
+    # exhausted): the server is fine and a retry will likely succeed, so 503, no traceback.
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, detail)
+    return error_response(503, "database_unavailable",
+                          "the database is unavailable; retry in a moment",
+                          headers={"Retry-After": "1"})  # fmt: skip
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -150,7 +143,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, _on_validation_error)
     api.add_exception_handler(StarletteHTTPException, _on_http_error)
     api.add_exception_handler(psycopg.DataError, _on_data_error)
-    # PoolTimeout is an OperationalError too.
+    # Also psycopg_pool.PoolTimeout, a subclass.
     api.add_exception_handler(psycopg.OperationalError, _on_database_unavailable)
     api.add_exception_handler(Exception, _on_unexpected)
 

@@ -81,7 +81,7 @@ class ListenHub(Generic[K]):
             self.wake(None)  # changes made while not listening must not be missed
 
         await listen_forever(
-            self.app.url,
+            self.app.direct_url,  # LISTEN needs a session of its own, not a pooler's
             (self.channel,),
             lambda _channel, payload: self.wake(self._parse(payload)),
             on_listening=listening,

@@ -58,7 +58,7 @@ class Scheduler:
     def __init__(self, app: App) -> None:
         self.app = app
         self.settings = app.settings
-        self.leadership = Leadership(app.url)
+        self.leadership = Leadership(app.direct_url)  # a session lock: never pooled
         self.leader_since: datetime | None = None
         self._stopping = asyncio.Event()
 
@@ -102,7 +102,7 @@ class Scheduler:
                 log.warning("scheduler: lost leadership")
             return self.settings.scheduler_poll_seconds
         if not was_leader:
-            log.info("scheduler: became leader (%s)", self.app.url.split("@")[-1])
+            log.info("scheduler: became leader (%s)", self.app.direct_url.split("@")[-1])
         await self.tick()
         pool = await self.app.apool()
         async with pool.connection() as conn:

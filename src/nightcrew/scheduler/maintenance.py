@@ -162,6 +162,8 @@ async def prune(
     """
     pool = await app.apool()
     async with pool.connection() as conn:
+        if archive:  # archived rows go to this month's partition (created on the 1st)
+            await conn.execute(query("history_ensure_partitions"))
         now = await database_now(conn, now)
         params = {
             "after": uuid.UUID(int=0), "upper": _floor_id(now - min(completed_after, failed_after)),

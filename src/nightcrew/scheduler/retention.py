@@ -2,6 +2,10 @@
 deliveries, the audit log, resolved alerts, archived jobs (``nightcrew.jobs_history``) and
 the rows of workers that stopped heartbeating.
 
+Archived jobs are partitioned by month (migration 0013): a month is dropped whole once all
+of it is older than ``retention_history_days``, so the archive never needs a vacuum; only
+stray rows in its default partition are deleted row by row.
+
 The built-in ``nightcrew.retention`` schedule runs :func:`apply_retention` as a job (see
 :mod:`nightcrew.scheduler.maintenance`). Every table is trimmed by walking its primary key,
 ``retention_batch_size`` rows per statement, each statement its own short transaction, so a
@@ -17,6 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from nightcrew.config import Settings
 from nightcrew.db.clock import database_now
@@ -44,10 +50,12 @@ class RetentionReport:
 
     deleted: dict[str, int] = field(default_factory=dict)
     complete: bool = True
+    dropped_partitions: list[str] = field(default_factory=list)
 
     def as_result(self) -> dict[str, Any]:
         """The JSON result of the retention job."""
-        return {"deleted": dict(self.deleted), "complete": self.complete}
+        return {"deleted": dict(self.deleted), "complete": self.complete,
+                "dropped_partitions": list(self.dropped_partitions)}  # fmt: skip
 
 
 def first_id_of(moment: datetime) -> uuid.UUID:
@@ -113,6 +121,29 @@ async def sweep_table(
         params["after"] = last_id
 
 
+async def drop_history_partitions(
+    conn: Any, before: datetime, report: RetentionReport, *, deadline: float
+) -> bool:
+    """Drop the month partitions of ``jobs_history`` that ended before ``before``, adding
+    their rows to ``report``; True when none is left, False when ``deadline`` came first or
+    a partition's lock was busy (the next run tries again)."""
+    cur = await conn.execute(query("retention_history_partitions"), {"before": before})
+    names = [row[0] for row in await cur.fetchall()]
+    report.deleted.setdefault("jobs_history", 0)
+    for name in names:
+        if time.monotonic() >= deadline:
+            return False
+        try:
+            cur = await conn.execute(query("retention_drop_partition"), {"name": name})
+            row = await cur.fetchone()
+        except psycopg.errors.LockNotAvailable:
+            log.warning("retention: %s is in use; dropping it on the next run", name)
+            return False
+        report.deleted["jobs_history"] += int(row[0]) if row else 0
+        report.dropped_partitions.append(name)
+    return True
+
+
 async def apply_retention(
     app: App,
     *,
@@ -130,6 +161,10 @@ async def apply_retention(
     pool = await app.apool()
     async with pool.connection() as conn:
         now = await database_now(conn, now)
+        if s.retention_history_days:
+            before = now - _days(s.retention_history_days)
+            if not await drop_history_partitions(conn, before, report, deadline=deadline):
+                report.complete = False
         for sweep in retention_sweeps(s, now):
             if not await sweep_table(conn, sweep, report, batch_size=size, deadline=deadline):
                 report.complete = False

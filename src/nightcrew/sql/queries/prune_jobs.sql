@@ -26,7 +26,7 @@ WITH scanned AS (
     SELECT id, type, queue, status, schedule_name, created_at, completed_at, to_jsonb(moved)
     FROM moved
     WHERE %(archive)s
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT DO NOTHING  -- the key is (id, archived_at) since 0013 (partitions)
 )
 SELECT (SELECT id FROM scanned ORDER BY id DESC LIMIT 1) AS last_id,
        (SELECT count(*) FROM moved) AS pruned

@@ -1,0 +1,56 @@
+"""The drills' one output: rows of (drill, figure, value, target, held?)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure of a drill and whether it met its target.
+
+    ``held`` is None for a figure with no target (reported for comparison only), and for
+    a drill that was skipped (then ``value`` says why).
+    """
+
+    drill: str
+    figure: str
+    value: str
+    target: str = ""
+    held: bool | None = None
+
+
+def skipped(drill: str, reason: str) -> Figure:
+    """The row of a drill that could not run here, with its one-line reason."""
+    return Figure(drill, "SKIPPED", reason)
+
+
+def table(rows: Sequence[Figure]) -> str:
+    """A plain-text table of ``rows`` (what ``make drills`` prints)."""
+    head = ("drill", "figure", "value", "target", "held?")
+    cells = [head] + [
+        (r.drill, r.figure, r.value, r.target,
+         "-" if r.held is None else ("yes" if r.held else "NO"))
+        for r in rows
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, nearest-rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def say(drill: str, message: str) -> None:
+    """A progress line on stderr (the table goes to stdout)."""
+    print(f"{time.strftime('%H:%M:%S')} [{drill}] {message}", file=sys.stderr, flush=True)

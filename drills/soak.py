@@ -1,0 +1,217 @@
+"""Drill 4: a soak at a steady rate; the hot table must not bloat.
+
+Jobs (``drill.noop``) go in at ``--rate`` per second (in batches every 100 ms) and workers
+drain them, for ``--minutes``. Pruning runs every 10 s and archives jobs finished more
+than a minute ago into the month partitions of ``jobs_history`` (migration 0013), so
+``nightcrew.jobs`` holds about a minute of finished jobs; autovacuum (per-table settings of
+migration 0003) reclaims the dead tuples. Every 10 s the drill samples the size of
+``nightcrew.jobs`` with its indexes, its dead tuples and the pickup latency (``run_at`` ->
+``started_at``) of the jobs started in those 10 s. Targets: the last minute's size at
+most 1.5x the second minute's, pickup p99 in the last minute within 1.5x the first's, dead
+tuples reclaimed, and the rate sustained (backlog at the end under 5 s of input).
+
+    python -m drills.soak [--minutes 10] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from drills.infra import postgres_missing, private_cluster
+from drills.procs import Processes, wait_registered
+from drills.report import Figure, say, skipped, table
+from nightcrew import App
+from nightcrew.db.migrate import migrate
+
+DRILL = "soak"
+DBNAME = "nightcrew_drill"
+WORKER_SETTINGS = {
+    "prune_completed_days": 60 / 86400,  # a minute
+    "prune_cron": "*/10 * * * * *",
+    "prune_batch_size": 5000,
+    "defer_queue_depth": 0,  # prune even while busy: that is the point of the drill
+    "defer_running_jobs": 0,
+    "fetch_batch": 200,
+    "complete_batch": 1000,
+}
+SAMPLE = """
+SELECT extract(epoch FROM clock_timestamp()),
+       pg_total_relation_size('nightcrew.jobs'),
+       (SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'nightcrew.jobs'::regclass),
+       (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'nightcrew.jobs'::regclass),
+       (SELECT autovacuum_count FROM pg_stat_user_tables
+        WHERE relid = 'nightcrew.jobs'::regclass),
+       (SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM started_at - run_at))
+        FROM nightcrew.jobs WHERE started_at > clock_timestamp() - interval '10 seconds'),
+       (SELECT count(*) FROM nightcrew.jobs WHERE status IN ('pending', 'retrying')),
+       (SELECT count(*) FROM nightcrew.jobs_history)
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One 10-second sample."""
+
+    at: float
+    size: int
+    live: int
+    dead: int
+    autovacuums: int
+    p50: float
+    p99: float
+    backlog: int
+    archived: int
+
+
+class Producer:
+    """Enqueues ``rate`` no-op jobs per second, a batch every 100 ms, on schedule."""
+
+    def __init__(self, url: str, rate: float) -> None:
+        self.app = App(url, migrate_on_start=False, strict_types=False)
+        self.batch = max(1, round(rate / 10))
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        tick = time.monotonic()
+        while not self._stop.is_set():
+            self.app.enqueue_many([{"type": "drill.noop"}] * self.batch)
+            self.sent += self.batch
+            tick += 0.1
+            self._stop.wait(max(0.0, tick - time.monotonic()))
+
+    def start(self) -> None:
+        """Start producing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop producing."""
+        self._stop.set()
+        self._thread.join(30)
+        self.app.close()
+
+
+def sample(conn: psycopg.Connection[Any]) -> Sample:
+    """The current figures of ``nightcrew.jobs``."""
+    row: Any = conn.execute(SAMPLE).fetchone()
+    at, size, live, dead, vacuums, pct, backlog, archived = row
+    p50, p99 = (pct or [0.0, 0.0])[:2]
+    return Sample(float(at), int(size), int(live or 0), int(dead or 0), int(vacuums or 0),
+                  float(p50) * 1000, float(p99) * 1000, int(backlog), int(archived))  # fmt: skip
+
+
+def minute(samples: list[Sample], index: int) -> list[Sample]:
+    """The samples of minute ``index`` (0-based; -1: the last minute)."""
+    start = samples[0].at
+    count = int((samples[-1].at - start) // 60) + 1
+    wanted = index if index >= 0 else count - 1 - (1 if (samples[-1].at - start) % 60 < 50
+                                                   else 0)  # fmt: skip
+    return [s for s in samples if int((s.at - start) // 60) == wanted]
+
+
+def run(args: argparse.Namespace) -> list[Figure]:
+    """Run the soak; return its figures (one SKIPPED row when it cannot run here)."""
+    reason = postgres_missing()
+    if reason:
+        return [skipped(DRILL, reason)]
+    with (
+        tempfile.TemporaryDirectory(prefix="nightcrew-drill-logs-") as logs,
+        private_cluster() as cluster,
+    ):
+        url = cluster.url(DBNAME)
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {DBNAME}")
+        migrate(url)
+        procs = Processes(Path(logs))
+        try:
+            workers = [procs.worker({"database_url": url, **WORKER_SETTINGS}, concurrency=100)
+                       for _ in range(args.workers)]  # fmt: skip
+            wait_registered(url, workers)
+            samples = soak(url, args)
+        finally:
+            procs.stop_all()
+    return figures(samples, args)
+
+
+def soak(url: str, args: argparse.Namespace) -> list[Sample]:
+    """Produce for ``args.minutes`` while sampling every 10 s."""
+    producer = Producer(url, args.rate)
+    samples: list[Sample] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        producer.start()
+        began = time.monotonic()
+        try:
+            while time.monotonic() - began < args.minutes * 60:
+                time.sleep(10 - (time.monotonic() - began) % 10)
+                samples.append(sample(conn))
+                s = samples[-1]
+                say(DRILL, f"{s.size / 1e6:.1f} MB, live {s.live}, dead {s.dead}, "
+                           f"backlog {s.backlog}, pickup p99 {s.p99:.0f} ms, "
+                           f"archived {s.archived}, autovacuums {s.autovacuums}")  # fmt: skip
+        finally:
+            producer.stop()
+    return samples
+
+
+def figures(samples: list[Sample], args: argparse.Namespace) -> list[Figure]:
+    """The drill's rows of the report table."""
+    first, second, last = minute(samples, 0), minute(samples, 1), minute(samples, -1)
+    size2 = max(s.size for s in second)
+    size_last = max(s.size for s in last)
+    p99_first = max(s.p99 for s in first)
+    p99_last = max(s.p99 for s in last)
+    end = samples[-1]
+    vacuums = end.autovacuums - samples[0].autovacuums
+    # Reclaimed, not accumulating: after the last vacuums the dead tuples fell back down.
+    peak_dead = max(s.dead for s in samples)
+    low_dead = min(s.dead for s in samples if s.at >= end.at - 90)
+    rate = args.rate
+    return [
+        Figure(DRILL, "rate in (stated)", f"{rate:g} jobs/s for {args.minutes:g} min"),
+        Figure(DRILL, "archived by pruning", f"{end.archived:,}"),
+        Figure(DRILL, "backlog at the end", f"{end.backlog:,}", f"< {5 * rate:g} (5 s)",
+               end.backlog < 5 * rate),
+        Figure(DRILL, "jobs + indexes: 2nd min -> last min",
+               f"{size2 / 1e6:.1f} -> {size_last / 1e6:.1f} MB", "<= 1.5x",
+               size_last <= 1.5 * size2),
+        Figure(DRILL, "dead tuples: peak, lowest in last 90 s", f"{peak_dead:,}, {low_dead:,}",
+               "lowest <= 0.25x peak", low_dead <= 0.25 * peak_dead),
+        Figure(DRILL, "autovacuums of jobs during the soak", str(vacuums), ">= 1",
+               vacuums >= 1),
+        Figure(DRILL, "pickup p99: 1st min -> last min",
+               f"{p99_first:.0f} -> {p99_last:.0f} ms", "<= 1.5x (or <= 50 ms)",
+               p99_last <= max(1.5 * p99_first, 50)),
+        Figure(DRILL, "pickup p50 in the last minute",
+               f"{max(s.p50 for s in last):.0f} ms"),
+    ]  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This drill's command-line flags."""
+    parser.add_argument("--minutes", type=float, default=10, help="soak duration (>= 3)")
+    parser.add_argument("--rate", type=float, default=500, help="jobs per second in")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+
+
+def main() -> None:
+    """``python -m drills.soak``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args()
+    if args.minutes < 3:
+        parser.error("--minutes must be at least 3 (it compares the 2nd and the last minute)")
+    print(table(run(args)))
+
+
+if __name__ == "__main__":
+    main()

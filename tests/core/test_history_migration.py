@@ -1,0 +1,77 @@
+"""Migration 0013 turns nightcrew.jobs_history into a table partitioned by month and keeps
+every archived row, readable as before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from nightcrew.db.migrate import available_migrations, migrate
+from tests.conftest import drop_database, with_dbname
+
+PARTITIONED = 13
+
+
+@pytest.fixture
+def before_partitioning(server_url: str) -> Iterator[str]:
+    """A database migrated up to 0012 only."""
+    name = "nc_history_migration"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_dbname(server_url, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA nightcrew")
+        conn.execute(
+            "CREATE TABLE nightcrew.migrations (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for m in available_migrations():
+            if m.version < PARTITIONED:
+                conn.execute(m.sql.encode())
+                conn.execute("INSERT INTO nightcrew.migrations (version, name) VALUES (%s, %s)",
+                             (m.version, m.name))  # fmt: skip
+    yield url
+    drop_database(server_url, url)
+
+
+def test_archived_rows_move_into_month_partitions(before_partitioning: str) -> None:
+    with psycopg.connect(before_partitioning, autocommit=True) as conn:
+        for months_ago, user in ((14, "alice"), (2, "bob"), (0, "alice")):
+            conn.execute(
+                "INSERT INTO nightcrew.jobs_history (id, type, queue, status, created_at,"
+                " archived_at, job) VALUES (gen_random_uuid(), %s, 'q', 'completed', now(),"
+                " now() - make_interval(months => %s), jsonb_build_object('user_id', %s::text))",
+                (f"t{months_ago}", months_ago, user))  # fmt: skip
+    assert migrate(before_partitioning) == [PARTITIONED]
+    with psycopg.connect(before_partitioning, autocommit=True) as conn:
+        rows = conn.execute("SELECT type, tableoid::regclass::text LIKE"
+                            " 'nightcrew_history.jobs_history_____\\___' FROM"
+                            " nightcrew.jobs_history ORDER BY type").fetchall()  # fmt: skip
+        assert rows == [("t0", True), ("t14", True), ("t2", True)]
+        kind = conn.execute(
+            "SELECT relkind FROM pg_class WHERE oid = 'nightcrew.jobs_history'::regclass"
+        ).fetchone()
+        assert kind == ("p",)
+        # Still readable by the API role under row-level security (0012's rule).
+        conn.execute("BEGIN")
+        conn.execute("SELECT set_config('nightcrew.user_id', 'alice', true)")
+        conn.execute("SET LOCAL ROLE nightcrew_api")
+        seen = conn.execute("SELECT type FROM nightcrew.jobs_history ORDER BY 1").fetchall()
+        conn.execute("ROLLBACK")
+        assert seen == [("t0",), ("t14",)]  # alice's, not bob's
+
+
+def test_the_api_role_cannot_create_or_drop_history_partitions(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for statement in (
+            "SELECT nightcrew.history_partition(now())",
+            "SELECT nightcrew.drop_history_partition('jobs_history_2020_01')",
+        ):
+            conn.execute("BEGIN")
+            conn.execute("SET LOCAL ROLE nightcrew_api")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.execute("ROLLBACK")
