@@ -19,7 +19,7 @@ from nightcrew.errors import (
     PayloadValidationError,
     Retry,
 )
-from nightcrew.jobs import Job, JobStatus
+from nightcrew.jobs import FanOut, Job, JobStatus, ParentJob
 from nightcrew.keys import create_key as create_api_key
 from nightcrew.notify.render import EmailTemplate
 from nightcrew.queries import query as load_query
@@ -31,6 +31,7 @@ __all__ = [
     "ConfigurationError",
     "EmailTemplate",
     "EnqueueError",
+    "FanOut",
     "Job",
     "JobCancelled",
     "JobContext",
@@ -40,6 +41,7 @@ __all__ = [
     "LeaseLost",
     "MigrationError",
     "NightcrewError",
+    "ParentJob",
     "PayloadValidationError",
     "Retry",
     "Scheduler",

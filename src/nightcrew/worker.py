@@ -291,6 +291,7 @@ class Worker:
             user_id,
             _run_at,
             created_at,
+            depends_on,
         ) = row
         info = JobInfo(
             id=job_id,
@@ -302,6 +303,7 @@ class Worker:
             priority=priority,
             user_id=user_id,
             created_at=created_at,
+            depends_on=tuple(depends_on or ()),
         )
         fetched = _Waiting(info, checkpoint, timeout, leased_at)
         earlier = self._attempt_here.get(job_id)
