@@ -195,6 +195,7 @@ class Worker:
             cur = await conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM nightcrew.jobs WHERE queue = ANY(%s)"
                 " AND status IN ('pending', 'retrying', 'processing')"
+                " AND pending_parents = 0"  # a dependent waits for its parents to end
                 " AND run_at <= now() + interval '1 second')",
                 (self.queues,),
             )
