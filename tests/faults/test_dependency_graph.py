@@ -11,7 +11,6 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-import pytest
 from psycopg.rows import dict_row
 
 from nightcrew import App
