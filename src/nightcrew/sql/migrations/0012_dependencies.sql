@@ -196,6 +196,10 @@ CREATE TRIGGER jobs_resolve_dependents
           AND NEW.status IN ('completed', 'failed', 'cancelled'))
     EXECUTE FUNCTION nightcrew.jobs_resolve_dependents();
 
+-- The dashboard lists a job's dependents through the edges; the jobs they name stay under
+-- the jobs policy.
+GRANT SELECT ON nightcrew.job_dependencies TO nightcrew_api;
+
 REVOKE ALL ON FUNCTION nightcrew.link_parents(uuid, uuid[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nightcrew.link_parents(uuid, uuid[], text) TO nightcrew_api;
 
