@@ -19,7 +19,7 @@ from nightcrew.errors import (
     PayloadValidationError,
     Retry,
 )
-from nightcrew.jobs import Job, JobStatus
+from nightcrew.jobs import FanOut, Job, JobStatus, ParentJob
 from nightcrew.keys import admin_user_ids
 from nightcrew.keys import create_key as create_api_key
 from nightcrew.lifecycle.enqueue import EnqueueOptions
@@ -34,6 +34,7 @@ __all__ = [
     "EmailTemplate",
     "EnqueueError",
     "EnqueueOptions",
+    "FanOut",
     "Job",
     "JobCancelled",
     "JobContext",
@@ -43,6 +44,7 @@ __all__ = [
     "LeaseLost",
     "MigrationError",
     "NightcrewError",
+    "ParentJob",
     "PayloadValidationError",
     "Retry",
     "Scheduler",

@@ -21,7 +21,7 @@ from nightcrew.config import Settings
 from nightcrew.db.migrate import migrate
 from nightcrew.db.url import resolve_database_url
 from nightcrew.errors import ConfigurationError
-from nightcrew.jobs import Backoff, Job, JobType
+from nightcrew.jobs import Backoff, FanOut, Job, JobType
 from nightcrew.lifecycle import bulk, control
 from nightcrew.lifecycle.enqueue import EnqueueOptions, ainsert_one, build_job, insert_one
 from nightcrew.progress import median_by_type, row_eta
@@ -391,10 +391,15 @@ class App:
         (``{"email", "webhook", "in_app", "on"}``) sends notifications when the job finishes;
         ``notify="owner"`` notifies the job's ``user_id`` as their preferences say.
 
+        With ``depends_on`` (job ids) the job waits until every parent has ended: it runs
+        once they all completed; when one ends failed or cancelled it is cancelled
+        (``on_parent_failure="cancel"``) or runs all the same (``"run"``). Unknown parents,
+        and the job itself, raise :class:`EnqueueError` with ``field == "depends_on"``.
+
         The options (``queue``, ``priority``, ``delay``, ``run_at``, ``dedupe_key``,
-        ``dedupe_scope``, ``user_id``, ``max_attempts``, ``timeout``, ``notify``) are declared
-        once, in :class:`~nightcrew.lifecycle.enqueue.EnqueueOptions`; a misspelt one is a
-        ``TypeError``.
+        ``dedupe_scope``, ``user_id``, ``max_attempts``, ``timeout``, ``notify``,
+        ``depends_on``, ``on_parent_failure``) are declared once, in
+        :class:`~nightcrew.lifecycle.enqueue.EnqueueOptions`; a misspelt one is a ``TypeError``.
         """
         job = build_job(self.registry, type, payload, strict_types=self.strict_types, **options)
         if conn is not None:
@@ -448,6 +453,38 @@ class App:
         pool = await self.apool()
         async with pool.connection() as pooled:
             return await bulk.ainsert_many(pooled, self.registry, items, strict_types=strict)
+
+    def fan_out(
+        self,
+        children: Sequence[Mapping[str, Any]],
+        then: Mapping[str, Any],
+        *,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> FanOut:
+        """Enqueue ``children`` (bulk items, one COPY) and ``then``, a job that depends on
+        all of them, in one transaction. ``then`` takes ``enqueue``'s argument names and
+        may carry ``on_parent_failure``. With ``conn``: in that connection's transaction."""
+        if conn is not None:
+            return bulk.fan_out(conn, self.registry, children, then, strict_types=self.strict_types)
+        with self.pool().connection() as pooled:
+            return bulk.fan_out(
+                pooled, self.registry, children, then, strict_types=self.strict_types
+            )
+
+    async def afan_out(
+        self,
+        children: Sequence[Mapping[str, Any]],
+        then: Mapping[str, Any],
+        *,
+        conn: psycopg.AsyncConnection[Any] | None = None,
+    ) -> FanOut:
+        """Async twin of :meth:`fan_out`."""
+        strict = self.strict_types
+        if conn is not None:
+            return await bulk.afan_out(conn, self.registry, children, then, strict_types=strict)
+        pool = await self.apool()
+        async with pool.connection() as pooled:
+            return await bulk.afan_out(pooled, self.registry, children, then, strict_types=strict)
 
     # ---- reading and steering --------------------------------------------------------------
 

@@ -17,12 +17,14 @@ from uuid import UUID
 import psycopg
 
 from nightcrew.errors import JobCancelled, LeaseLost
+from nightcrew.jobs import JobStatus, ParentJob
 from nightcrew.queries import query
 
 if TYPE_CHECKING:
     from nightcrew.app import App
 
 _UNSET: Any = object()
+_STATUSES = {status.value: status for status in JobStatus}
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class JobInfo:
     priority: int
     user_id: str | None
     created_at: datetime
+    has_parents: bool = False
+    """Whether this job waited for parents (``depends_on``); see ``ctx.parents``."""
 
 
 def _save_params(
@@ -100,6 +104,20 @@ class JobContext:
         self._lost = False
         self._interrupted = False  # set when the worker gave up on a thread (timeout, stop)
         self._tx: psycopg.AsyncConnection[Any] | None = None
+        self.parents: list[ParentJob] = []
+        """The parent jobs (id, type, status, result, error), loaded when the attempt
+        starts; empty for a job without dependencies."""
+
+    async def load_parents(self) -> None:
+        """Read :attr:`parents` (one query; nothing to do for a job without parents)."""
+        if not self.job.has_parents:
+            return
+        pool = await self.app.apool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(query("job_parents"), {"id": self.job.id})
+            rows = await cur.fetchall()
+        status = _STATUSES
+        self.parents = [ParentJob(row[0], row[1], status[row[2]], row[3], row[4]) for row in rows]
 
     @property
     def cancelled(self) -> bool:
@@ -239,6 +257,11 @@ class SyncJobContext:
     def checkpoint(self) -> Any:
         """See :attr:`JobContext.checkpoint`."""
         return self._ctx.checkpoint
+
+    @property
+    def parents(self) -> list[ParentJob]:
+        """See :attr:`JobContext.parents`."""
+        return self._ctx.parents
 
     @property
     def cancelled(self) -> bool:

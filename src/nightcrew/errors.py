@@ -28,9 +28,10 @@ class EnqueueError(NightcrewError, ValueError):
     """An enqueue call's arguments are invalid; no job was written.
 
     ``field`` names the offending argument (``"priority"``, ``"payload"``,
-    ``"notify.webhook"``...), ``None`` when the error is not about one argument."""
+    ``"notify.webhook"``, ``"depends_on"``...), ``None`` when the error is not about one
+    argument."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 

@@ -197,6 +197,7 @@ class Worker:
             cur = await conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM nightcrew.jobs WHERE queue = ANY(%s)"
                 " AND status IN ('pending', 'retrying', 'processing')"
+                " AND pending_parents = 0"  # a dependent waits for its parents to end
                 " AND run_at <= now() + interval '1 second')",
                 (self.queues,),
             )
@@ -294,6 +295,7 @@ class Worker:
             user_id,
             _run_at,
             created_at,
+            has_parents,
         ) = row
         info = JobInfo(
             id=job_id,
@@ -305,6 +307,7 @@ class Worker:
             priority=priority,
             user_id=user_id,
             created_at=created_at,
+            has_parents=has_parents,
         )
         fetched = _Waiting(info, checkpoint, timeout, leased_at)
         earlier = self._attempt_here.get(job_id)

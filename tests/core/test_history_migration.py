@@ -55,7 +55,7 @@ def test_archived_rows_move_into_month_partitions(before_partitioning: str) -> N
             "SELECT relkind FROM pg_class WHERE oid = 'nightcrew.jobs_history'::regclass"
         ).fetchone()
         assert kind == ("p",)
-        # Still readable by the API role under row-level security (0012's rule).
+        # Still readable by the API role under row-level security (0010's rule).
         conn.execute("BEGIN")
         conn.execute("SELECT set_config('nightcrew.user_id', 'alice', true)")
         conn.execute("SET LOCAL ROLE nightcrew_api")

@@ -53,6 +53,16 @@ class EnqueueRequest(BaseModel):
         description='When it finishes: {"email", "webhook", "in_app", "on"}, or "owner": '
         "you, as your preferences (/api/me/notifications) say.",
     )
+    depends_on: list[UUID] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Job ids this job waits for; it runs once they have all ended.",
+    )
+    on_parent_failure: Literal["cancel", "run"] | None = Field(
+        default=None,
+        description='"cancel" (default): a parent ending failed or cancelled cancels this job; '
+        '"run": it runs anyway once every parent has ended.',
+    )
 
     @field_validator("notify", mode="before")
     @classmethod
@@ -110,6 +120,15 @@ class JobResponse(BaseModel):
         description="Estimated seconds until a running job finishes: from its own progress "
         "rate, else the median duration of its type; null when neither is known.",
     )
+    depends_on: list[UUID] = Field(
+        default_factory=list, description="The parents this job waits for (ids)."
+    )
+    pending_parents: int = Field(default=0, description="How many parents have not ended yet.")
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _no_parents(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 class JobPage(BaseModel):

@@ -197,6 +197,8 @@ def build_jobs_router(app: App) -> APIRouter:
                     user_id=user,
                     max_attempts=body.max_attempts,
                     notify=notify,
+                    depends_on=body.depends_on,
+                    on_parent_failure=body.on_parent_failure or "cancel",
                     conn=session.conn,
                 )
             except PayloadValidationError as exc:

@@ -78,7 +78,7 @@ SELECT id, type, queue, status, schedule_name, created_at, completed_at, archive
 FROM nightcrew.jobs_history_unpartitioned;
 DROP TABLE nightcrew.jobs_history_unpartitioned;
 
--- Readable through the API as before (0012): admins every row, a user their own jobs.
+-- Readable through the API as before (0010): admins every row, a user their own jobs.
 ALTER TABLE nightcrew.jobs_history ENABLE ROW LEVEL SECURITY;
 CREATE POLICY jobs_history_owner ON nightcrew.jobs_history FOR SELECT TO nightcrew_api
     USING (current_setting('nightcrew.is_admin', true) = 'true'
