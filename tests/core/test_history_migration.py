@@ -45,7 +45,7 @@ def test_archived_rows_move_into_month_partitions(before_partitioning: str) -> N
                 " archived_at, job) VALUES (gen_random_uuid(), %s, 'q', 'completed', now(),"
                 " now() - make_interval(months => %s), jsonb_build_object('user_id', %s::text))",
                 (f"t{months_ago}", months_ago, user))  # fmt: skip
-    assert migrate(before_partitioning) == [PARTITIONED]
+    assert migrate(before_partitioning)[0] == PARTITIONED  # and any later ones
     with psycopg.connect(before_partitioning, autocommit=True) as conn:
         rows = conn.execute("SELECT type, tableoid::regclass::text LIKE"
                             " 'nightcrew_history.jobs_history_____\\___' FROM"
