@@ -23,6 +23,8 @@ CREATE TABLE nightcrew.limits (
     overridden_by         text,
     -- GCRA's theoretical arrival time: when the key's next call is due at the steady rate.
     tat                   timestamptz,
+    -- When the last calls granted went (sorted, at most 200): no window may hold more.
+    recent                timestamptz[] NOT NULL DEFAULT '{}',
     updated_at            timestamptz NOT NULL DEFAULT now(),
     CHECK ((code_rate_count IS NULL) = (code_rate_seconds IS NULL)),
     CHECK ((override_rate_count IS NULL) = (override_rate_seconds IS NULL))
@@ -77,23 +79,69 @@ BEGIN
 END
 $$;
 
--- Take the next rate slot of a locked key (GCRA): returns when the call may go. A burst of
--- up to 1/20 s worth of calls (at least one) may go at once; beyond it, calls are spaced
--- at the steady rate, so any window of W seconds holds at most rate * W + burst calls.
-CREATE FUNCTION nightcrew.limit_take_rate(p_key text, p_count integer, p_seconds float8,
-                                          p_now timestamptz) RETURNS timestamptz
+-- Rate slots (GCRA, with a record of the calls granted). The next slot of a locked key
+-- comes from its theoretical arrival time `tat`: a burst of up to 1/20 s worth of calls
+-- (at least one) may go at once; beyond it calls are spaced 5 % wider than the rate, a
+-- margin for the jitter between a slot and the call's real start (and the provider's
+-- clock). A job given back holds a reserved slot (limit_reservations) and advances `tat`;
+-- when it is late for its slot (a slow fetch) it must not bunch up with the slots after
+-- it, so no slot is granted while the last `ring` calls granted (`recent`) would then fall
+-- in one window: at most `ring` calls in any `ring / rate` seconds (+ the 5 % margin),
+-- whatever the delays.
+CREATE FUNCTION nightcrew.limit_spacing(p_count integer, p_seconds float8) RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$ SELECT make_interval(secs => p_seconds / p_count * 1.05) $$;
+
+CREATE FUNCTION nightcrew.limit_ring(p_count integer) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$ SELECT least(p_count, 200) $$;
+
+-- The slot a call of a locked key may take (nothing is written): `p_reserved` when it
+-- holds one, else the next by `tat`; never sooner than p_now, nor than the ring allows.
+CREATE FUNCTION nightcrew.limit_next_slot(p_key text, p_count integer, p_seconds float8,
+                                          p_now timestamptz, p_reserved timestamptz)
+RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 DECLARE
-    spacing interval := make_interval(secs => p_seconds / p_count);
+    spacing interval := nightcrew.limit_spacing(p_count, p_seconds);
     burst integer := greatest(1, floor(p_count * 0.05 / p_seconds))::integer;
+    ring integer := nightcrew.limit_ring(p_count);
     due timestamptz;
+    recent timestamptz[];
     slot timestamptz;
 BEGIN
-    SELECT coalesce(tat, p_now) INTO due FROM nightcrew.limits WHERE key = p_key;
-    slot := greatest(p_now, due - spacing * (burst - 1));
-    UPDATE nightcrew.limits SET tat = greatest(due, slot) + spacing WHERE key = p_key;
+    SELECT coalesce(l.tat, p_now), l.recent INTO due, recent
+    FROM nightcrew.limits AS l WHERE l.key = p_key;
+    slot := greatest(p_now, coalesce(p_reserved, due - spacing * (burst - 1)));
+    IF cardinality(recent) >= ring THEN
+        slot := greatest(slot, recent[cardinality(recent) - ring + 1]
+                               + nightcrew.limit_spacing(p_count, p_seconds) * ring);
+    END IF;
     RETURN slot;
 END
+$$;
+
+-- A new slot was taken (granted or reserved): the steady rate's next call comes after it.
+CREATE FUNCTION nightcrew.limit_advance(p_key text, p_slot timestamptz, p_count integer,
+                                        p_seconds float8) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE nightcrew.limits
+    SET tat = greatest(coalesce(tat, p_slot), p_slot) + nightcrew.limit_spacing(p_count, p_seconds)
+    WHERE key = p_key
+$$;
+
+-- A call goes at p_slot: keep it among the key's last `ring` calls.
+CREATE FUNCTION nightcrew.limit_record_call(p_key text, p_slot timestamptz, p_count integer)
+RETURNS void
+LANGUAGE sql AS $$
+    UPDATE nightcrew.limits AS l
+    SET recent = CASE
+        -- The usual case: later than every recorded call, append and trim.
+        WHEN cardinality(l.recent) = 0 OR p_slot >= l.recent[cardinality(l.recent)] THEN
+            (l.recent || p_slot)[greatest(1, cardinality(l.recent) + 2
+                                             - nightcrew.limit_ring(p_count)):]
+        ELSE (SELECT array_agg(x ORDER BY x)
+              FROM (SELECT x FROM unnest(l.recent || p_slot) AS u(x)
+                    ORDER BY x DESC LIMIT nightcrew.limit_ring(p_count)) AS last) END
+    WHERE l.key = p_key
 $$;
 
 -- Record the limits the code asks for (first row of each key wins) and lock those keys in
@@ -134,6 +182,10 @@ DECLARE
     ok boolean;
     slot timestamptz;
     key_slot timestamptz;
+    reserved timestamptz;
+    rate_keys text[];
+    rate_counts integer[];
+    rate_slots timestamptz[];
     back_ids uuid[] := '{}';
     back_attempts integer[] := '{}';
     back_at timestamptz[] := '{}';
@@ -162,23 +214,34 @@ BEGIN
             CONTINUE;
         END IF;
         slot := t;
+        rate_keys := '{}';
+        rate_counts := '{}';
+        rate_slots := '{}';
         FOR lim IN SELECT * FROM jsonb_to_recordset(job -> 'limits') AS x(key text) LOOP
             SELECT e.* INTO eff FROM nightcrew.limits AS l,
                    LATERAL nightcrew.limit_effective(l) AS e WHERE l.key = lim.key;
             IF eff.rate_count IS NULL THEN
                 CONTINUE;
             END IF;
-            SELECT r.slot_at INTO key_slot FROM nightcrew.limit_reservations AS r
+            reserved := NULL;
+            SELECT r.slot_at INTO reserved FROM nightcrew.limit_reservations AS r
             WHERE r.job_id = (job ->> 'id')::uuid AND r.key = lim.key;
-            IF NOT FOUND THEN
-                key_slot := nightcrew.limit_take_rate(lim.key, eff.rate_count,
-                                                      eff.rate_seconds, t);
-                INSERT INTO nightcrew.limit_reservations (job_id, key, slot_at)
-                VALUES ((job ->> 'id')::uuid, lim.key, key_slot);
+            key_slot := nightcrew.limit_next_slot(lim.key, eff.rate_count, eff.rate_seconds,
+                                                  t, reserved);
+            IF reserved IS NULL THEN
+                PERFORM nightcrew.limit_advance(lim.key, key_slot, eff.rate_count,
+                                                eff.rate_seconds);
             END IF;
+            rate_keys := rate_keys || lim.key;
+            rate_counts := rate_counts || eff.rate_count;
+            rate_slots := rate_slots || key_slot;
             slot := greatest(slot, key_slot);
         END LOOP;
         IF slot - t > make_interval(secs => p_hold) THEN
+            -- Too far off: hold the slots (reserved) and give the job back until then.
+            INSERT INTO nightcrew.limit_reservations AS r (job_id, key, slot_at)
+            SELECT (job ->> 'id')::uuid, k, s FROM unnest(rate_keys, rate_slots) AS u(k, s)
+            ON CONFLICT (job_id, key) DO UPDATE SET slot_at = EXCLUDED.slot_at;
             back_ids := back_ids || (job ->> 'id')::uuid;
             back_attempts := back_attempts || (job ->> 'attempt')::integer;
             back_at := back_at || slot;
@@ -187,6 +250,8 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
+        PERFORM nightcrew.limit_record_call(k, slot, c)
+        FROM unnest(rate_keys, rate_counts) AS u(k, c);
         DELETE FROM nightcrew.limit_reservations AS r WHERE r.job_id = (job ->> 'id')::uuid;
         INSERT INTO nightcrew.limit_slots (id, key, job_id, attempt)
         SELECT gen_random_uuid(), x.key, (job ->> 'id')::uuid, (job ->> 'attempt')::integer
@@ -227,6 +292,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     eff record;
     t timestamptz;
+    call_at timestamptz;
 BEGIN
     PERFORM nightcrew.limit_lock_keys(jsonb_build_array(jsonb_build_object(
         'key', p_key, 'rate_count', p_rate_count, 'rate_seconds', p_rate_seconds,
@@ -245,8 +311,11 @@ BEGIN
         VALUES (slot_id, p_key, p_job, p_attempt);
     END IF;
     IF eff.rate_count IS NOT NULL THEN
-        wait := greatest(0, extract(epoch FROM
-            nightcrew.limit_take_rate(p_key, eff.rate_count, eff.rate_seconds, t) - t));
+        -- The call waits for its slot in the handler, so the slot is its call already.
+        call_at := nightcrew.limit_next_slot(p_key, eff.rate_count, eff.rate_seconds, t, NULL);
+        PERFORM nightcrew.limit_advance(p_key, call_at, eff.rate_count, eff.rate_seconds);
+        PERFORM nightcrew.limit_record_call(p_key, call_at, eff.rate_count);
+        wait := greatest(0, extract(epoch FROM call_at - t));
     END IF;
 END
 $$;
