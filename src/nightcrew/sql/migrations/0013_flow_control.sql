@@ -170,99 +170,193 @@ $$;
 -- in that many seconds (its rate slot, at most p_hold); wait < 0 for one given back in the
 -- same transaction, its attempt not counted: to 'pending', run_at -wait seconds on (at its
 -- reserved rate slot, or p_recheck seconds on when a concurrency limit is full).
+--
+-- Each key's state is read once into arrays (times as epoch seconds), the jobs are decided
+-- in memory, and each table is written once at the end: a key's row updated once per job
+-- would leave hundreds of row versions for every later read to walk (2 ms a job, measured).
 CREATE FUNCTION nightcrew.limit_grant(p_jobs jsonb, p_hold float8, p_recheck float8)
 RETURNS TABLE (job_id uuid, wait float8)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    t timestamptz;
+    t float8;
+    -- Per key, by position in k_key: effective limits, GCRA state, live concurrency.
+    k_key text[] := '{}';
+    k_count integer[] := '{}';
+    k_seconds float8[] := '{}';
+    k_conc integer[] := '{}';
+    k_tat float8[] := '{}';
+    k_live integer[] := '{}';
+    k_recent jsonb[] := '{}';  -- sorted epoch seconds of the last calls (at most the ring)
+    reserved_at jsonb;         -- {"<job id>|<key>": epoch} of the batch's reservations
+    rec record;
     job jsonb;
-    lim record;
-    eff record;
+    lim jsonb;
+    i integer;
     ok boolean;
-    slot timestamptz;
-    key_slot timestamptz;
-    reserved timestamptz;
-    rate_keys text[];
-    rate_counts integer[];
-    rate_slots timestamptz[];
+    id uuid;
+    slot float8;
+    key_slot float8;
+    spacing float8;
+    ring integer;
+    recent jsonb;
+    job_keys integer[];
+    job_slots float8[];
     back_ids uuid[] := '{}';
     back_attempts integer[] := '{}';
-    back_at timestamptz[] := '{}';
+    back_at float8[] := '{}';
+    granted uuid[] := '{}';
+    res_job uuid[] := '{}';
+    res_key text[] := '{}';
+    res_at float8[] := '{}';
+    slot_job uuid[] := '{}';
+    slot_attempt integer[] := '{}';
+    slot_key text[] := '{}';
 BEGIN
     PERFORM nightcrew.limit_lock_keys(
         (SELECT coalesce(jsonb_agg(x), '[]') FROM jsonb_array_elements(p_jobs) AS j,
                 jsonb_array_elements(j -> 'limits') AS x));
-    t := clock_timestamp();  -- after the locks: the time the slots are taken at
+    t := extract(epoch FROM clock_timestamp());  -- after the locks: when slots are taken
+    FOR rec IN
+        SELECT l.key, e.rate_count, e.rate_seconds, e.concurrency,
+               coalesce(extract(epoch FROM l.tat)::float8, t) AS tat,
+               (SELECT coalesce(jsonb_agg(extract(epoch FROM x)::float8 ORDER BY x), '[]')
+                FROM unnest(l.recent) AS x) AS recent
+        FROM nightcrew.limits AS l CROSS JOIN LATERAL nightcrew.limit_effective(l) AS e
+        WHERE l.key IN (SELECT x ->> 'key' FROM jsonb_array_elements(p_jobs) AS j,
+                               jsonb_array_elements(j -> 'limits') AS x)
+    LOOP
+        k_key := k_key || rec.key;
+        k_count := k_count || rec.rate_count;
+        k_seconds := k_seconds || rec.rate_seconds;
+        k_conc := k_conc || rec.concurrency;
+        k_tat := k_tat || rec.tat;
+        k_recent := k_recent || rec.recent;
+        k_live := k_live || CASE WHEN rec.concurrency IS NULL THEN 0
+                                 ELSE nightcrew.limit_slots_live(rec.key) END;
+    END LOOP;
+    SELECT coalesce(jsonb_object_agg(r.job_id::text || '|' || r.key,
+                                     extract(epoch FROM r.slot_at)::float8), '{}')
+    INTO reserved_at
+    FROM nightcrew.limit_reservations AS r
+    WHERE r.job_id IN (SELECT (j ->> 'id')::uuid FROM jsonb_array_elements(p_jobs) AS j);
+
     FOR job IN SELECT value FROM jsonb_array_elements(p_jobs) LOOP
+        id := (job ->> 'id')::uuid;
+        job_keys := '{}';
+        FOR lim IN SELECT value FROM jsonb_array_elements(job -> 'limits') LOOP
+            job_keys := job_keys || array_position(k_key, lim ->> 'key');
+        END LOOP;
+        -- Concurrency first: a job that may not run takes no rate slot.
         ok := true;
-        FOR lim IN SELECT * FROM jsonb_to_recordset(job -> 'limits') AS x(key text) LOOP
-            SELECT e.* INTO eff FROM nightcrew.limits AS l,
-                   LATERAL nightcrew.limit_effective(l) AS e WHERE l.key = lim.key;
-            IF eff.concurrency IS NOT NULL
-               AND nightcrew.limit_slots_live(lim.key) >= eff.concurrency THEN
+        FOREACH i IN ARRAY job_keys LOOP
+            IF k_conc[i] IS NOT NULL AND k_live[i] >= k_conc[i] THEN
                 ok := false;
             END IF;
         END LOOP;
         IF NOT ok THEN
-            back_ids := back_ids || (job ->> 'id')::uuid;
+            back_ids := back_ids || id;
             back_attempts := back_attempts || (job ->> 'attempt')::integer;
-            back_at := back_at || (t + make_interval(secs => p_recheck));
-            job_id := (job ->> 'id')::uuid;
+            back_at := back_at || (t + p_recheck);
+            job_id := id;
             wait := -p_recheck;
             RETURN NEXT;
             CONTINUE;
         END IF;
+        -- Rate: the reserved slot, else the next by tat (GCRA, burst 1/20 s); never
+        -- sooner than the ring allows (see limit_next_slot, its one-call twin).
         slot := t;
-        rate_keys := '{}';
-        rate_counts := '{}';
-        rate_slots := '{}';
-        FOR lim IN SELECT * FROM jsonb_to_recordset(job -> 'limits') AS x(key text) LOOP
-            SELECT e.* INTO eff FROM nightcrew.limits AS l,
-                   LATERAL nightcrew.limit_effective(l) AS e WHERE l.key = lim.key;
-            IF eff.rate_count IS NULL THEN
+        job_slots := '{}';
+        FOREACH i IN ARRAY job_keys LOOP
+            IF k_count[i] IS NULL THEN
+                job_slots := job_slots || NULL::float8;
                 CONTINUE;
             END IF;
-            reserved := NULL;
-            SELECT r.slot_at INTO reserved FROM nightcrew.limit_reservations AS r
-            WHERE r.job_id = (job ->> 'id')::uuid AND r.key = lim.key;
-            key_slot := nightcrew.limit_next_slot(lim.key, eff.rate_count, eff.rate_seconds,
-                                                  t, reserved);
-            IF reserved IS NULL THEN
-                PERFORM nightcrew.limit_advance(lim.key, key_slot, eff.rate_count,
-                                                eff.rate_seconds);
+            spacing := k_seconds[i] / k_count[i] * 1.05;
+            ring := nightcrew.limit_ring(k_count[i]);
+            key_slot := (reserved_at ->> (id::text || '|' || k_key[i]))::float8;
+            IF key_slot IS NULL THEN
+                key_slot := greatest(t, k_tat[i] - spacing
+                           * (greatest(1, floor(k_count[i] * 0.05 / k_seconds[i])) - 1));
+                k_tat[i] := greatest(k_tat[i], key_slot) + spacing;
             END IF;
-            rate_keys := rate_keys || lim.key;
-            rate_counts := rate_counts || eff.rate_count;
-            rate_slots := rate_slots || key_slot;
+            key_slot := greatest(key_slot, t);
+            IF jsonb_array_length(k_recent[i]) >= ring THEN
+                key_slot := greatest(key_slot, (k_recent[i] ->> (jsonb_array_length(k_recent[i])
+                                                                 - ring))::float8
+                                               + spacing * ring);
+            END IF;
+            job_slots := job_slots || key_slot;
             slot := greatest(slot, key_slot);
         END LOOP;
-        IF slot - t > make_interval(secs => p_hold) THEN
-            -- Too far off: hold the slots (reserved) and give the job back until then.
-            INSERT INTO nightcrew.limit_reservations AS r (job_id, key, slot_at)
-            SELECT (job ->> 'id')::uuid, k, s FROM unnest(rate_keys, rate_slots) AS u(k, s)
-            ON CONFLICT (job_id, key) DO UPDATE SET slot_at = EXCLUDED.slot_at;
-            back_ids := back_ids || (job ->> 'id')::uuid;
+        IF slot - t > p_hold THEN
+            -- Too far off: reserve the slots and give the job back until then.
+            FOR i IN 1 .. cardinality(job_keys) LOOP
+                IF job_slots[i] IS NOT NULL THEN
+                    res_job := res_job || id;
+                    res_key := res_key || k_key[job_keys[i]];
+                    res_at := res_at || job_slots[i];
+                END IF;
+            END LOOP;
+            back_ids := back_ids || id;
             back_attempts := back_attempts || (job ->> 'attempt')::integer;
             back_at := back_at || slot;
-            job_id := (job ->> 'id')::uuid;
-            wait := -extract(epoch FROM slot - t)::float8;
+            job_id := id;
+            wait := t - slot;
             RETURN NEXT;
             CONTINUE;
         END IF;
-        PERFORM nightcrew.limit_record_call(k, slot, c)
-        FROM unnest(rate_keys, rate_counts) AS u(k, c);
-        DELETE FROM nightcrew.limit_reservations AS r WHERE r.job_id = (job ->> 'id')::uuid;
-        INSERT INTO nightcrew.limit_slots (id, key, job_id, attempt)
-        SELECT gen_random_uuid(), x.key, (job ->> 'id')::uuid, (job ->> 'attempt')::integer
-        FROM jsonb_to_recordset(job -> 'limits') AS x(key text)
-        JOIN nightcrew.limits AS l ON l.key = x.key
-        CROSS JOIN LATERAL nightcrew.limit_effective(l) AS e
-        WHERE e.concurrency IS NOT NULL;
-        job_id := (job ->> 'id')::uuid;
-        wait := greatest(0, extract(epoch FROM slot - t))::float8;
+        -- Granted: record the call in each rate key's ring, take the concurrency slots.
+        granted := granted || id;
+        FOREACH i IN ARRAY job_keys LOOP
+            IF k_count[i] IS NOT NULL THEN
+                recent := k_recent[i];
+                IF jsonb_array_length(recent) > 0
+                   AND slot < (recent ->> -1)::float8 THEN  -- rare: keep it sorted
+                    recent := (SELECT jsonb_agg(v ORDER BY v)
+                               FROM (SELECT value::text::float8 AS v
+                                     FROM jsonb_array_elements(recent || to_jsonb(slot))) AS u);
+                ELSE
+                    recent := recent || to_jsonb(slot);
+                END IF;
+                WHILE jsonb_array_length(recent) > nightcrew.limit_ring(k_count[i]) LOOP
+                    recent := recent - 0;
+                END LOOP;
+                k_recent[i] := recent;
+            END IF;
+            IF k_conc[i] IS NOT NULL THEN
+                k_live[i] := k_live[i] + 1;
+                slot_job := slot_job || id;
+                slot_attempt := slot_attempt || (job ->> 'attempt')::integer;
+                slot_key := slot_key || k_key[i];
+            END IF;
+        END LOOP;
+        job_id := id;
+        wait := slot - t;
         RETURN NEXT;
     END LOOP;
+
+    -- Write everything once.
+    UPDATE nightcrew.limits AS l
+    SET tat = CASE WHEN u.count IS NULL THEN l.tat ELSE to_timestamp(u.tat) END,
+        recent = (SELECT coalesce(array_agg(to_timestamp(v::float8) ORDER BY v::float8), '{}')
+                  FROM jsonb_array_elements_text(u.recent) AS v)
+    FROM unnest(k_key, k_count, k_tat, k_recent) AS u(key, count, tat, recent)
+    WHERE l.key = u.key;
+    IF cardinality(slot_job) > 0 THEN
+        INSERT INTO nightcrew.limit_slots (id, key, job_id, attempt)
+        SELECT gen_random_uuid(), s.key, s.job, s.attempt
+        FROM unnest(slot_key, slot_job, slot_attempt) AS s(key, job, attempt);
+    END IF;
+    IF cardinality(granted) > 0 THEN
+        DELETE FROM nightcrew.limit_reservations AS r WHERE r.job_id = ANY (granted);
+    END IF;
+    IF cardinality(res_job) > 0 THEN
+        INSERT INTO nightcrew.limit_reservations AS r (job_id, key, slot_at)
+        SELECT u.job, u.key, to_timestamp(u.at)
+        FROM unnest(res_job, res_key, res_at) AS u(job, key, at)
+        ON CONFLICT (job_id, key) DO UPDATE SET slot_at = EXCLUDED.slot_at;
+    END IF;
     IF cardinality(back_ids) > 0 THEN
         -- One statement for all given-back jobs (the jobs triggers run once). 'pending',
         -- never 'retrying': a held-back job did not fail, and is not counted as retried.
@@ -270,7 +364,7 @@ BEGIN
         UPDATE nightcrew.jobs AS j
         SET status = 'pending',
             attempts = j.attempts - 1,
-            run_at = b.run_at,
+            run_at = to_timestamp(b.run_at),
             worker_id = NULL,
             lease_expires_at = NULL,
             updated_at = now()
