@@ -168,38 +168,43 @@ $$;
 -- p_jobs = [{"id", "attempt", "limits": [{"key", "rate_count", "rate_seconds",
 -- "concurrency"}]}] in fetch order. Returns every job: wait >= 0 for one that may start,
 -- in that many seconds (its rate slot, at most p_hold); wait < 0 for one given back in the
--- same transaction, its attempt not counted: to 'pending', run_at -wait seconds on (at its
--- reserved rate slot, or p_recheck seconds on when a concurrency limit is full).
+-- same transaction, its attempt not counted: to 'pending', run_at -wait seconds on (p_hold
+-- before its reserved rate slot, or p_recheck seconds on when a concurrency limit is full).
 --
--- Each key's state is read once into arrays (times as epoch seconds), the jobs are decided
--- in memory, and each table is written once at the end: a key's row updated once per job
--- would leave hundreds of row versions for every later read to walk (2 ms a job, measured).
+-- Each key's state is read once into arrays (times as epoch seconds, each key's last calls
+-- in a circular buffer of 200), the jobs are decided in memory with no query per job, and
+-- each table is written once at the end: updating a key's row once per job left hundreds
+-- of row versions for every later read to walk (2 ms a job, measured).
 CREATE FUNCTION nightcrew.limit_grant(p_jobs jsonb, p_hold float8, p_recheck float8)
 RETURNS TABLE (job_id uuid, wait float8)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
+    stride CONSTANT integer := 200;  -- the largest ring (nightcrew.limit_ring)
     t float8;
-    -- Per key, by position in k_key: effective limits, GCRA state, live concurrency.
+    -- Per key, by position in k_key: effective limits, GCRA state, live concurrency, and
+    -- the last calls: k_ring[(i - 1) * stride + 1 ..], k_n of them, next write at k_next.
     k_key text[] := '{}';
     k_count integer[] := '{}';
     k_seconds float8[] := '{}';
     k_conc integer[] := '{}';
     k_tat float8[] := '{}';
     k_live integer[] := '{}';
-    k_recent jsonb[] := '{}';  -- sorted epoch seconds of the last calls (at most the ring)
-    reserved_at jsonb;         -- {"<job id>|<key>": epoch} of the batch's reservations
+    k_n integer[] := '{}';
+    k_next integer[] := '{}';
+    k_ring float8[] := '{}';
+    reserved_at jsonb;  -- {"<job id>|<key>": epoch} of the batch's reservations
     rec record;
     job jsonb;
-    lim jsonb;
     i integer;
+    n integer;
+    ring integer;
+    oldest float8;
     ok boolean;
     id uuid;
     slot float8;
     key_slot float8;
     spacing float8;
-    ring integer;
-    recent jsonb;
     job_keys integer[];
     job_slots float8[];
     back_ids uuid[] := '{}';
@@ -220,20 +225,28 @@ BEGIN
     FOR rec IN
         SELECT l.key, e.rate_count, e.rate_seconds, e.concurrency,
                coalesce(extract(epoch FROM l.tat)::float8, t) AS tat,
-               (SELECT coalesce(jsonb_agg(extract(epoch FROM x)::float8 ORDER BY x), '[]')
+               (SELECT coalesce(array_agg(extract(epoch FROM x)::float8 ORDER BY x), '{}')
                 FROM unnest(l.recent) AS x) AS recent
         FROM nightcrew.limits AS l CROSS JOIN LATERAL nightcrew.limit_effective(l) AS e
         WHERE l.key IN (SELECT x ->> 'key' FROM jsonb_array_elements(p_jobs) AS j,
                                jsonb_array_elements(j -> 'limits') AS x)
     LOOP
-        k_key := k_key || rec.key;
-        k_count := k_count || rec.rate_count;
-        k_seconds := k_seconds || rec.rate_seconds;
-        k_conc := k_conc || rec.concurrency;
-        k_tat := k_tat || rec.tat;
-        k_recent := k_recent || rec.recent;
-        k_live := k_live || CASE WHEN rec.concurrency IS NULL THEN 0
-                                 ELSE nightcrew.limit_slots_live(rec.key) END;
+        i := cardinality(k_key) + 1;
+        k_key[i] := rec.key;
+        k_count[i] := rec.rate_count;
+        k_seconds[i] := rec.rate_seconds;
+        k_conc[i] := rec.concurrency;
+        k_tat[i] := rec.tat;
+        k_live[i] := CASE WHEN rec.concurrency IS NULL THEN 0
+                          ELSE nightcrew.limit_slots_live(rec.key) END;
+        ring := CASE WHEN rec.rate_count IS NULL THEN 1 ELSE least(rec.rate_count, stride) END;
+        n := least(cardinality(rec.recent), ring);
+        k_ring[i * stride] := 0;  -- extend the buffer to this key's end
+        FOR j IN 1 .. n LOOP  -- the newest n calls, oldest first
+            k_ring[(i - 1) * stride + j] := rec.recent[cardinality(rec.recent) - n + j];
+        END LOOP;
+        k_n[i] := n;
+        k_next[i] := n % ring + 1;
     END LOOP;
     SELECT coalesce(jsonb_object_agg(r.job_id::text || '|' || r.key,
                                      extract(epoch FROM r.slot_at)::float8), '{}')
@@ -244,8 +257,8 @@ BEGIN
     FOR job IN SELECT value FROM jsonb_array_elements(p_jobs) LOOP
         id := (job ->> 'id')::uuid;
         job_keys := '{}';
-        FOR lim IN SELECT value FROM jsonb_array_elements(job -> 'limits') LOOP
-            job_keys := job_keys || array_position(k_key, lim ->> 'key');
+        FOR j IN 0 .. jsonb_array_length(job -> 'limits') - 1 LOOP
+            job_keys := job_keys || array_position(k_key, job -> 'limits' -> j ->> 'key');
         END LOOP;
         -- Concurrency first: a job that may not run takes no rate slot.
         ok := true;
@@ -273,7 +286,7 @@ BEGIN
                 CONTINUE;
             END IF;
             spacing := k_seconds[i] / k_count[i] * 1.05;
-            ring := nightcrew.limit_ring(k_count[i]);
+            ring := least(k_count[i], stride);
             key_slot := (reserved_at ->> (id::text || '|' || k_key[i]))::float8;
             IF key_slot IS NULL THEN
                 key_slot := greatest(t, k_tat[i] - spacing
@@ -281,28 +294,29 @@ BEGIN
                 k_tat[i] := greatest(k_tat[i], key_slot) + spacing;
             END IF;
             key_slot := greatest(key_slot, t);
-            IF jsonb_array_length(k_recent[i]) >= ring THEN
-                key_slot := greatest(key_slot, (k_recent[i] ->> (jsonb_array_length(k_recent[i])
-                                                                 - ring))::float8
-                                               + spacing * ring);
+            IF k_n[i] >= ring THEN  -- full: the oldest is the ring-th most recent call
+                oldest := k_ring[(i - 1) * stride + k_next[i]];
+                key_slot := greatest(key_slot, oldest + spacing * ring);
             END IF;
             job_slots := job_slots || key_slot;
             slot := greatest(slot, key_slot);
         END LOOP;
         IF slot - t > p_hold THEN
-            -- Too far off: reserve the slots and give the job back until then.
-            FOR i IN 1 .. cardinality(job_keys) LOOP
-                IF job_slots[i] IS NOT NULL THEN
+            -- Too far off: reserve the slots and give the job back, runnable p_hold before
+            -- its slot: fetched then, it is held for the rest and starts on time instead of
+            -- a fetch's latency late (a slot missed is lost).
+            FOR j IN 1 .. cardinality(job_keys) LOOP
+                IF job_slots[j] IS NOT NULL THEN
                     res_job := res_job || id;
-                    res_key := res_key || k_key[job_keys[i]];
-                    res_at := res_at || job_slots[i];
+                    res_key := res_key || k_key[job_keys[j]];
+                    res_at := res_at || job_slots[j];
                 END IF;
             END LOOP;
             back_ids := back_ids || id;
             back_attempts := back_attempts || (job ->> 'attempt')::integer;
-            back_at := back_at || slot;
+            back_at := back_at || (slot - p_hold);
             job_id := id;
-            wait := t - slot;
+            wait := t - (slot - p_hold);
             RETURN NEXT;
             CONTINUE;
         END IF;
@@ -310,19 +324,10 @@ BEGIN
         granted := granted || id;
         FOREACH i IN ARRAY job_keys LOOP
             IF k_count[i] IS NOT NULL THEN
-                recent := k_recent[i];
-                IF jsonb_array_length(recent) > 0
-                   AND slot < (recent ->> -1)::float8 THEN  -- rare: keep it sorted
-                    recent := (SELECT jsonb_agg(v ORDER BY v)
-                               FROM (SELECT value::text::float8 AS v
-                                     FROM jsonb_array_elements(recent || to_jsonb(slot))) AS u);
-                ELSE
-                    recent := recent || to_jsonb(slot);
-                END IF;
-                WHILE jsonb_array_length(recent) > nightcrew.limit_ring(k_count[i]) LOOP
-                    recent := recent - 0;
-                END LOOP;
-                k_recent[i] := recent;
+                ring := least(k_count[i], stride);
+                k_ring[(i - 1) * stride + k_next[i]] := slot;
+                k_next[i] := k_next[i] % ring + 1;
+                k_n[i] := least(k_n[i] + 1, ring);
             END IF;
             IF k_conc[i] IS NOT NULL THEN
                 k_live[i] := k_live[i] + 1;
@@ -336,13 +341,19 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 
-    -- Write everything once.
-    UPDATE nightcrew.limits AS l
-    SET tat = CASE WHEN u.count IS NULL THEN l.tat ELSE to_timestamp(u.tat) END,
-        recent = (SELECT coalesce(array_agg(to_timestamp(v::float8) ORDER BY v::float8), '{}')
-                  FROM jsonb_array_elements_text(u.recent) AS v)
-    FROM unnest(k_key, k_count, k_tat, k_recent) AS u(key, count, tat, recent)
-    WHERE l.key = u.key;
+    -- Write everything once: each rate key's tat and last calls (oldest first).
+    FOR i IN 1 .. cardinality(k_key) LOOP
+        CONTINUE WHEN k_count[i] IS NULL;
+        ring := least(k_count[i], stride);
+        UPDATE nightcrew.limits AS l
+        SET tat = to_timestamp(k_tat[i]),
+            recent = (SELECT coalesce(array_agg(to_timestamp(
+                                 k_ring[(i - 1) * stride
+                                        + ((k_next[i] - k_n[i] - 1 + ring + g) % ring) + 1])
+                                 ORDER BY g), '{}')
+                      FROM generate_series(0, k_n[i] - 1) AS g)
+        WHERE l.key = k_key[i];
+    END LOOP;
     IF cardinality(slot_job) > 0 THEN
         INSERT INTO nightcrew.limit_slots (id, key, job_id, attempt)
         SELECT gen_random_uuid(), s.key, s.job, s.attempt
