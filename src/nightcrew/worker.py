@@ -202,7 +202,9 @@ class Worker:
             cur = await conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM nightcrew.jobs WHERE queue = ANY(%s)"
                 " AND status IN ('pending', 'retrying', 'processing')"
-                " AND run_at <= now() + interval '1 second')",
+                " AND run_at <= now() + interval '1 second'"
+                " AND (status = 'processing'"
+                "      OR queue NOT IN (SELECT queue FROM nightcrew.queue_pauses)))",
                 (self.queues,),
             )
             row = await cur.fetchone()
@@ -233,6 +235,8 @@ class Worker:
                 await self._sleep_unless_stopping(delay)
                 continue
             fetched = len(rows)
+            if self._paused:  # the fetch skips paused queues: these were resumed
+                self._paused.difference_update(row[2] for row in rows)
             try:
                 rows, waits = await self._grant_limited(rows)
             except DB_UNAVAILABLE as exc:
@@ -424,10 +428,10 @@ class Worker:
             if delay > 0:
                 # Its rate slot is this close: hold the lease until then (HOLD_SECONDS).
                 await asyncio.sleep(delay)
-            if ctx.job.queue in self._paused or (delay > 0 and self._stopping.is_set()):
-                # Paused (or stopping) while it waited for its slot: give it back unrun.
-                outcome = released_outcome(ctx.job)
-                return
+                if ctx.job.queue in self._paused or self._stopping.is_set():
+                    # Paused (or stopping) while it waited for its slot: give it back.
+                    outcome = released_outcome(ctx.job)
+                    return
             outcome = await self.executor.execute(ctx, timeout)
         finally:
             self._forget(ctx.job)
@@ -589,6 +593,7 @@ class Worker:
     async def _listen_loop(self) -> None:
         def listening() -> None:
             self._listening.set()
+            self._paused.clear()  # pauses heard of before a reconnect may have ended
             self._wake.set()  # anything enqueued while we were not listening
 
         await listen_forever(
