@@ -55,6 +55,11 @@ LEASE_SAFETY_FRACTION = 0.25
 # The least time between two fetches woken by the slots of jobs given back for a limit.
 MIN_LIMIT_WAKE = 0.02
 
+# A job held for its rate slot that wakes this much later than the slot is given back
+# rather than started: several held jobs of a stalled process would otherwise all start at
+# once and break the rate's window.
+LATE_SLOT_SECONDS = 0.05
+
 
 @dataclass
 class _Running:
@@ -427,9 +432,12 @@ class Worker:
         try:
             if delay > 0:
                 # Its rate slot is this close: hold the lease until then (HOLD_SECONDS).
+                slot = time.monotonic() + delay
                 await asyncio.sleep(delay)
-                if ctx.job.queue in self._paused or self._stopping.is_set():
-                    # Paused (or stopping) while it waited for its slot: give it back.
+                late = time.monotonic() - slot > LATE_SLOT_SECONDS
+                if late or ctx.job.queue in self._paused or self._stopping.is_set():
+                    # Paused or stopping while it waited, or woken late (this process was
+                    # stalled: starting now could bunch calls up): give it back unrun.
                     outcome = released_outcome(ctx.job)
                     return
             outcome = await self.executor.execute(ctx, timeout)
