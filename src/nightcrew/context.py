@@ -216,7 +216,8 @@ class JobContext:
         :class:`nightcrew.Limit`); with ``concurrency`` hold a slot until the block exits.
 
         No database connection is held while waiting, and the attempt is not spent: the
-        lease is renewed as usual. Cancellation interrupts the wait.
+        lease is renewed as usual. A cancel request ends the wait within 0.25 s
+        (:class:`JobCancelled`), as does a lost lease (:class:`LeaseLost`).
         """
         params = _acquire_params(self, Limit(key, rate=rate, concurrency=concurrency))
         slot_id = None
@@ -230,8 +231,11 @@ class JobContext:
                 break
             await asyncio.sleep(RECHECK_SECONDS)  # concurrency full: ask again
         try:
-            if wait > 0:
-                await asyncio.sleep(wait)  # the rate slot is reserved: no need to ask again
+            # The rate slot is reserved: no need to ask again, only to notice a cancel.
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                await asyncio.sleep(min(left, RECHECK_SECONDS))
+                self._raise_if_stopped()
             self._raise_if_stopped()
             yield
         finally:
@@ -336,8 +340,11 @@ class SyncJobContext:
                 break
             time.sleep(RECHECK_SECONDS)  # concurrency full: ask again
         try:
-            if wait > 0:
-                time.sleep(wait)  # the rate slot is reserved: no need to ask again
+            # The rate slot is reserved: no need to ask again, only to notice a cancel.
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, RECHECK_SECONDS))
+                ctx._raise_if_stopped()
             ctx._raise_if_stopped()
             yield
         finally:

@@ -252,3 +252,33 @@ def test_bad_queue_names_are_refused(app: App) -> None:
         app.pause_queue("")
     with pytest.raises(ConfigurationError, match="queue name"):
         app.resume_queue("a b")
+
+
+async def test_a_cancel_ends_a_ctx_limit_wait(aapp: App) -> None:
+    entered: list[int] = []
+
+    @aapp.job("t.patient")
+    async def patient(ctx: JobContext, payload: Any) -> None:
+        for n in range(2):  # the second call's slot is an hour away
+            async with ctx.limit("hourly", rate="1/h"):
+                entered.append(n)
+
+    job_id = await aapp.aenqueue("t.patient")
+    worker = aapp.worker()
+    runner = asyncio.create_task(worker.run())
+    try:
+        await worker.wait_listening()
+        deadline = time.monotonic() + 10
+        while not entered:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # now waiting for the second slot
+        assert await aapp.acancel(job_id)
+        deadline = time.monotonic() + 5
+        while (job := await aapp.aget_job(job_id)) is None or job.status != "cancelled":
+            assert time.monotonic() < deadline, "the wait was not interrupted"
+            await asyncio.sleep(0.05)
+        assert entered == [0]
+    finally:
+        worker.stop()
+        await runner
