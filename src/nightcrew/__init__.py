@@ -23,8 +23,10 @@ from nightcrew.jobs import FanOut, Job, JobStatus, ParentJob
 from nightcrew.keys import admin_user_ids
 from nightcrew.keys import create_key as create_api_key
 from nightcrew.lifecycle.enqueue import EnqueueOptions
+from nightcrew.limits import Limit, LimitInfo
 from nightcrew.notify.render import EmailTemplate
 from nightcrew.queries import query as load_query
+from nightcrew.queues import QueueInfo
 from nightcrew.scheduler.loop import Scheduler
 from nightcrew.worker import Worker
 
@@ -42,10 +44,13 @@ __all__ = [
     "JobInfo",
     "JobStatus",
     "LeaseLost",
+    "Limit",
+    "LimitInfo",
     "MigrationError",
     "NightcrewError",
     "ParentJob",
     "PayloadValidationError",
+    "QueueInfo",
     "Retry",
     "Scheduler",
     "Settings",
