@@ -22,6 +22,8 @@ from nightcrew.errors import (
 from nightcrew.jobs import Job, JobStatus
 from nightcrew.keys import create_key as create_api_key
 from nightcrew.notify.render import EmailTemplate
+from nightcrew.notify.webhooks import sign as sign_webhook
+from nightcrew.notify.webhooks import verify as verify_webhook
 from nightcrew.queries import query as load_query
 from nightcrew.scheduler.loop import Scheduler
 from nightcrew.worker import Worker
@@ -48,6 +50,8 @@ __all__ = [
     "Worker",
     "create_api_key",
     "load_query",
+    "sign_webhook",
+    "verify_webhook",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,75 @@
+-- Statistics refresh runs: what triggered them, their ten functions' outcomes, and the
+-- invariants that coalesce triggers (at most one run waiting, at most one processing).
+
+CREATE TABLE league.runs (
+    id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    status            text NOT NULL DEFAULT 'queued'
+                      CHECK (status IN ('queued', 'processing', 'completed', 'failed')),
+    triggered_by      text NOT NULL CHECK (triggered_by IN ('post-match', 'admin', 'cron')),
+    request_id        text NOT NULL,
+    match_id          integer REFERENCES league.matches (id),
+    retry_of          uuid REFERENCES league.runs (id),
+    refresh_job_id    uuid,
+    functions_total   integer NOT NULL DEFAULT 0,
+    functions_ended   integer NOT NULL DEFAULT 0,
+    failed_functions  text[] NOT NULL DEFAULT '{}',
+    invalidated_tags  text[] NOT NULL DEFAULT '{}',
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    started_at        timestamptz,
+    completed_at      timestamptz
+);
+-- Coalescing: a trigger joins the one waiting run; a run starts only when none processes.
+CREATE UNIQUE INDEX runs_one_queued ON league.runs ((status)) WHERE status = 'queued';
+CREATE UNIQUE INDEX runs_one_processing ON league.runs ((status)) WHERE status = 'processing';
+CREATE INDEX runs_recent ON league.runs (created_at DESC);
+
+-- Every trigger a run answered (the first is also on the run itself); request ids are
+-- unique, so a repeated request finds its run.
+CREATE TABLE league.run_triggers (
+    request_id    text PRIMARY KEY CHECK (request_id <> ''),
+    run_id        uuid NOT NULL REFERENCES league.runs (id) ON DELETE CASCADE,
+    triggered_by  text NOT NULL,
+    match_id      integer,
+    retry_of      uuid,
+    received_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX run_triggers_run ON league.run_triggers (run_id);
+
+-- One row per statistics function of a run: its job, attempts, outcome and duration.
+CREATE TABLE league.run_functions (
+    run_id       uuid NOT NULL REFERENCES league.runs (id) ON DELETE CASCADE,
+    function     text NOT NULL,
+    job_id       uuid,
+    status       text NOT NULL DEFAULT 'queued'
+                 CHECK (status IN ('queued', 'processing', 'succeeded', 'failed')),
+    attempts     integer NOT NULL DEFAULT 0,
+    started_at   timestamptz,
+    ended_at     timestamptz,
+    duration_ms  numeric(12, 1),
+    rows_written integer,
+    error        text,
+    PRIMARY KEY (run_id, function)
+);
+
+-- Injectable faults (tests, drills, the demo): a function fails transiently with this
+-- probability, or on every attempt when permanent.
+CREATE TABLE league.faults (
+    function        text PRIMARY KEY,
+    transient_rate  double precision NOT NULL DEFAULT 0 CHECK (transient_rate BETWEEN 0 AND 1),
+    permanent       boolean NOT NULL DEFAULT false
+);
+
+-- Signatures of accepted cache invalidation requests, to refuse a replay within the
+-- five minutes a timestamp stays fresh.
+CREATE TABLE league.invalidation_receipts (
+    signature    text PRIMARY KEY,
+    received_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The HTTP routes act as the API key's user (role nightcrew_api). League data and runs are
+-- shared by everyone; who may write is checked by the routes (admins only).
+GRANT USAGE ON SCHEMA league TO nightcrew_api;
+GRANT SELECT ON ALL TABLES IN SCHEMA league TO nightcrew_api;
+GRANT INSERT, UPDATE ON league.matches, league.appearances, league.runs, league.run_triggers,
+    league.invalidation_receipts TO nightcrew_api;
+GRANT DELETE ON league.appearances, league.invalidation_receipts TO nightcrew_api;

@@ -1,0 +1,1 @@
+SELECT transient_rate, permanent FROM league.faults WHERE function = %(function)s
