@@ -74,17 +74,17 @@ async def _record_failure(ctx: JobContext, run_id: UUID, function: str, outcome:
 
 async def raise_injected_fault(ctx: JobContext, function: str) -> None:
     """Fail as ``league.faults`` says for ``function``: always when permanent, else with its
-    transient probability."""
+    transient probability during the job's first ``transient_attempts`` attempts."""
     pool = await ctx.app.apool()
     async with pool.connection() as conn:
         cur = await conn.execute(query("fault_of"), {"function": function})
         fault = await cur.fetchone()
     if fault is None:
         return
-    rate, permanent = fault
+    rate, transient_attempts, permanent = fault
     if permanent:
         raise InjectedFault(f"{function}: injected permanent failure")
-    if random.random() < rate:
+    if ctx.job.attempt <= transient_attempts and random.random() < rate:
         raise InjectedFault(f"{function}: injected transient failure")
 
 

@@ -17,7 +17,7 @@ from nightcrew.keys import create_key
 
 FAST = {
     "migrate_on_start": False, "lease_seconds": 2, "heartbeat_seconds": 0.5,
-    "poll_seconds": 0.2, "rescue_seconds": 0.5, "shutdown_grace_seconds": 5,
+    "poll_seconds": 0.05, "rescue_seconds": 0.5, "shutdown_grace_seconds": 5,
     "webhook_secret": "whsec_league_tests",
 }  # fmt: skip
 RETRY_BACKOFF = 0.02

@@ -51,12 +51,15 @@ CREATE TABLE league.run_functions (
     PRIMARY KEY (run_id, function)
 );
 
--- Injectable faults (tests, drills, the demo): a function fails transiently with this
--- probability, or on every attempt when permanent.
+-- Injectable faults (tests, drills, the demo). Transient: each of a function job's first
+-- transient_attempts attempts fails with probability transient_rate (a transient fault
+-- clears by then, as a lock timeout or a restart does). Permanent: every attempt fails.
 CREATE TABLE league.faults (
-    function        text PRIMARY KEY,
-    transient_rate  double precision NOT NULL DEFAULT 0 CHECK (transient_rate BETWEEN 0 AND 1),
-    permanent       boolean NOT NULL DEFAULT false
+    function            text PRIMARY KEY,
+    transient_rate      double precision NOT NULL DEFAULT 0
+                        CHECK (transient_rate BETWEEN 0 AND 1),
+    transient_attempts  integer NOT NULL DEFAULT 1 CHECK (transient_attempts >= 0),
+    permanent           boolean NOT NULL DEFAULT false
 );
 
 -- Signatures of accepted cache invalidation requests, to refuse a replay within the
