@@ -19,7 +19,7 @@ from nightcrew.errors import (
     PayloadValidationError,
     Retry,
 )
-from nightcrew.jobs import Job, JobStatus
+from nightcrew.jobs import FanOut, Job, JobStatus, ParentJob
 from nightcrew.keys import create_key as create_api_key
 from nightcrew.notify.render import EmailTemplate
 from nightcrew.notify.webhooks import sign as sign_webhook
@@ -33,6 +33,7 @@ __all__ = [
     "ConfigurationError",
     "EmailTemplate",
     "EnqueueError",
+    "FanOut",
     "Job",
     "JobCancelled",
     "JobContext",
@@ -42,6 +43,7 @@ __all__ = [
     "LeaseLost",
     "MigrationError",
     "NightcrewError",
+    "ParentJob",
     "PayloadValidationError",
     "Retry",
     "Scheduler",

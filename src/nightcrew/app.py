@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -21,7 +21,7 @@ from nightcrew.config import Settings
 from nightcrew.db.migrate import migrate
 from nightcrew.db.url import resolve_database_url
 from nightcrew.errors import ConfigurationError
-from nightcrew.jobs import Backoff, Job, JobType
+from nightcrew.jobs import Backoff, FanOut, Job, JobType
 from nightcrew.lifecycle import bulk, control
 from nightcrew.lifecycle.enqueue import ainsert_one, build_job, insert_one
 from nightcrew.queries import query
@@ -363,6 +363,8 @@ class App:
         timeout: float | None = None,
         notify: Mapping[str, Any] | None = None,
         dedupe_scope: str | None = None,
+        depends_on: Sequence[UUID | str] | None = None,
+        on_parent_failure: Literal["cancel", "run"] = "cancel",
         conn: psycopg.Connection[Any] | None = None,
     ) -> UUID:
         """Enqueue one job and return its id.
@@ -373,6 +375,11 @@ class App:
         it runs one more (and only one) may queue behind it. With ``conn`` the job is written in
         that connection's current transaction (rolled back: no job). ``notify``
         (``{"email", "webhook", "in_app", "on"}``) sends notifications when the job finishes.
+
+        With ``depends_on`` (job ids) the job waits until every parent has ended: it runs
+        once they all completed; when one ends failed or cancelled it is cancelled
+        (``on_parent_failure="cancel"``) or runs all the same (``"run"``). Unknown parents,
+        and the job itself, raise :class:`EnqueueError` with ``field == "depends_on"``.
         """
         job = build_job(
             self.registry,
@@ -389,6 +396,8 @@ class App:
             timeout=timeout,
             notify=notify,
             dedupe_scope=dedupe_scope,
+            depends_on=depends_on,
+            on_parent_failure=on_parent_failure,
         )
         if conn is not None:
             return insert_one(conn, job)
@@ -410,6 +419,8 @@ class App:
         timeout: float | None = None,
         notify: Mapping[str, Any] | None = None,
         dedupe_scope: str | None = None,
+        depends_on: Sequence[UUID | str] | None = None,
+        on_parent_failure: Literal["cancel", "run"] = "cancel",
         conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> UUID:
         """Async twin of :meth:`enqueue`."""
@@ -428,6 +439,8 @@ class App:
             timeout=timeout,
             notify=notify,
             dedupe_scope=dedupe_scope,
+            depends_on=depends_on,
+            on_parent_failure=on_parent_failure,
         )
         if conn is not None:
             return await ainsert_one(conn, job)
@@ -465,6 +478,38 @@ class App:
         pool = await self.apool()
         async with pool.connection() as pooled:
             return await bulk.ainsert_many(pooled, self.registry, items, strict_types=strict)
+
+    def fan_out(
+        self,
+        children: Sequence[Mapping[str, Any]],
+        then: Mapping[str, Any],
+        *,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> FanOut:
+        """Enqueue ``children`` (bulk items, one COPY) and ``then``, a job that depends on
+        all of them, in one transaction. ``then`` takes ``enqueue``'s argument names and
+        may carry ``on_parent_failure``. With ``conn``: in that connection's transaction."""
+        if conn is not None:
+            return bulk.fan_out(conn, self.registry, children, then, strict_types=self.strict_types)
+        with self.pool().connection() as pooled:
+            return bulk.fan_out(
+                pooled, self.registry, children, then, strict_types=self.strict_types
+            )
+
+    async def afan_out(
+        self,
+        children: Sequence[Mapping[str, Any]],
+        then: Mapping[str, Any],
+        *,
+        conn: psycopg.AsyncConnection[Any] | None = None,
+    ) -> FanOut:
+        """Async twin of :meth:`fan_out`."""
+        strict = self.strict_types
+        if conn is not None:
+            return await bulk.afan_out(conn, self.registry, children, then, strict_types=strict)
+        pool = await self.apool()
+        async with pool.connection() as pooled:
+            return await bulk.afan_out(pooled, self.registry, children, then, strict_types=strict)
 
     # ---- reading and steering --------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from uuid import UUID
 import psycopg
 
 from nightcrew.errors import JobCancelled, LeaseLost
+from nightcrew.jobs import JobStatus, ParentJob
 from nightcrew.queries import query
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class JobInfo:
     priority: int
     user_id: str | None
     created_at: datetime
+    depends_on: tuple[UUID, ...] = ()
+    """The parents this job waited for (empty for most jobs); see ``ctx.parents``."""
 
 
 def _save_params(
@@ -100,6 +103,23 @@ class JobContext:
         self._lost = False
         self._interrupted = False  # set when the worker gave up on a thread (timeout, stop)
         self._tx: psycopg.AsyncConnection[Any] | None = None
+        self.parents: list[ParentJob] = []
+        """The parent jobs (id, type, status, result, error), loaded when the attempt
+        starts; empty for a job without dependencies."""
+
+    async def load_parents(self) -> None:
+        """Read :attr:`parents` (one query; nothing to do for a job without parents)."""
+        if not self.job.depends_on:
+            return
+        pool = await self.app.apool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(query("job_parents"), {"ids": list(self.job.depends_on)})
+            rows = await cur.fetchall()
+        self.parents = [
+            ParentJob(id=row[0], type=row[1], status=JobStatus(row[2]), result=row[3],
+                      error=row[4])
+            for row in rows
+        ]  # fmt: skip
 
     @property
     def cancelled(self) -> bool:
@@ -239,6 +259,11 @@ class SyncJobContext:
     def checkpoint(self) -> Any:
         """See :attr:`JobContext.checkpoint`."""
         return self._ctx.checkpoint
+
+    @property
+    def parents(self) -> list[ParentJob]:
+        """See :attr:`JobContext.parents`."""
+        return self._ctx.parents
 
     @property
     def cancelled(self) -> bool:

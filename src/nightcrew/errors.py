@@ -25,7 +25,14 @@ class ConfigurationError(NightcrewError):
 
 
 class EnqueueError(NightcrewError, ValueError):
-    """An enqueue call's arguments are invalid; no job was written."""
+    """An enqueue call's arguments are invalid; no job was written.
+
+    ``field`` names the argument at fault when it is known (e.g. ``"depends_on"``).
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PayloadValidationError(EnqueueError):

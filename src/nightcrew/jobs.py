@@ -97,12 +97,21 @@ class Job:
     updated_at: datetime
     dedupe_scope: str = "active"
     """``"active"`` or ``"queued"`` (coalescing); see docs/flows.md."""
+    depends_on: list[UUID] = field(default_factory=list)
+    """The parents this job waits for (empty for a job without dependencies)."""
+    pending_parents: int = 0
+    """How many of its parents have not ended yet; the job waits while this is above 0."""
+    on_parent_failure: str | None = None
+    """``"cancel"`` or ``"run"`` for a job with parents (see docs/flows.md), else ``None``."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
         """Build from a ``nightcrew.jobs`` row (as a dict); unknown columns are ignored."""
-        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values: dict[str, Any] = {name: row.get(name) for name in cls.__dataclass_fields__}
         values["status"] = JobStatus(values["status"])
+        values["depends_on"] = list(values["depends_on"] or ())
+        values["pending_parents"] = values["pending_parents"] or 0
+        values["dedupe_scope"] = values["dedupe_scope"] or "active"
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,12 +121,36 @@ class Job:
             value = getattr(self, name)
             if isinstance(value, UUID):
                 value = str(value)
+            elif name == "depends_on":
+                value = [str(parent) for parent in value]
             elif isinstance(value, datetime):
                 value = value.isoformat()
             elif isinstance(value, JobStatus):
                 value = value.value
             out[name] = value
         return out
+
+
+@dataclass(frozen=True)
+class ParentJob:
+    """A parent of the running job, as ``ctx.parents`` lists it (loaded when the attempt
+    starts)."""
+
+    id: UUID
+    type: str
+    status: JobStatus
+    result: Any
+    """The parent's result (JSON), ``None`` unless it completed."""
+    error: str | None
+    """The parent's last error message, if any."""
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """What :meth:`nightcrew.App.fan_out` enqueued: the children, then the dependent."""
+
+    children: list[UUID]
+    then: UUID
 
 
 Backoff = float | Callable[[int], float]

@@ -195,6 +195,7 @@ class Worker:
             cur = await conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM nightcrew.jobs WHERE queue = ANY(%s)"
                 " AND status IN ('pending', 'retrying', 'processing')"
+                " AND pending_parents = 0"  # a dependent waits for its parents to end
                 " AND run_at <= now() + interval '1 second')",
                 (self.queues,),
             )
@@ -291,6 +292,7 @@ class Worker:
             user_id,
             _run_at,
             created_at,
+            depends_on,
         ) = row
         info = JobInfo(
             id=job_id,
@@ -302,6 +304,7 @@ class Worker:
             priority=priority,
             user_id=user_id,
             created_at=created_at,
+            depends_on=tuple(depends_on or ()),
         )
         fetched = _Waiting(info, checkpoint, timeout, leased_at)
         earlier = self._attempt_here.get(job_id)

@@ -150,7 +150,7 @@ def test_dedupe_key_returns_the_live_job(sql_app: App) -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        ("depends_on => ARRAY[gen_random_uuid()]", "depends_on is not supported yet"),
+        ("depends_on => ARRAY[gen_random_uuid()]", "depends_on: no job"),
         ("dedupe_scope => 'later'", "dedupe_scope must be 'active' or 'queued'"),
         ("dedupe_scope => 'queued'", "dedupe_scope needs a dedupe_key"),
         ("priority => 5000", "priority must be between -1000 and 1000"),
@@ -211,7 +211,7 @@ def test_api_role_without_user_or_for_private_type_is_refused(sql_app: App) -> N
 
 def test_the_api_role_may_execute_but_public_may_not(sql_app: App) -> None:
     signature = (
-        "nightcrew.enqueue(text,jsonb,integer,timestamptz,text,text,text,integer,uuid[],text)"
+        "nightcrew.enqueue(text,jsonb,integer,timestamptz,text,text,text,integer,uuid[],text,text)"
     )
     assert sql(
         sql_app.url, f"SELECT has_function_privilege('nightcrew_api', '{signature}', 'EXECUTE')"

@@ -69,3 +69,25 @@ def sync_record(ctx: Any, payload: dict[str, Any]) -> None:
     line = f"{ctx.job.id} {os.getpid()} {start!r} {end!r}\n"
     with (Path(payload["out"]) / f"{os.getpid()}.log").open("a") as out:
         out.write(line)
+
+
+@app.job("faults.node", max_attempts=3, backoff=0.1)
+async def node(ctx: JobContext, payload: dict[str, Any]) -> dict[str, int]:
+    """One node of a dependency graph. Every start is recorded (autocommit); the run itself
+    once, in a fenced transaction with a checkpoint, so a re-run after a kill adds no
+    second row. Fails when ``payload["fail"]``."""
+    pool = await ctx.app.apool()
+    async with pool.connection() as conn:
+        await conn.execute("INSERT INTO graph_starts (job_id) VALUES (%s)", (ctx.job.id,))
+    if payload.get("fail"):
+        raise RuntimeError("node told to fail")
+    await asyncio.sleep(float(payload.get("sleep", 0)))
+    ended = all(parent.status == "completed" for parent in ctx.parents)
+    if ctx.checkpoint != "ran":
+        async with ctx.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO graph_runs (job_id, parents, parents_completed) VALUES (%s, %s, %s)",
+                (ctx.job.id, len(ctx.parents), ended),
+            )
+            await ctx.save(checkpoint="ran")
+    return {"parents": len(ctx.parents)}

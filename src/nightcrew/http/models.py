@@ -51,6 +51,16 @@ class EnqueueRequest(BaseModel):
     notify: dict[str, Any] | None = Field(
         default=None, description='When it finishes: {"email", "webhook", "in_app", "on"}.'
     )
+    depends_on: list[UUID] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Job ids this job waits for; it runs once they have all ended.",
+    )
+    on_parent_failure: Literal["cancel", "run"] | None = Field(
+        default=None,
+        description='"cancel" (default): a parent ending failed or cancelled cancels this job; '
+        '"run": it runs anyway once every parent has ended.',
+    )
 
     @field_validator("run_at", mode="before")
     @classmethod
@@ -95,6 +105,15 @@ class JobResponse(BaseModel):
     updated_at: datetime
     user_id: str | None
     dedupe_scope: str = "active"
+    depends_on: list[UUID] = Field(
+        default_factory=list, description="The parents this job waits for (ids)."
+    )
+    pending_parents: int = Field(default=0, description="How many parents have not ended yet.")
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _no_parents(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 class JobPage(BaseModel):

@@ -193,12 +193,15 @@ def build_jobs_router(app: App) -> APIRouter:
                     user_id=user,
                     max_attempts=body.max_attempts,
                     notify=notify,
+                    depends_on=body.depends_on,
+                    on_parent_failure=body.on_parent_failure or "cancel",
                     conn=session.conn,
                 )
             except PayloadValidationError as exc:
                 raise ApiError(422, str(exc), field="payload") from None
             except EnqueueError as exc:
-                raise ApiError(422, str(exc), field=_enqueue_field(str(exc))) from None
+                field = exc.field or _enqueue_field(str(exc))
+                raise ApiError(422, str(exc), field=field) from None
             except psycopg.DataError as exc:  # e.g. "\u0000", which PostgreSQL cannot store
                 field = next((name for name in ("type", "queue", "dedupe_key")
                               if "\x00" in (getattr(body, name) or "")), "payload")  # fmt: skip

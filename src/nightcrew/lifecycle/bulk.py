@@ -25,8 +25,17 @@ import psycopg
 
 from nightcrew.errors import EnqueueError
 from nightcrew.ids import uuid7_ints, uuid_from_int
-from nightcrew.jobs import JobType
-from nightcrew.lifecycle.enqueue import ENQUEUE_KEYS, NewJob, build_job, encode_payload
+from nightcrew.jobs import FanOut, JobType
+from nightcrew.lifecycle.enqueue import (
+    ENQUEUE_KEYS,
+    NewJob,
+    ainsert_one,
+    build_job,
+    encode_payload,
+    insert_one,
+    link_statement,
+    refused_parents,
+)
 from nightcrew.queries import query
 
 # Items encoded per COPY write. The first chunk is small so the server starts inserting at
@@ -175,7 +184,7 @@ class BulkEncoder:
                 # No payload model on this path (see _tail): the plain JSON encoding.
                 payload_json = encode_payload(job_type, item.get("payload"), None)
             except EnqueueError as exc:
-                raise type(exc)(f"item {len(ids)}: {exc}") from None
+                raise type(exc)(f"item {len(ids)}: {exc}", field=exc.field) from None
             if "\\" in payload_json:
                 payload_json = _copy_text(payload_json)
             ids.append(uuid_from_int(value))
@@ -201,9 +210,9 @@ class BulkEncoder:
                 self.registry, job_type, payload, strict_types=self.strict_types, **args
             )
         except EnqueueError as exc:
-            raise type(exc)(f"item {index}: {exc}") from None
+            raise type(exc)(f"item {index}: {exc}", field=exc.field) from None
         self.queues.add(job.queue)
-        if job.dedupe_key is None and job.run_at is None and not job.delay:
+        if job.dedupe_key is None and job.run_at is None and not job.delay and not job.depends_on:
             self.ids.append(job.id)
             tail = _row_tail(
                 job.type, job.queue, job.priority, job.max_attempts, job.timeout_seconds,
@@ -229,6 +238,21 @@ class BulkEncoder:
             "".join(_copy_lines(keyed, now, with_ord=True)).encode(),
         )
 
+    def links(self, ids: Sequence[UUID]) -> list[tuple[Any, dict[str, Any]]]:
+        """The ``link_parents`` statements of the held-back items with parents, once
+        :meth:`result` gave their ids (a dedupe hit links nothing)."""
+        statements = []
+        for index, job in self.other:
+            if not job.depends_on:
+                continue
+            try:
+                link = link_statement(job, ids[index], inserted=ids[index] == job.id)
+            except EnqueueError as exc:
+                raise EnqueueError(f"item {index}: {exc}", field=exc.field) from None
+            if link is not None:
+                statements.append(link)
+        return statements
+
     def result(self, returned: Iterable[tuple[UUID, str, str]]) -> list[UUID]:
         """Ids in input order; items with a dedupe key get the live job's id."""
         ids = self.ids
@@ -248,7 +272,7 @@ def insert_many(
     """Validate and write many jobs in one transaction; ids in input order."""
     encoder = BulkEncoder(registry, strict_types=strict_types)
     chunks = encoder.chunks(items)
-    with conn.transaction():
+    with refused_parents(), conn.transaction():
         # The COPY opens with the first chunk: items that are all held back need none.
         if (first := next(chunks, None)) is not None:
             with conn.cursor().copy(_COPY_STREAMED) as copy:
@@ -274,7 +298,10 @@ def insert_many(
             if encoder.coalescing:
                 returned += conn.execute(query("insert_staged_jobs_queued")).fetchall()
             conn.execute("DELETE FROM nightcrew_staged_jobs")
-    return encoder.result(returned)
+        ids = encoder.result(returned)
+        if links := encoder.links(ids):
+            conn.cursor().executemany(links[0][0], [params for _, params in links])
+    return ids
 
 
 async def ainsert_many(
@@ -287,6 +314,13 @@ async def ainsert_many(
     """Async twin of :func:`insert_many`."""
     encoder = BulkEncoder(registry, strict_types=strict_types)
     chunks = encoder.chunks(items)
+    with refused_parents():
+        return await _ainsert_encoded(conn, encoder, chunks)
+
+
+async def _ainsert_encoded(
+    conn: psycopg.AsyncConnection[Any], encoder: BulkEncoder, chunks: Iterator[bytes]
+) -> list[UUID]:
     async with conn.transaction():
         if (first := next(chunks, None)) is not None:
             async with conn.cursor().copy(_COPY_STREAMED) as acopy:
@@ -313,4 +347,67 @@ async def ainsert_many(
                 cur = await conn.execute(query("insert_staged_jobs_queued"))
                 returned += await cur.fetchall()
             await conn.execute("DELETE FROM nightcrew_staged_jobs")
-    return encoder.result(returned)
+        ids = encoder.result(returned)
+        if links := encoder.links(ids):
+            await conn.cursor().executemany(links[0][0], [params for _, params in links])
+    return ids
+
+
+# ---- fan-out -------------------------------------------------------------------------------
+
+
+def build_then(
+    registry: Mapping[str, JobType],
+    then: Mapping[str, Any],
+    children: Sequence[UUID],
+    *,
+    strict_types: bool,
+) -> NewJob:
+    """Validate a fan-out's dependent (``enqueue``'s argument names, ``on_parent_failure``
+    included) and make it depend on ``children``."""
+    if not isinstance(then, Mapping):
+        raise EnqueueError(f"then: expected a dict, got {type(then).__name__}", field="then")
+    unknown = set(then) - (ENQUEUE_KEYS - {"depends_on"})
+    if unknown:
+        raise EnqueueError(f"then: unknown keys {sorted(unknown)}", field="then")
+    if "type" not in then:
+        raise EnqueueError("then: missing 'type'", field="then")
+    args = dict(then)
+    job_type = args.pop("type")
+    payload = args.pop("payload", None)
+    try:
+        return build_job(
+            registry, job_type, payload, strict_types=strict_types, depends_on=children, **args
+        )
+    except EnqueueError as exc:
+        raise type(exc)(f"then: {exc}", field=exc.field or "then") from None
+
+
+def fan_out(
+    conn: psycopg.Connection[Any],
+    registry: Mapping[str, JobType],
+    children: Iterable[Mapping[str, Any]],
+    then: Mapping[str, Any],
+    *,
+    strict_types: bool,
+) -> FanOut:
+    """Write the children (one COPY) and their dependent in one transaction."""
+    with conn.transaction():
+        ids = insert_many(conn, registry, children, strict_types=strict_types)
+        job = build_then(registry, then, ids, strict_types=strict_types)
+        return FanOut(children=ids, then=insert_one(conn, job))
+
+
+async def afan_out(
+    conn: psycopg.AsyncConnection[Any],
+    registry: Mapping[str, JobType],
+    children: Iterable[Mapping[str, Any]],
+    then: Mapping[str, Any],
+    *,
+    strict_types: bool,
+) -> FanOut:
+    """Async twin of :func:`fan_out`."""
+    async with conn.transaction():
+        ids = await ainsert_many(conn, registry, children, strict_types=strict_types)
+        job = build_then(registry, then, ids, strict_types=strict_types)
+        return FanOut(children=ids, then=await ainsert_one(conn, job))

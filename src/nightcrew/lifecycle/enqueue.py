@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -24,6 +25,9 @@ from nightcrew.queries import query
 
 PRIORITY_RANGE = (-1000, 1000)
 DEDUPE_SCOPES = ("active", "queued")
+PARENT_FAILURE_MODES = ("cancel", "run")
+MAX_PARENTS = 100_000
+"""Most parents one job may wait for (a fan-out's children included)."""
 MAX_ATTEMPTS_LIMIT = 1000
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays/objects a payload or a result may have (readers recurse)."""
@@ -79,6 +83,8 @@ ENQUEUE_KEYS = frozenset(
         "max_attempts",
         "timeout",
         "notify",
+        "depends_on",
+        "on_parent_failure",
     }
 )
 
@@ -100,6 +106,8 @@ class NewJob:
     user_id: str | None
     notify_json: str | None = None
     dedupe_scope: str = "active"
+    depends_on: tuple[UUID, ...] = ()
+    on_parent_failure: str | None = None
 
     def params(self) -> dict[str, Any]:
         """Parameters of the ``insert_job`` query."""
@@ -135,6 +143,8 @@ def build_job(
     timeout: float | None = None,
     notify: Mapping[str, Any] | None = None,
     dedupe_scope: str | None = None,
+    depends_on: Sequence[UUID | str] | None = None,
+    on_parent_failure: str | None = None,
 ) -> NewJob:
     """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
     if not isinstance(type, str) or not type or "\x00" in type:
@@ -176,6 +186,8 @@ def build_job(
         if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
             raise EnqueueError(f"{name} must be a non-empty string without NUL, got {value!r}")
     scope = checked_dedupe_scope(dedupe_scope, dedupe_key)
+    parents = checked_parents(depends_on)
+    mode = checked_parent_failure(on_parent_failure, parents)
     notify_text = (
         notify_json(notify) if notify is not None else (spec.notify_json if spec else None)
     )
@@ -193,7 +205,53 @@ def build_job(
         user_id=user_id,
         notify_json=notify_text,
         dedupe_scope=scope,
+        depends_on=parents,
+        on_parent_failure=mode,
     )
+
+
+def checked_parents(depends_on: Any) -> tuple[UUID, ...]:
+    """The parent ids, without repeats, in the order given; raise :class:`EnqueueError`
+    (``field="depends_on"``) unless ``depends_on`` is a list of job ids."""
+    if depends_on is None:
+        return ()
+    if isinstance(depends_on, str | bytes) or not isinstance(depends_on, Sequence):
+        raise EnqueueError(
+            f"depends_on must be a list of job ids, got {type(depends_on).__name__}",
+            field="depends_on",
+        )
+    if len(depends_on) > MAX_PARENTS:
+        raise EnqueueError(
+            f"depends_on lists {len(depends_on)} jobs; at most {MAX_PARENTS}", field="depends_on"
+        )
+    parents: dict[UUID, None] = {}
+    for value in depends_on:
+        parents[_parent_id(value)] = None
+    return tuple(parents)
+
+
+def _parent_id(value: Any) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise EnqueueError(f"depends_on: {value!r} is not a job id", field="depends_on")
+
+
+def checked_parent_failure(mode: Any, parents: tuple[UUID, ...]) -> str | None:
+    """``"cancel"`` (the default) or ``"run"`` for a job with parents, ``None`` without
+    (nothing to fail); raise :class:`EnqueueError` for another value."""
+    if mode is not None and mode not in PARENT_FAILURE_MODES:
+        raise EnqueueError(
+            f"on_parent_failure must be 'cancel' or 'run', got {mode!r}",
+            field="on_parent_failure",
+        )
+    if not parents:
+        return None
+    return "cancel" if mode is None else str(mode)
 
 
 def checked_dedupe_scope(scope: Any, dedupe_key: str | None) -> str:
@@ -270,15 +328,65 @@ def _insert_query(job: NewJob) -> Any:
 
 
 def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
-    """Write one job (or find the live job with its dedupe key); return the id."""
-    row = conn.execute(_insert_query(job), job.params()).fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    """Write one job (or find the live job with its dedupe key); return the id. A job with
+    parents is written and linked to them in one transaction (a savepoint in the caller's)."""
+    if not job.depends_on:
+        row = conn.execute(_insert_query(job), job.params()).fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
+    with refused_parents(), conn.transaction():
+        row = conn.execute(_insert_query(job), job.params()).fetchone()
+        assert row is not None
+        job_id, inserted = row[0], row[1]
+        if (link := link_statement(job, job_id, inserted)) is not None:
+            conn.execute(*link)
+    return job_id  # type: ignore[no-any-return]
 
 
 async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     """Async twin of :func:`insert_one`."""
-    cur = await conn.execute(_insert_query(job), job.params())
-    row = await cur.fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    if not job.depends_on:
+        cur = await conn.execute(_insert_query(job), job.params())
+        row = await cur.fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
+    with refused_parents():
+        async with conn.transaction():
+            cur = await conn.execute(_insert_query(job), job.params())
+            row = await cur.fetchone()
+            assert row is not None
+            job_id, inserted = row[0], row[1]
+            if (link := link_statement(job, job_id, inserted)) is not None:
+                await conn.execute(*link)
+    return job_id  # type: ignore[no-any-return]
+
+
+def link_statement(job: NewJob, job_id: UUID, inserted: bool) -> tuple[Any, dict[str, Any]] | None:
+    """The statement that links a written job to its parents (``link_parents``); ``None``
+    for a dedupe hit: the existing job keeps its own parents, and only a request that it
+    depend on itself is refused."""
+    if not inserted:
+        if job_id in job.depends_on:
+            raise EnqueueError(
+                f"depends_on: job {job_id} cannot depend on itself", field="depends_on"
+            )
+        return None
+    return query("link_parents"), {
+        "id": job_id,
+        "parents": list(job.depends_on),
+        "on_parent_failure": job.on_parent_failure,
+    }
+
+
+@contextmanager
+def refused_parents() -> Iterator[None]:
+    """Turn the database's refusal of ``depends_on`` (an unknown or invisible parent, the
+    job itself) into :class:`EnqueueError` naming ``depends_on``."""
+    try:
+        yield
+    except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InvalidParameterValue) as exc:
+        message = (exc.diag.message_primary or str(exc)).strip()
+        if not message.startswith(("depends_on", "on_parent_failure")):
+            raise
+        field = message.split(":", 1)[0].split(" ", 1)[0]
+        raise EnqueueError(message, field=field) from None

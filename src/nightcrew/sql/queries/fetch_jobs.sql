@@ -3,6 +3,7 @@
 -- on each other; attempts is counted here, so ctx.job.attempt is 1 on the first run.
 -- %(exclude)s: jobs whose earlier attempt still runs in this worker (a thread that outlived
 -- its lease): fetching them here would run two attempts side by side. Usually empty.
+-- A dependent waits (pending_parents > 0) until its parents end: left out like the index.
 WITH picked AS (
     SELECT c.ctid
     FROM unnest(%(queues)s::text[]) AS q(name)
@@ -10,7 +11,7 @@ WITH picked AS (
         SELECT ctid, priority, run_at
         FROM nightcrew.jobs
         WHERE queue = q.name
-          AND status IN ('pending', 'retrying')
+          AND status IN ('pending', 'retrying') AND pending_parents = 0
           AND run_at <= coalesce(%(now)s, now())
           AND id <> ALL (%(exclude)s::uuid[])
         ORDER BY priority DESC, run_at
@@ -32,4 +33,4 @@ SET status = 'processing',
 -- whole table (right after a bulk load, or in a plan prepared while the table was empty).
 WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM picked))
 RETURNING j.id, j.type, j.queue, j.payload, j.priority, j.attempts, j.max_attempts,
-          j.timeout_seconds, j.checkpoint, j.user_id, j.run_at, j.created_at
+          j.timeout_seconds, j.checkpoint, j.user_id, j.run_at, j.created_at, j.depends_on

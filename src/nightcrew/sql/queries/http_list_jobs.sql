@@ -1,7 +1,7 @@
 -- Newest first over the time-ordered primary key (admins: every user's jobs).
 SELECT id, type, queue, payload, status::text AS status, priority, attempts, max_attempts,
        progress, stage, metrics, result, error, run_at, created_at, started_at, completed_at,
-       updated_at, user_id, dedupe_scope
+       updated_at, user_id, dedupe_scope, depends_on, pending_parents
 FROM nightcrew.jobs
 WHERE (%(status)s::text IS NULL OR status::text = %(status)s)
   AND (%(type)s::text IS NULL OR type = %(type)s)

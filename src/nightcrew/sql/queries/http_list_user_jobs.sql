@@ -2,7 +2,7 @@
 -- user anyway; the explicit condition only lets the planner use the per-user index.
 SELECT id, type, queue, payload, status::text AS status, priority, attempts, max_attempts,
        progress, stage, metrics, result, error, run_at, created_at, started_at, completed_at,
-       updated_at, user_id, dedupe_scope
+       updated_at, user_id, dedupe_scope, depends_on, pending_parents
 FROM nightcrew.jobs
 WHERE user_id = %(user_id)s
   AND (%(status)s::text IS NULL OR status::text = %(status)s)
