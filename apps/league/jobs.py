@@ -30,9 +30,9 @@ async def refresh_stats(ctx: JobContext, payload: dict[str, Any]) -> dict[str, A
 
 
 async def run_statistic(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one statistics function of a run; its outcome and the run's fan-in count are
-    written in one fenced transaction with the refreshed table. A failure is retried with
-    backoff; the last attempt's failure is recorded on the run before the job fails."""
+    """Run one statistics function of a run; its outcome is written in one fenced
+    transaction with the refreshed table. A failure is retried with backoff; the last
+    attempt's failure is recorded on the run before the job fails."""
     run_id, function = UUID(payload["runId"]), str(payload["function"])
     attempt = ctx.job.attempt
     pool = await ctx.app.apool()
@@ -44,12 +44,9 @@ async def run_statistic(ctx: JobContext, payload: dict[str, Any]) -> dict[str, A
         async with ctx.transaction() as conn:
             rows = await refresh(conn, function)
             outcome = Outcome("succeeded", attempt, _ms_since(started), rows)
-            await runs.function_ended(ctx.app, conn, run_id, function, outcome)
-    except LeaseLost:
-        raise  # another worker owns the job now: it records the outcome
-    except JobCancelled as exc:
-        await _record_failure(ctx, run_id, function, Outcome("failed", attempt, error=str(exc)))
-        raise
+            await runs.function_ended(conn, run_id, function, outcome)
+    except (LeaseLost, JobCancelled):
+        raise  # another worker owns the job now, or it was cancelled: the run's end records it
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         if attempt < ctx.job.max_attempts:
@@ -58,18 +55,10 @@ async def run_statistic(ctx: JobContext, payload: dict[str, Any]) -> dict[str, A
             raise
         failed = Outcome("failed", attempt, _ms_since(started), error=error)
         async with ctx.transaction() as conn:
-            await runs.function_ended(ctx.app, conn, run_id, function, failed)
+            await runs.function_ended(conn, run_id, function, failed)
         raise
     return {"runId": str(run_id), "function": function, "rows": rows,
             "summary": f"{function}: {rows} rows in {outcome.duration_ms:.0f} ms"}  # fmt: skip
-
-
-async def _record_failure(ctx: JobContext, run_id: UUID, function: str, outcome: Outcome) -> None:
-    """Record a cancelled function as failed (not fenced: a cancelled attempt's fenced
-    transactions are refused), so its run still ends."""
-    pool = await ctx.app.apool()
-    async with pool.connection() as conn, conn.transaction():
-        await runs.function_ended(ctx.app, conn, run_id, function, outcome)
 
 
 async def raise_injected_fault(ctx: JobContext, function: str) -> None:
@@ -92,7 +81,7 @@ async def invalidate_cache(ctx: JobContext, payload: dict[str, Any]) -> dict[str
     """End a run whose ten functions have ended: invalidate the tags of those that
     succeeded, mark the run completed or failed, start the run waiting behind it."""
     async with ctx.transaction() as conn:
-        return await runs.finish_run(ctx.app, conn, UUID(payload["runId"]))
+        return await runs.finish_run(ctx.app, conn, UUID(payload["runId"]), ctx.parents)
 
 
 async def nightly_refresh(ctx: JobContext, payload: dict[str, Any] | None) -> dict[str, Any]:

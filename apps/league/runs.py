@@ -2,19 +2,21 @@
 
 A trigger (:func:`request_run`) joins the one waiting run or creates it, and enqueues the
 run's ``league.refresh_stats`` job (coalesced: ``dedupe_scope="queued"``), all in the
-caller's transaction. When that job starts the run (:func:`start_queued_run`) it enqueues
-the ten statistics functions as parallel jobs. Each function job records its outcome in a
-fenced transaction that also counts it on the run (:func:`function_ended`); the one that
-ends last enqueues ``league.invalidate_cache`` in that same transaction (the fan-in). The
-invalidation (:func:`finish_run`) drops the tags of the functions that succeeded, ends the
-run ``completed`` or ``failed`` and starts the run that waited meanwhile, if any: a run
-never overlaps another, and triggers during a run give exactly one follow-up.
+caller's transaction. When that job starts the run (:func:`start_queued_run`) it fans out
+the ten statistics functions as parallel jobs and one dependent ``league.invalidate_cache``
+(``on_parent_failure="run"``: it runs once all ten have ended, whatever their outcome).
+Each function job records its attempts, duration and outcome (:func:`function_ended`).
+The invalidation (:func:`finish_run`) reads the outcomes from its parents, drops the tags
+of the functions that succeeded, ends the run ``completed`` or ``failed`` and starts the run
+that waited meanwhile, if any: a run never overlaps another, and triggers during a run give
+exactly one follow-up.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -24,6 +26,7 @@ from psycopg.rows import dict_row
 
 from league.sql import query
 from league.stats import FUNCTIONS, tags_of
+from nightcrew import ParentJob
 
 if TYPE_CHECKING:
     from nightcrew import App
@@ -119,14 +122,15 @@ async def start_queued_run(app: App, conn: Conn) -> UUID | None:
     if started is None:
         return None
     run_id: UUID = started["id"]
-    items = [
+    children = [
         {"type": FUNCTION_TYPE, "payload": {"runId": str(run_id), "function": name}}
         for name in FUNCTIONS
     ]
-    job_ids = await app.aenqueue_many(items, conn=conn)
+    then = {"type": INVALIDATE_TYPE, "payload": {"runId": str(run_id)}, "on_parent_failure": "run"}
+    fan = await app.afan_out(children, then, conn=conn)
     await conn.execute(
         query("run_functions_insert"),
-        {"run_id": run_id, "functions": list(FUNCTIONS), "job_ids": job_ids},
+        {"run_id": run_id, "functions": list(FUNCTIONS), "job_ids": fan.children},
     )
     await notify(conn, RUNS_CHANNEL, str(run_id))
     return run_id
@@ -160,48 +164,50 @@ class Outcome:
     error: str | None = None
 
 
-async def function_ended(
-    app: App, conn: Conn, run_id: UUID, function: str, outcome: Outcome
-) -> bool:
-    """Record that ``function`` ended, in ``conn``'s (fenced) transaction; the function that
-    ends last enqueues the run's cache invalidation there too. True when it was last.
-    Recording twice (a rescued attempt) counts once."""
+async def function_ended(conn: Conn, run_id: UUID, function: str, outcome: Outcome) -> None:
+    """Record how ``function`` ended in run ``run_id`` (once: a rescued attempt recording
+    again changes nothing)."""
     params = {
         "run_id": run_id, "function": function, "status": outcome.status,
         "attempt": outcome.attempt, "error": outcome.error, "rows": outcome.rows,
         "duration_ms": None if outcome.duration_ms is None else round(outcome.duration_ms, 1),
     }  # fmt: skip
-    counted = await _one(conn, "run_function_ended", params)
+    await conn.execute(query("run_function_ended"), params)
     await notify(conn, RUNS_CHANNEL, str(run_id))
-    if counted is None or counted["functions_ended"] < counted["functions_total"]:
-        return False
-    await app.aenqueue(INVALIDATE_TYPE, {"runId": str(run_id)}, conn=conn)
-    return True
 
 
-async def finish_run(app: App, conn: Conn, run_id: UUID) -> dict[str, Any]:
-    """Invalidate the cache tags of the run's functions that succeeded (every web process
-    drops them when this transaction commits), end the run, and start the run that waits,
-    if any. Failed functions keep their tags: their old values stay valid."""
+async def finish_run(
+    app: App, conn: Conn, run_id: UUID, parents: Sequence[ParentJob]
+) -> dict[str, Any]:
+    """Invalidate the cache tags of the run's functions whose jobs (``parents``) completed
+    (every web process drops them when this transaction commits), end the run, and start
+    the run that waits, if any. Failed functions keep their tags: their old values stay
+    valid. A function job that ended without recording it (killed, timed out) is recorded
+    failed here, with its job's error."""
     await conn.execute(query("runs_lock"))
     cur = await conn.execute(query("run_outcomes"), {"run_id": run_id})
-    outcomes = {name: status for name, status in await cur.fetchall()}
-    succeeded = [name for name, status in outcomes.items() if status == "succeeded"]
-    failed = [name for name in FUNCTIONS if outcomes.get(name) != "succeeded"]
+    function_of = {job_id: name for name, job_id in await cur.fetchall()}
+    ended = {function_of[p.id]: p for p in parents if p.id in function_of}
+    succeeded = [name for name in FUNCTIONS if name in ended and ended[name].status == "completed"]
+    failed = [name for name in FUNCTIONS if name not in succeeded]
+    for name in failed:
+        parent = ended.get(name)
+        error = (parent.error if parent else None) or "the function's job did not complete"
+        await function_ended(conn, run_id, name, Outcome("failed", 0, error=error))
     tags = tags_of(succeeded)
-    ended = await _one(conn, "run_finish", {"id": run_id, "failed": failed, "tags": tags})
-    if ended is None:
+    finished = await _one(conn, "run_finish", {"id": run_id, "failed": failed, "tags": tags})
+    if finished is None:
         return {"runId": str(run_id), "status": "already ended"}
     if tags:
         message = {"tags": tags, "runId": str(run_id), "sentAt": time.time()}
         await notify(conn, CACHE_CHANNEL, json.dumps(message))
     await notify(conn, RUNS_CHANNEL, str(run_id))
     follow_up = await start_queued_run(app, conn)
-    summary = f"run {ended['status']}: {len(tags)} tag(s) invalidated"
+    summary = f"run {finished['status']}: {len(tags)} tag(s) invalidated"
     if failed:
         summary += f"; failed: {', '.join(failed)}"
     return {
-        "runId": str(run_id), "status": ended["status"], "failed": failed,
+        "runId": str(run_id), "status": finished["status"], "failed": failed,
         "invalidated": tags, "followUp": str(follow_up) if follow_up else None,
         "summary": summary,
     }  # fmt: skip

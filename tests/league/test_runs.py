@@ -58,8 +58,9 @@ async def test_three_triggers_give_the_same_job(
     assert [p["triggeredBy"] for p in payloads] == ["admin", "post-match", "cron"]
     assert len({tuple(sorted(p)) for p in payloads}) == 1  # one shape
     assert payloads[1]["matchId"] == 7 and payloads[1]["requestId"] == "match-7"
-    statuses = await rows(conn, "SELECT triggered_by, status, functions_ended FROM league.runs"
-                                " ORDER BY created_at")  # fmt: skip
+    statuses = await rows(conn, "SELECT triggered_by, status, (SELECT count(*) FROM"
+                                " league.run_functions f WHERE f.run_id = r.id AND f.status ="
+                                " 'succeeded') FROM league.runs r ORDER BY created_at")  # fmt: skip
     assert statuses == [("admin", "completed", 10), ("post-match", "completed", 10),
                         ("cron", "completed", 10)]  # fmt: skip
     types = await rows(conn, "SELECT type, count(*) FROM nightcrew.jobs WHERE status = 'completed'"
@@ -211,3 +212,22 @@ async def test_writes_need_an_admin_key(
     assert unknown.status_code == 422 and "99" in unknown.text
     missing = await client.get("/api/league/stats-jobs/not-a-uuid")
     assert missing.status_code == 404
+
+
+async def test_a_function_job_that_never_ran_still_ends_its_run(
+    league_app: App, conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient
+) -> None:
+    await load_small_league(conn)
+    job = await client.post("/api/league/stats-jobs",
+                            json={"triggeredBy": "admin", "requestId": "cancel"})  # fmt: skip
+    async with conn.transaction():
+        await runs.start_queued_run(league_app, conn)
+    cancelled = await rows(conn, "SELECT job_id FROM league.run_functions"
+                                 " WHERE function = 'update_power_ratings'")  # fmt: skip
+    assert await league_app.acancel(cancelled[0][0])
+    await drain(league_app)
+    run = (await client.get(f"/api/league/stats-jobs/{job.json()['jobId']}")).json()
+    assert run["status"] == "failed" and run["failedFunctions"] == ["update_power_ratings"]
+    assert "player_power_rating" not in run["invalidatedTags"] and len(run["invalidatedTags"]) == 10
+    broken = next(f for f in run["functions"] if f["function"] == "update_power_ratings")
+    assert broken["status"] == "failed" and broken["error"]

@@ -11,7 +11,6 @@ CREATE TABLE league.runs (
     retry_of          uuid REFERENCES league.runs (id),
     refresh_job_id    uuid,
     functions_total   integer NOT NULL DEFAULT 0,
-    functions_ended   integer NOT NULL DEFAULT 0,
     failed_functions  text[] NOT NULL DEFAULT '{}',
     invalidated_tags  text[] NOT NULL DEFAULT '{}',
     created_at        timestamptz NOT NULL DEFAULT now(),

@@ -1,1 +1,1 @@
-SELECT function, status FROM league.run_functions WHERE run_id = %(run_id)s ORDER BY function
+SELECT function, job_id FROM league.run_functions WHERE run_id = %(run_id)s
