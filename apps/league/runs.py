@@ -73,21 +73,20 @@ class RunRef:
 
 async def request_run(app: App, conn: Conn, trigger: Trigger) -> RunRef:
     """Ask for a refresh in ``conn``'s transaction: the run this request id already has,
-    else the waiting run joined, else a new waiting run; its refresh job is enqueued
-    (coalesced) in the same transaction, so a rollback leaves no trace."""
-    params = trigger.params()
-    await conn.execute(query("request_lock"), params)
-    existing = await _one(conn, "run_of_request", params)
-    if existing is not None:
-        return RunRef(existing["id"], existing["status"])
-    run = await _waiting_run(conn, params)
-    await conn.execute(query("run_trigger_insert"), {**params, "run_id": run["id"]})
-    payload = {"runId": str(run["id"]), **_trigger_payload(trigger)}
-    job_id = await app.aenqueue(
-        REFRESH_TYPE, payload, dedupe_key=REFRESH_DEDUPE_KEY, dedupe_scope="queued", conn=conn
-    )
-    await conn.execute(query("run_set_refresh_job"), {"id": run["id"], "job_id": job_id})
-    await notify(conn, RUNS_CHANNEL, str(run["id"]))
+    else the waiting run joined, else a new waiting run whose refresh job is enqueued
+    (coalesced) in the same transaction, so a rollback leaves no trace.
+
+    Joining takes only a share lock on the waiting run (it can't start before this
+    transaction ends) and writes no shared row, so concurrent triggers don't queue behind
+    each other's commits; it is one round trip (``league.request_run()``)."""
+    run = await _one(conn, "request_run", trigger.params())
+    if run["created"]:
+        payload = {"runId": str(run["id"]), **_trigger_payload(trigger)}
+        job_id = await app.aenqueue(
+            REFRESH_TYPE, payload, dedupe_key=REFRESH_DEDUPE_KEY, dedupe_scope="queued",
+            conn=conn,
+        )
+        await conn.execute(query("run_set_refresh_job"), {"id": run["id"], "job_id": job_id})
     return RunRef(run["id"], run["status"])
 
 
@@ -99,19 +98,6 @@ def _trigger_payload(trigger: Trigger) -> dict[str, Any]:
         "matchId": trigger.match_id,
         "retryOf": str(trigger.retry_of) if trigger.retry_of else None,
     }
-
-
-async def _waiting_run(conn: Conn, params: dict[str, Any]) -> dict[str, Any]:
-    """The waiting run, created by this trigger when there is none. The loop ends: either
-    the insert wins the one waiting slot, or a waiting run exists to join (a run that
-    started between the two statements frees the slot for the next insert)."""
-    while True:
-        created = await _one(conn, "run_queued_insert", params)
-        if created is not None:
-            return created
-        joined = await _one(conn, "run_queued_join")
-        if joined is not None:
-            return joined
 
 
 async def start_queued_run(app: App, conn: Conn) -> UUID | None:

@@ -3,6 +3,7 @@ the same transaction as their refresh. A real worker (``drain``) runs the jobs."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -231,3 +232,17 @@ async def test_a_function_job_that_never_ran_still_ends_its_run(
     assert "player_power_rating" not in run["invalidatedTags"] and len(run["invalidatedTags"]) == 10
     broken = next(f for f in run["functions"] if f["function"] == "update_power_ratings")
     assert broken["status"] == "failed" and broken["error"]
+
+
+async def test_concurrent_triggers_all_get_one_run(
+    league_app: App, conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient
+) -> None:
+    await load_small_league(conn)
+    answers = await asyncio.gather(*(
+        client.post("/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": f"c-{i}"})
+        for i in range(50)
+    ))  # fmt: skip
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.json()["jobId"] for a in answers}) == 1
+    assert len(await refresh_jobs(conn)) == 1
+    assert await rows(conn, "SELECT count(*) FROM league.run_triggers") == [(50,)]

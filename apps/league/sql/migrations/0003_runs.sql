@@ -68,6 +68,50 @@ CREATE TABLE league.invalidation_receipts (
     received_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- A trigger asks for a run, in the caller's transaction, in one round trip: the run its
+-- request id already has (existing), else the waiting run joined with a share lock (it
+-- can't start before the caller commits), else a new waiting run (created: the caller
+-- enqueues its refresh job). Requests with one id are serialised by an advisory lock.
+CREATE FUNCTION league.request_run(p_triggered_by text, p_request_id text, p_match_id integer,
+                                   p_retry_of uuid)
+RETURNS TABLE (id uuid, status text, created boolean, existing boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    run_id     uuid;
+    run_status text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('league.request:' || p_request_id));
+    SELECT r.id, r.status INTO run_id, run_status
+    FROM league.run_triggers t JOIN league.runs r ON r.id = t.run_id
+    WHERE t.request_id = p_request_id;
+    IF FOUND THEN
+        RETURN QUERY SELECT run_id, run_status, false, true;
+        RETURN;
+    END IF;
+    LOOP
+        INSERT INTO league.runs (triggered_by, request_id, match_id, retry_of)
+        VALUES (p_triggered_by, p_request_id, p_match_id, p_retry_of)
+        ON CONFLICT ((league.runs.status)) WHERE league.runs.status = 'queued' DO NOTHING
+        RETURNING league.runs.id, league.runs.status INTO run_id, run_status;
+        EXIT WHEN run_id IS NOT NULL;
+        -- A waiting run exists: join it. If it started meanwhile, the slot is free again.
+        SELECT r.id, r.status INTO run_id, run_status
+        FROM league.runs r WHERE r.status = 'queued' FOR SHARE;
+        IF run_id IS NOT NULL THEN
+            INSERT INTO league.run_triggers (request_id, run_id, triggered_by, match_id, retry_of)
+            VALUES (p_request_id, run_id, p_triggered_by, p_match_id, p_retry_of);
+            PERFORM pg_notify('league_runs', run_id::text);
+            RETURN QUERY SELECT run_id, run_status, false, false;
+            RETURN;
+        END IF;
+    END LOOP;
+    INSERT INTO league.run_triggers (request_id, run_id, triggered_by, match_id, retry_of)
+    VALUES (p_request_id, run_id, p_triggered_by, p_match_id, p_retry_of);
+    PERFORM pg_notify('league_runs', run_id::text);
+    RETURN QUERY SELECT run_id, run_status, true, false;
+END
+$$;
+
 -- The HTTP routes act as the API key's user (role nightcrew_api). League data and runs are
 -- shared by everyone; who may write is checked by the routes (admins only).
 GRANT USAGE ON SCHEMA league TO nightcrew_api;
