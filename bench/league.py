@@ -52,8 +52,11 @@ from nightcrew import create_api_key  # noqa: E402
 
 DATABASE = "league_bench"
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = {"NIGHTCREW_MIGRATE_ON_START": "false", "NIGHTCREW_POLL_SECONDS": "0.2",
-            "NIGHTCREW_WEBHOOK_SECRET": "whsec_bench"}  # fmt: skip
+SETTINGS = {
+    "NIGHTCREW_MIGRATE_ON_START": "false",
+    "NIGHTCREW_POLL_SECONDS": "0.2",
+    "NIGHTCREW_WEBHOOK_SECRET": "whsec_bench",
+}
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -64,8 +67,13 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"median": round(statistics.median(values), 1), "p95": percentile(values, 95),
-            "p99": percentile(values, 99), "max": round(max(values), 1), "n": len(values)}  # fmt: skip
+    return {
+        "median": round(statistics.median(values), 1),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": round(max(values), 1),
+        "n": len(values),
+    }
 
 
 def recreate(server: str) -> str:
@@ -79,8 +87,13 @@ def start(args: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCREW_")}
     env.update(SETTINGS, NIGHTCREW_DATABASE_URL=url)
     out = log.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "nightcrew", *args, "--app", "league.app:app"],
-                            cwd=REPO, env=env, stdout=out, stderr=out)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nightcrew", *args, "--app", "league.app:app"],
+        cwd=REPO,
+        env=env,
+        stdout=out,
+        stderr=out,
+    )
     out.close()
     return proc
 
@@ -105,8 +118,9 @@ async def sequential_ms(url: str) -> float:
 
 
 async def one_run(http: httpx.AsyncClient, webs: list[str], url: str, n: int) -> dict[str, float]:
-    answer = await http.post(f"{webs[0]}/api/league/stats-jobs",
-                             json={"triggeredBy": "admin", "requestId": f"bench-{n}"})  # fmt: skip
+    answer = await http.post(
+        f"{webs[0]}/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": f"bench-{n}"}
+    )
     run_id = answer.json()["jobId"]
 
     async def invalidated_everywhere() -> bool:
@@ -117,8 +131,10 @@ async def one_run(http: httpx.AsyncClient, webs: list[str], url: str, n: int) ->
         return True
 
     await wait_for(invalidated_everywhere, 60, f"run {run_id}")
-    received = [(await http.get(f"{web}/api/league/cache")).json()["lastInvalidation"]["receivedAt"]
-                for web in webs]  # fmt: skip
+    received = [
+        (await http.get(f"{web}/api/league/cache")).json()["lastInvalidation"]["receivedAt"]
+        for web in webs
+    ]
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cur = await conn.execute(
             "SELECT r.status, extract(epoch FROM r.completed_at - r.started_at) * 1000,"
@@ -129,8 +145,11 @@ async def one_run(http: httpx.AsyncClient, webs: list[str], url: str, n: int) ->
         )
         row = await cur.fetchone()
     assert row is not None and row[0] == "completed", row
-    return {"run_ms": float(row[1]), "queue_latency_ms": float(row[2]),
-            "invalidation_ms": (max(received) - float(row[3])) * 1000}  # fmt: skip
+    return {
+        "run_ms": float(row[1]),
+        "queue_latency_ms": float(row[2]),
+        "invalidation_ms": (max(received) - float(row[3])) * 1000,
+    }
 
 
 async def enqueue_load(webs: list[str], key: str, clients: int, requests: int) -> list[float]:
@@ -138,11 +157,15 @@ async def enqueue_load(webs: list[str], key: str, clients: int, requests: int) -
 
     async def client(index: int) -> None:
         base = webs[index % len(webs)]
-        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        async with httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as http:
             for n in range(requests):
                 started = time.perf_counter()
-                answer = await http.post(f"{base}/api/league/stats-jobs", json={
-                    "triggeredBy": "admin", "requestId": f"load-{index}-{n}"})
+                answer = await http.post(
+                    f"{base}/api/league/stats-jobs",
+                    json={"triggeredBy": "admin", "requestId": f"load-{index}-{n}"},
+                )
                 latencies.append((time.perf_counter() - started) * 1000)
                 assert answer.status_code == 202, answer.text
 

@@ -67,9 +67,7 @@ def build_router(app: "App", hub: LeagueHub) -> APIRouter:
             return await store_result(app, session, match_id, body)
 
     @router.get("/stats-jobs", summary="The latest statistics runs")
-    async def get_runs(
-        key: Key, limit: Annotated[int, Query(ge=1, le=100)] = 10
-    ) -> dict[str, Any]:
+    async def get_runs(key: Key, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
         async with acting_user(key) as session:
             return {"runs": await runs.recent_runs(session.conn, limit)}
 
@@ -157,7 +155,9 @@ async def store_result(
     try:
         await conn.execute(query("check_constraints"))
     except psycopg.errors.CheckViolation as exc:
-        raise ApiError(422, f"appearances: {exc.diag.message_primary}", field="appearances") from None
+        raise ApiError(
+            422, f"appearances: {exc.diag.message_primary}", field="appearances"
+        ) from None
     score = await conn.execute(query("match_score"), {"id": match_id})
     goals = await score.fetchone()
     assert goals is not None

@@ -27,9 +27,9 @@ RETRY_BACKOFF = 1.0
 NIGHTLY_CRON = "0 3 * * *"
 
 
-def install(app: App, *, retry_backoff: float = RETRY_BACKOFF) -> LeagueHub:
-    """Add the league application to ``app`` and return its per-process cache hub.
-    ``retry_backoff``: seconds before a statistics function's first retry (tests shorten
+def install(app: App, *, retry_backoff: float = RETRY_BACKOFF) -> None:
+    """Add the league application to ``app`` (with its per-process cache: one
+    :class:`~league.cache.LeagueHub` per App). ``retry_backoff``: seconds before a statistics function's first retry (tests shorten
     it). Refused (``ConfigurationError``) when already there."""
     hub = LeagueHub(app)
     with app.application(NAME):
@@ -46,7 +46,6 @@ def install(app: App, *, retry_backoff: float = RETRY_BACKOFF) -> LeagueHub:
         app.add_dashboard_page(
             "League", "/league", build_dashboard_router(app, hub), templates="league"
         )
-    return hub
 
 
 def build_app(database_url: str | None = None, **settings: Any) -> App:

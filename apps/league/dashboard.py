@@ -39,10 +39,8 @@ def build_dashboard_router(app: "App", hub: LeagueHub) -> APIRouter:
     @router.get("", response_class=HTMLResponse)
     async def index(request: Request) -> Response:
         await hub.start()
-        ratings = await hub.cache.get("player_power_rating", "",
-                                      lambda: read_stats(app, "player_power_rating", {}))  # fmt: skip
-        all_time = await hub.cache.get("all_time_stats", "",
-                                       lambda: read_stats(app, "all_time_stats", {}))  # fmt: skip
+        ratings = await cached_stats(app, hub, "player_power_rating")
+        all_time = await cached_stats(app, hub, "all_time_stats")
         async with dashboard_session(request) as session:
             recent = await runs.recent_runs(session.conn, RUNS_SHOWN)
             return await render(
@@ -101,6 +99,11 @@ def build_dashboard_router(app: "App", hub: LeagueHub) -> APIRouter:
         return Response(text, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
 
     return router
+
+
+async def cached_stats(app: "App", hub: LeagueHub, tag: str) -> str:
+    """The rows of a tag that has no season, through this process's cache."""
+    return await hub.cache.get(tag, "", lambda: read_stats(app, tag, {}))
 
 
 async def _not_failed(conn: Any, run_id: UUID) -> bool:

@@ -40,7 +40,7 @@ def hints(base: str, user_key: str) -> list[str]:
         f"curl '{base}/api/league/stats/all_time_stats'     # Dara Okafor, the record scorer",
         f"curl '{base}/api/league/stats/personal_bests'     # Sam Reyes's unbeaten run",
         f"curl -H 'Authorization: Bearer <admin key>' -H 'Content-Type: application/json' "
-        f"-d '{{\"triggeredBy\": \"admin\", \"requestId\": \"try-1\"}}' "
+        f'-d \'{{"triggeredBy": "admin", "requestId": "try-1"}}\' '
         f"{base}/api/league/stats-jobs",
     ]
 

@@ -67,7 +67,9 @@ def generate(size: DemoSize) -> dict[str, list[tuple[Any, ...]]]:
     finishing = {pid: 0.15 + 0.25 * rng.random() for pid in range(1, size.players + 1)}
     finishing[RECORD_SCORER] = 0.9
     players = [(pid, name) for pid, name in enumerate(names, start=1)]
-    seasons, matches, appearances = [], [], []
+    seasons: list[tuple[Any, ...]] = []
+    matches: list[tuple[Any, ...]] = []
+    appearances: list[tuple[Any, ...]] = []
     match_id = 0
     for season in range(1, size.seasons + 1):
         starts = _first_monday_of_september(2016 + season)

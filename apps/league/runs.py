@@ -83,7 +83,10 @@ async def request_run(app: App, conn: Conn, trigger: Trigger) -> RunRef:
     if run["created"]:
         payload = {"runId": str(run["id"]), **_trigger_payload(trigger)}
         job_id = await app.aenqueue(
-            REFRESH_TYPE, payload, dedupe_key=REFRESH_DEDUPE_KEY, dedupe_scope="queued",
+            REFRESH_TYPE,
+            payload,
+            dedupe_key=REFRESH_DEDUPE_KEY,
+            dedupe_scope="queued",
             conn=conn,
         )
         await conn.execute(query("run_set_refresh_job"), {"id": run["id"], "job_id": job_id})

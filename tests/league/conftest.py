@@ -16,10 +16,14 @@ from nightcrew.db.migrate import migrate
 from nightcrew.keys import create_key
 
 FAST = {
-    "migrate_on_start": False, "lease_seconds": 2, "heartbeat_seconds": 0.5,
-    "poll_seconds": 0.05, "rescue_seconds": 0.5, "shutdown_grace_seconds": 5,
+    "migrate_on_start": False,
+    "lease_seconds": 2,
+    "heartbeat_seconds": 0.5,
+    "poll_seconds": 0.05,
+    "rescue_seconds": 0.5,
+    "shutdown_grace_seconds": 5,
     "webhook_secret": "whsec_league_tests",
-}  # fmt: skip
+}
 RETRY_BACKOFF = 0.02
 """Seconds before a failed statistics function's first retry, in tests."""
 

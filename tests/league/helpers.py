@@ -38,7 +38,8 @@ async def load_small_league(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute("INSERT INTO league.seasons VALUES (%s, %s, %s, %s)", season)
         for mid, (season_id, week, played_on, appearances) in MATCHES.items():
             await conn.execute(
-                "INSERT INTO league.matches (id, season_id, week, played_on) VALUES (%s, %s, %s, %s)",
+                "INSERT INTO league.matches (id, season_id, week, played_on)"
+                " VALUES (%s, %s, %s, %s)",
                 (mid, season_id, week, played_on),
             )
             if appearances:
@@ -49,17 +50,24 @@ async def store(
     conn: psycopg.AsyncConnection[Any], match_id: int, appearances: list[tuple[int, str, int, int]]
 ) -> None:
     """Store a result with the app's query (in the caller's transaction)."""
-    cur = await conn.execute(query("result_store"), {
-        "match_id": match_id, "players": [a[0] for a in appearances],
-        "teams": [a[1] for a in appearances], "goals": [a[2] for a in appearances],
-        "assists": [a[3] for a in appearances],
-    })  # fmt: skip
+    cur = await conn.execute(
+        query("result_store"),
+        {
+            "match_id": match_id,
+            "players": [a[0] for a in appearances],
+            "teams": [a[1] for a in appearances],
+            "goals": [a[2] for a in appearances],
+            "assists": [a[3] for a in appearances],
+        },
+    )
     await cur.fetchall()
 
 
-async def rows(conn: psycopg.AsyncConnection[Any], statement: str) -> list[tuple[Any, ...]]:
+async def rows(
+    conn: psycopg.AsyncConnection[Any], statement: str, params: Any = None
+) -> list[tuple[Any, ...]]:
     """Every row of ``statement``."""
-    cur = await conn.execute(statement)
+    cur = await conn.execute(statement, params)
     return await cur.fetchall()
 
 
@@ -71,7 +79,9 @@ async def run_status(conn: psycopg.AsyncConnection[Any], run_id: UUID | str) -> 
 
 
 async def wait_for_run(
-    app: App, run_id: UUID | str, statuses: tuple[str, ...] = ("completed", "failed"),
+    app: App,
+    run_id: UUID | str,
+    statuses: tuple[str, ...] = ("completed", "failed"),
     timeout: float = 20.0,
 ) -> str:
     """Wait until the run ends (or reaches one of ``statuses``); return its status."""

@@ -38,9 +38,13 @@ class LeagueProcesses:
     def _start(self, *args: str) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"proc-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nightcrew", *args, "--app", APP], cwd=REPO_ROOT,
-            env=self._env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
+            [sys.executable, "-m", "nightcrew", *args, "--app", APP],
+            cwd=REPO_ROOT,
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
         log.close()
         self.procs.append(proc)
         return proc

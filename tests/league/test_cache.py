@@ -31,8 +31,9 @@ INVALIDATE = "/api/league/internal/cache/invalidate"
 async def client(league_app: App, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(league_app))
     headers = {"Authorization": f"Bearer {admin_key}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                 headers=headers) as http:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as http:
         yield http
 
 
@@ -40,9 +41,14 @@ def signed(body: dict[str, Any], *, secret: str = str(SECRET), age: float = 0) -
     """The request's content and headers, signed like nightcrew's webhooks."""
     raw = json.dumps(body).encode()
     timestamp = int(time.time() - age)
-    return {"content": raw, "headers": {
-        "Content-Type": "application/json", "X-Nightcrew-Timestamp": str(timestamp),
-        "X-Nightcrew-Signature": sign_webhook(secret, timestamp, raw)}}  # fmt: skip
+    return {
+        "content": raw,
+        "headers": {
+            "Content-Type": "application/json",
+            "X-Nightcrew-Timestamp": str(timestamp),
+            "X-Nightcrew-Signature": sign_webhook(secret, timestamp, raw),
+        },
+    }
 
 
 async def entries(client: httpx.AsyncClient) -> list[str]:
@@ -79,8 +85,9 @@ async def test_a_run_replaces_what_the_cache_served(
     before = (await client.get("/api/league/stats/all_time_stats")).json()["rows"]
     async with conn.transaction():
         await store(conn, 7, [(4, "A", 5, 0), (3, "B", 0, 0)])  # Dan scores five
-    answer = await client.post("/api/league/stats-jobs",
-                               json={"triggeredBy": "admin", "requestId": "2"})  # fmt: skip
+    answer = await client.post(
+        "/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": "2"}
+    )
     await drain(league_app)
 
     async def dropped() -> bool:

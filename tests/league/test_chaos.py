@@ -27,8 +27,9 @@ BROKEN = "update_power_ratings"
 async def client(league_app: App, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(league_app))
     headers = {"Authorization": f"Bearer {admin_key}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                 headers=headers) as http:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as http:
         yield http
 
 
@@ -42,8 +43,10 @@ async def test_transient_failures_are_retried_until_every_run_completes(
     league_app: App, conn: psycopg.AsyncConnection[Any], worker: Worker
 ) -> None:
     await load_small_league(conn)
-    await conn.execute("INSERT INTO league.faults (function, transient_rate)"
-                       " SELECT unnest(%s::text[]), 0.1", (list(FUNCTIONS),))  # fmt: skip
+    await conn.execute(
+        "INSERT INTO league.faults (function, transient_rate) SELECT unnest(%s::text[]), 0.1",
+        (list(FUNCTIONS),),
+    )
     statuses = []
     for i in range(100):
         run_id = await trigger(league_app, conn, f"chaos-{i}")
@@ -57,9 +60,11 @@ async def test_transient_failures_are_retried_until_every_run_completes(
 
 
 async def test_a_function_failing_for_good_fails_its_run_and_keeps_its_tag(
-    league_app: App, conn: psycopg.AsyncConnection[Any], worker: Worker,
+    league_app: App,
+    conn: psycopg.AsyncConnection[Any],
+    worker: Worker,
     client: httpx.AsyncClient,
-) -> None:  # fmt: skip
+) -> None:
     await load_small_league(conn)
     first = await trigger(league_app, conn, "warm-up")
     assert await wait_for_run(league_app, first) == "completed"
@@ -67,11 +72,15 @@ async def test_a_function_failing_for_good_fails_its_run_and_keeps_its_tag(
         assert (await client.get(f"/api/league/stats/{tag}")).status_code == 200
     cached = (await client.get("/api/league/cache")).json()
     assert len(cached["entries"]) == len(TAGS) and cached["listening"]
-    await conn.execute("INSERT INTO league.faults (function, permanent) VALUES (%s, true)",
-                       (BROKEN,))  # fmt: skip
+    await conn.execute(
+        "INSERT INTO league.faults (function, permanent) VALUES (%s, true)", (BROKEN,)
+    )
 
-    failed = (await client.post("/api/league/stats-jobs",
-                                json={"triggeredBy": "admin", "requestId": "breaks"})).json()  # fmt: skip
+    failed = (
+        await client.post(
+            "/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": "breaks"}
+        )
+    ).json()
     assert await wait_for_run(league_app, failed["jobId"]) == "failed"
     run = (await client.get(f"/api/league/stats-jobs/{failed['jobId']}")).json()
     assert run["failedFunctions"] == [BROKEN]
@@ -88,8 +97,10 @@ async def test_a_function_failing_for_good_fails_its_run_and_keeps_its_tag(
     assert (await client.get("/api/league/cache")).json()["entries"] == ["player_power_rating:"]
 
     await conn.execute("DELETE FROM league.faults")
-    retry = await client.post("/api/league/stats-jobs", json={
-        "triggeredBy": "admin", "requestId": "retry-1", "retryOf": run["jobId"]})  # fmt: skip
+    retry = await client.post(
+        "/api/league/stats-jobs",
+        json={"triggeredBy": "admin", "requestId": "retry-1", "retryOf": run["jobId"]},
+    )
     assert retry.status_code == 202, retry.text
     assert await wait_for_run(league_app, retry.json()["jobId"]) == "completed"
     again = (await client.get(f"/api/league/stats-jobs/{retry.json()['jobId']}")).json()

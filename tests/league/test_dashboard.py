@@ -44,12 +44,16 @@ async def client(league_app: App) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_admin_refreshes_and_retries_a_failed_run_from_the_page(
-    league_app: App, conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient,
+    league_app: App,
+    conn: psycopg.AsyncConnection[Any],
+    client: httpx.AsyncClient,
     admin_key: str,
-) -> None:  # fmt: skip
+) -> None:
     await load_small_league(conn)
-    await conn.execute("INSERT INTO league.faults (function, permanent)"
-                       " VALUES ('update_aggregated_hall_of_fame', true)")  # fmt: skip
+    await conn.execute(
+        "INSERT INTO league.faults (function, permanent)"
+        " VALUES ('update_aggregated_hall_of_fame', true)"
+    )
     csrf = await logged_in(client, admin_key)
     pressed = await client.post("/league/refresh", data={"csrf": csrf, "request_id": "b1"})
     assert pressed.status_code == 303 and "queued" in pressed.headers["location"]
@@ -61,14 +65,17 @@ async def test_admin_refreshes_and_retries_a_failed_run_from_the_page(
     assert [status for _, status in failed] == ["failed"]
 
     page = (await client.get("/league")).text
-    assert 'class="run-status run-failed"' in page and "update_aggregated_hall_of_fame: failed" in page
+    assert (
+        'class="run-status run-failed"' in page and "update_aggregated_hall_of_fame: failed" in page
+    )
     assert f'action="/league/runs/{failed[0][0]}/retry"' in page
     await conn.execute("DELETE FROM league.faults")
     retried = await client.post(f"/league/runs/{failed[0][0]}/retry", data={"csrf": csrf})
     assert retried.status_code == 303
     await drain(league_app, timeout=30)
-    after = await rows(conn, "SELECT triggered_by, status, retry_of::text FROM league.runs"
-                             " ORDER BY created_at")  # fmt: skip
+    after = await rows(
+        conn, "SELECT triggered_by, status, retry_of::text FROM league.runs ORDER BY created_at"
+    )
     assert after == [("admin", "failed", None), ("admin", "completed", failed[0][0])]
     page = (await client.get("/league")).text
     assert page.count('class="run-status run-completed"') == 1
@@ -119,12 +126,14 @@ async def test_the_status_table_follows_a_run_live(
             async for line in events:
                 if not line.startswith("data: "):
                     continue
-                runs = json.loads(line[len("data: "):])
+                runs = json.loads(line[len("data: ") :])
                 if job_id is None:  # the first event: the table now (empty); start a run
                     assert runs == []
                     started = await http.post(
-                        "/api/league/stats-jobs", headers={"Authorization": f"Bearer {admin_key}"},
-                        json={"triggeredBy": "admin", "requestId": "live"})
+                        "/api/league/stats-jobs",
+                        headers={"Authorization": f"Bearer {admin_key}"},
+                        json={"triggeredBy": "admin", "requestId": "live"},
+                    )
                     job_id = started.json()["jobId"]
                     continue
                 mine = [run for run in runs if run["jobId"] == job_id]

@@ -19,14 +19,22 @@ pytestmark = pytest.mark.timeout(60)
 async def test_the_demo_league_and_its_stories(conn: psycopg.AsyncConnection[Any]) -> None:
     counts = await load_demo(conn, DemoSize())
     assert (counts["players"], counts["seasons"], counts["matches"]) == (40, 10, 400)
-    weeks = await rows(conn, "SELECT count(DISTINCT (season_id, week)), count(*) FROM league.matches")
+    weeks = await rows(
+        conn, "SELECT count(DISTINCT (season_id, week)), count(*) FROM league.matches"
+    )
     assert weeks == [(400, 400)]  # a match a week
-    top_scorer = await rows(conn, "SELECT p.name FROM league.hall_of_fame h JOIN league.players p"
-                                  " ON p.id = h.player_id WHERE category = 'goals' AND rank = 1")  # fmt: skip
+    top_scorer = await rows(
+        conn,
+        "SELECT p.name FROM league.hall_of_fame h JOIN league.players p ON p.id = h.player_id"
+        " WHERE category = 'goals' AND rank = 1",
+    )
     assert top_scorer == [("Dara Okafor",)]
-    unbeaten = await rows(conn, "SELECT p.name, b.longest_unbeaten_streak FROM"
-                                " league.personal_bests b JOIN league.players p ON p.id ="
-                                " b.player_id ORDER BY 2 DESC LIMIT 2")  # fmt: skip
+    unbeaten = await rows(
+        conn,
+        "SELECT p.name, b.longest_unbeaten_streak FROM"
+        " league.personal_bests b JOIN league.players p ON p.id ="
+        " b.player_id ORDER BY 2 DESC LIMIT 2",
+    )
     assert unbeaten[0][0] == "Sam Reyes" and unbeaten[0][1] >= 60 > unbeaten[1][1]
     scheduled = await rows(conn, "SELECT count(*) FROM league.matches WHERE status = 'scheduled'")
     assert scheduled == [(28,)]
@@ -34,8 +42,14 @@ async def test_the_demo_league_and_its_stories(conn: psycopg.AsyncConnection[Any
 
 def test_python_m_league_demo_loads_it_alone(league_clean: str) -> None:
     env = {"NIGHTCREW_DATABASE_URL": league_clean, "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "league.demo", "--small"], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "league.demo", "--small"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "league: 40 players, 3 seasons" in done.stdout
     with psycopg.connect(league_clean) as sync:

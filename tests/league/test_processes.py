@@ -48,8 +48,9 @@ async def test_no_web_process_serves_a_changed_statistic_after_the_run(
     processes.worker()
     auth = {"Authorization": f"Bearer {admin_key}"}
     async with httpx.AsyncClient(headers=auth, timeout=10) as http:
-        warm = await http.post(f"{first}/api/league/stats-jobs",
-                               json={"triggeredBy": "admin", "requestId": "warm"})  # fmt: skip
+        warm = await http.post(
+            f"{first}/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": "warm"}
+        )
         await await_until(lambda: run_ended(http, first, warm.json()["jobId"]), 30, "warm-up")
         assert [await dan_goals(http, base) for base in (first, second)] == [0, 0]  # cached
 
@@ -62,9 +63,16 @@ async def test_no_web_process_serves_a_changed_statistic_after_the_run(
                     seen_during.append(await dan_goals(http, base))
 
         readers = asyncio.create_task(read_all_along())
-        result = await http.post(f"{second}/api/league/matches/7/result", json={
-            "requestId": "match-7", "appearances": [
-                {"playerId": 4, "team": "A", "goals": 5}, {"playerId": 3, "team": "B"}]})
+        result = await http.post(
+            f"{second}/api/league/matches/7/result",
+            json={
+                "requestId": "match-7",
+                "appearances": [
+                    {"playerId": 4, "team": "A", "goals": 5},
+                    {"playerId": 3, "team": "B"},
+                ],
+            },
+        )
         assert result.status_code == 200, result.text
         run_id = result.json()["jobId"]
         await await_until(lambda: run_ended(http, first, run_id), 30, "the post-match run")

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.timeout(60)
 async def client(league_app: App, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(league_app))
     headers = {"Authorization": f"Bearer {admin_key}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                 headers=headers) as http:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as http:
         yield http
 
 
@@ -41,14 +42,19 @@ async def test_three_triggers_give_the_same_job(
     league_app: App, conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient
 ) -> None:
     await load_small_league(conn)
-    admin = await client.post("/api/league/stats-jobs",
-                              json={"triggeredBy": "admin", "requestId": "admin-1"})  # fmt: skip
+    admin = await client.post(
+        "/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": "admin-1"}
+    )
     assert admin.status_code == 202, admin.text
     assert admin.json()["status"] == "queued"
     await drain(league_app)
-    result = await client.post("/api/league/matches/7/result", json={
-        "requestId": "match-7", "appearances": [
-            {"playerId": 1, "team": "A", "goals": 1}, {"playerId": 2, "team": "B"}]})  # fmt: skip
+    result = await client.post(
+        "/api/league/matches/7/result",
+        json={
+            "requestId": "match-7",
+            "appearances": [{"playerId": 1, "team": "A", "goals": 1}, {"playerId": 2, "team": "B"}],
+        },
+    )
     assert result.status_code == 200, result.text
     assert (result.json()["goalsA"], result.json()["goalsB"]) == (1, 0)
     await drain(league_app)
@@ -59,15 +65,28 @@ async def test_three_triggers_give_the_same_job(
     assert [p["triggeredBy"] for p in payloads] == ["admin", "post-match", "cron"]
     assert len({tuple(sorted(p)) for p in payloads}) == 1  # one shape
     assert payloads[1]["matchId"] == 7 and payloads[1]["requestId"] == "match-7"
-    statuses = await rows(conn, "SELECT triggered_by, status, (SELECT count(*) FROM"
-                                " league.run_functions f WHERE f.run_id = r.id AND f.status ="
-                                " 'succeeded') FROM league.runs r ORDER BY created_at")  # fmt: skip
-    assert statuses == [("admin", "completed", 10), ("post-match", "completed", 10),
-                        ("cron", "completed", 10)]  # fmt: skip
-    types = await rows(conn, "SELECT type, count(*) FROM nightcrew.jobs WHERE status = 'completed'"
-                             " GROUP BY type ORDER BY type")  # fmt: skip
-    assert dict(types) == {FUNCTION_TYPE: 30, INVALIDATE_TYPE: 3, REFRESH_TYPE: 3,
-                           "league.nightly_refresh": 1}  # fmt: skip
+    statuses = await rows(
+        conn,
+        "SELECT triggered_by, status, (SELECT count(*) FROM"
+        " league.run_functions f WHERE f.run_id = r.id AND f.status ="
+        " 'succeeded') FROM league.runs r ORDER BY created_at",
+    )
+    assert statuses == [
+        ("admin", "completed", 10),
+        ("post-match", "completed", 10),
+        ("cron", "completed", 10),
+    ]
+    types = await rows(
+        conn,
+        "SELECT type, count(*) FROM nightcrew.jobs WHERE status = 'completed'"
+        " GROUP BY type ORDER BY type",
+    )
+    assert dict(types) == {
+        FUNCTION_TYPE: 30,
+        INVALIDATE_TYPE: 3,
+        REFRESH_TYPE: 3,
+        "league.nightly_refresh": 1,
+    }
 
 
 async def test_the_same_request_id_returns_the_same_job(
@@ -88,8 +107,9 @@ async def test_a_refused_result_enqueues_nothing(
 ) -> None:
     await load_small_league(conn)
     # One team only: refused by the deferred check, which runs after the enqueue.
-    one_team = {"appearances": [{"playerId": 1, "team": "A", "goals": 2},
-                                {"playerId": 2, "team": "A"}]}  # fmt: skip
+    one_team = {
+        "appearances": [{"playerId": 1, "team": "A", "goals": 2}, {"playerId": 2, "team": "A"}]
+    }
     refused = await client.post("/api/league/matches/7/result", json=one_team)
     assert refused.status_code == 422, refused.text
     assert "both teams" in refused.json()["error"]["message"]
@@ -120,39 +140,48 @@ async def test_triggers_while_one_waits_join_it(
 ) -> None:
     await load_small_league(conn)
     answers = [
-        await client.post("/api/league/stats-jobs",
-                          json={"triggeredBy": "admin", "requestId": f"w-{i}"})  # fmt: skip
+        await client.post(
+            "/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": f"w-{i}"}
+        )
         for i in range(10)
     ]
     assert len({a.json()["jobId"] for a in answers}) == 1
     assert len(await refresh_jobs(conn)) == 1
     await drain(league_app)
-    assert await rows(conn, "SELECT status, (SELECT count(*) FROM league.run_triggers)"
-                            " FROM league.runs") == [("completed", 10)]  # fmt: skip
+    assert await rows(
+        conn, "SELECT status, (SELECT count(*) FROM league.run_triggers) FROM league.runs"
+    ) == [("completed", 10)]
 
 
 async def test_ten_triggers_during_a_run_give_exactly_one_follow_up(
     league_app: App, conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient
 ) -> None:
     await load_small_league(conn)
-    first = await client.post("/api/league/stats-jobs",
-                              json={"triggeredBy": "admin", "requestId": "first"})  # fmt: skip
+    first = await client.post(
+        "/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": "first"}
+    )
     async with conn.transaction():  # what the refresh job does: the run is now processing
         assert await runs.start_queued_run(league_app, conn) is not None
     during = [
-        await client.post("/api/league/stats-jobs",
-                          json={"triggeredBy": "admin", "requestId": f"during-{i}"})  # fmt: skip
+        await client.post(
+            "/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": f"during-{i}"}
+        )
         for i in range(10)
     ]
     follow_ups = {d.json()["jobId"] for d in during}
     assert len(follow_ups) == 1 and first.json()["jobId"] not in follow_ups
     assert {d.json()["status"] for d in during} == {"queued"}
     await drain(league_app)
-    found = await rows(conn, "SELECT id::text, status, started_at >= (SELECT completed_at FROM"
-                             " league.runs WHERE id = %s) FROM league.runs ORDER BY created_at"
-                             % f"'{first.json()['jobId']}'")  # fmt: skip
+    found = await rows(
+        conn,
+        "SELECT id::text, status, started_at >= (SELECT completed_at FROM league.runs"
+        " WHERE id = %s) FROM league.runs ORDER BY created_at",
+        (first.json()["jobId"],),
+    )
     assert [(r[0], r[1]) for r in found] == [
-        (first.json()["jobId"], "completed"), (follow_ups.pop(), "completed")]
+        (first.json()["jobId"], "completed"),
+        (follow_ups.pop(), "completed"),
+    ]
     assert found[1][2] is True  # started when the first run ended, not before
 
 
@@ -160,8 +189,9 @@ async def test_a_run_shows_its_functions(
     league_app: App, conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient
 ) -> None:
     await load_small_league(conn)
-    job = await client.post("/api/league/stats-jobs",
-                            json={"triggeredBy": "admin", "requestId": "show"})  # fmt: skip
+    job = await client.post(
+        "/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": "show"}
+    )
     await drain(league_app)
     shown = await client.get(f"/api/league/stats-jobs/{job.json()['jobId']}")
     assert shown.status_code == 200, shown.text
@@ -169,8 +199,9 @@ async def test_a_run_shows_its_functions(
     assert run["status"] == "completed" and run["triggeredBy"] == "admin"
     assert run["invalidatedTags"] == list(TAGS) and run["failedFunctions"] == []
     assert [f["function"] for f in run["functions"]] == sorted(FUNCTIONS)
-    assert all(f["status"] == "succeeded" and f["duration_ms"] is not None
-               for f in run["functions"])  # fmt: skip
+    assert all(
+        f["status"] == "succeeded" and f["duration_ms"] is not None for f in run["functions"]
+    )
     assert run["triggers"][0]["requestId"] == "show" and run["durationMs"] > 0
 
 
@@ -186,9 +217,12 @@ async def test_a_run_shows_its_functions(
     ],
 )
 async def test_bad_requests_are_named(
-    conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient,
-    body: dict[str, Any], status: int, field: str,
-) -> None:  # fmt: skip
+    conn: psycopg.AsyncConnection[Any],
+    client: httpx.AsyncClient,
+    body: dict[str, Any],
+    status: int,
+    field: str,
+) -> None:
     await load_small_league(conn)
     answer = await client.post("/api/league/stats-jobs", json=body)
     assert answer.status_code == status, answer.text
@@ -203,13 +237,20 @@ async def test_writes_need_an_admin_key(
     body = {"triggeredBy": "admin", "requestId": "fan"}
     refused = await client.post("/api/league/stats-jobs", json=body, headers=fan)
     assert refused.status_code == 403, refused.text
-    anonymous = await client.post("/api/league/stats-jobs", json=body, headers={"Authorization": ""})
+    anonymous = await client.post(
+        "/api/league/stats-jobs", json=body, headers={"Authorization": ""}
+    )
     assert anonymous.status_code == 401
-    result = await client.post("/api/league/matches/7/result", headers=fan, json={
-        "appearances": [{"playerId": 1, "team": "A"}, {"playerId": 2, "team": "B"}]})
+    result = await client.post(
+        "/api/league/matches/7/result",
+        headers=fan,
+        json={"appearances": [{"playerId": 1, "team": "A"}, {"playerId": 2, "team": "B"}]},
+    )
     assert result.status_code == 403
-    unknown = await client.post("/api/league/matches/7/result", json={
-        "appearances": [{"playerId": 1, "team": "A"}, {"playerId": 99, "team": "B"}]})
+    unknown = await client.post(
+        "/api/league/matches/7/result",
+        json={"appearances": [{"playerId": 1, "team": "A"}, {"playerId": 99, "team": "B"}]},
+    )
     assert unknown.status_code == 422 and "99" in unknown.text
     missing = await client.get("/api/league/stats-jobs/not-a-uuid")
     assert missing.status_code == 404
@@ -219,12 +260,14 @@ async def test_a_function_job_that_never_ran_still_ends_its_run(
     league_app: App, conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient
 ) -> None:
     await load_small_league(conn)
-    job = await client.post("/api/league/stats-jobs",
-                            json={"triggeredBy": "admin", "requestId": "cancel"})  # fmt: skip
+    job = await client.post(
+        "/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": "cancel"}
+    )
     async with conn.transaction():
         await runs.start_queued_run(league_app, conn)
-    cancelled = await rows(conn, "SELECT job_id FROM league.run_functions"
-                                 " WHERE function = 'update_power_ratings'")  # fmt: skip
+    cancelled = await rows(
+        conn, "SELECT job_id FROM league.run_functions WHERE function = 'update_power_ratings'"
+    )
     assert await league_app.acancel(cancelled[0][0])
     await drain(league_app)
     run = (await client.get(f"/api/league/stats-jobs/{job.json()['jobId']}")).json()
@@ -238,10 +281,14 @@ async def test_concurrent_triggers_all_get_one_run(
     league_app: App, conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient
 ) -> None:
     await load_small_league(conn)
-    answers = await asyncio.gather(*(
-        client.post("/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": f"c-{i}"})
-        for i in range(50)
-    ))  # fmt: skip
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/api/league/stats-jobs", json={"triggeredBy": "admin", "requestId": f"c-{i}"}
+            )
+            for i in range(50)
+        )
+    )
     assert {a.status_code for a in answers} == {202}
     assert len({a.json()["jobId"] for a in answers}) == 1
     assert len(await refresh_jobs(conn)) == 1

@@ -35,32 +35,45 @@ async def test_season_and_half_season_stats(conn: psycopg.AsyncConnection[Any]) 
     season = await rows(conn, "SELECT * FROM league.season_stats ORDER BY 1, 2")
     # season, player, games, W, D, L, goals, assists, clean sheets, points
     assert season == [
-        (1, 1, 4, 2, 1, 1, 6, 0, 1, 7), (1, 2, 4, 3, 1, 0, 1, 3, 2, 10),
-        (1, 3, 4, 0, 1, 3, 2, 0, 0, 1), (1, 4, 4, 1, 1, 2, 0, 1, 1, 4),
-        (2, 1, 2, 0, 1, 1, 1, 0, 1, 1), (2, 2, 2, 1, 1, 0, 2, 0, 1, 4),
-        (2, 3, 2, 1, 1, 0, 0, 1, 1, 4), (2, 4, 1, 0, 1, 0, 0, 0, 1, 1),
-    ]  # fmt: skip
+        (1, 1, 4, 2, 1, 1, 6, 0, 1, 7),
+        (1, 2, 4, 3, 1, 0, 1, 3, 2, 10),
+        (1, 3, 4, 0, 1, 3, 2, 0, 0, 1),
+        (1, 4, 4, 1, 1, 2, 0, 1, 1, 4),
+        (2, 1, 2, 0, 1, 1, 1, 0, 1, 1),
+        (2, 2, 2, 1, 1, 0, 2, 0, 1, 4),
+        (2, 3, 2, 1, 1, 0, 0, 1, 1, 4),
+        (2, 4, 1, 0, 1, 0, 0, 0, 1, 1),
+    ]
     half = await rows(conn, "SELECT * FROM league.half_season_stats ORDER BY 1, 2, 3")
     assert half == [
-        (1, 1, 1, 2, 1, 0, 1, 2, 0, 0, 3), (1, 1, 2, 2, 2, 0, 0, 1, 1, 1, 6),
-        (1, 1, 3, 2, 0, 0, 2, 1, 0, 0, 0), (1, 1, 4, 2, 1, 0, 1, 0, 1, 1, 3),
-        (1, 2, 1, 2, 1, 1, 0, 4, 0, 1, 4), (1, 2, 2, 2, 1, 1, 0, 0, 2, 1, 4),
-        (1, 2, 3, 2, 0, 1, 1, 1, 0, 0, 1), (1, 2, 4, 2, 0, 1, 1, 0, 0, 0, 1),
-        (2, 1, 1, 2, 0, 1, 1, 1, 0, 1, 1), (2, 1, 2, 2, 1, 1, 0, 2, 0, 1, 4),
-        (2, 1, 3, 2, 1, 1, 0, 0, 1, 1, 4), (2, 1, 4, 1, 0, 1, 0, 0, 0, 1, 1),
-    ]  # fmt: skip
+        (1, 1, 1, 2, 1, 0, 1, 2, 0, 0, 3),
+        (1, 1, 2, 2, 2, 0, 0, 1, 1, 1, 6),
+        (1, 1, 3, 2, 0, 0, 2, 1, 0, 0, 0),
+        (1, 1, 4, 2, 1, 0, 1, 0, 1, 1, 3),
+        (1, 2, 1, 2, 1, 1, 0, 4, 0, 1, 4),
+        (1, 2, 2, 2, 1, 1, 0, 0, 2, 1, 4),
+        (1, 2, 3, 2, 0, 1, 1, 1, 0, 0, 1),
+        (1, 2, 4, 2, 0, 1, 1, 0, 0, 0, 1),
+        (2, 1, 1, 2, 0, 1, 1, 1, 0, 1, 1),
+        (2, 1, 2, 2, 1, 1, 0, 2, 0, 1, 4),
+        (2, 1, 3, 2, 1, 1, 0, 0, 1, 1, 4),
+        (2, 1, 4, 1, 0, 1, 0, 0, 0, 1, 1),
+    ]
 
 
 async def test_all_time_stats_and_profiles(conn: psycopg.AsyncConnection[Any]) -> None:
     await refreshed(conn)
     assert await rows(conn, "SELECT * FROM league.all_time_stats ORDER BY 1") == [
-        (1, 6, 2, 2, 2, 7, 0, 2, 8, D("1.333")), (2, 6, 4, 2, 0, 3, 3, 3, 14, D("2.333")),
-        (3, 6, 1, 2, 3, 2, 1, 1, 5, D("0.833")), (4, 5, 1, 2, 2, 0, 1, 2, 5, D("1.000")),
-    ]  # fmt: skip
+        (1, 6, 2, 2, 2, 7, 0, 2, 8, D("1.333")),
+        (2, 6, 4, 2, 0, 3, 3, 3, 14, D("2.333")),
+        (3, 6, 1, 2, 3, 2, 1, 1, 5, D("0.833")),
+        (4, 5, 1, 2, 2, 0, 1, 2, 5, D("1.000")),
+    ]
     profiles = await rows(
-        conn, "SELECT player_id, first_match::text, last_match::text, seasons_played, games,"
-        " goals, assists, goals_per_game, win_pct FROM league.player_profiles ORDER BY 1"
-    )  # fmt: skip
+        conn,
+        "SELECT player_id, first_match::text, last_match::text, seasons_played, games,"
+        " goals, assists, goals_per_game, win_pct FROM league.player_profiles ORDER BY 1",
+    )
     assert profiles == [
         (1, "2026-01-05", "2026-03-09", 2, 6, 7, 0, D("1.167"), D("33.3")),
         (2, "2026-01-05", "2026-03-09", 2, 6, 3, 3, D("0.500"), D("66.7")),
@@ -72,12 +85,23 @@ async def test_all_time_stats_and_profiles(conn: psycopg.AsyncConnection[Any]) -
 async def test_hall_of_fame_ties_share_a_rank(conn: psycopg.AsyncConnection[Any]) -> None:
     await refreshed(conn)
     assert await rows(conn, "SELECT * FROM league.hall_of_fame ORDER BY 1, 2, 3") == [
-        ("appearances", 1, 1, 6), ("appearances", 1, 2, 6), ("appearances", 1, 3, 6),
-        ("assists", 1, 2, 3), ("assists", 2, 3, 1), ("assists", 2, 4, 1),
-        ("clean_sheets", 1, 2, 3), ("clean_sheets", 2, 1, 2), ("clean_sheets", 2, 4, 2),
-        ("goals", 1, 1, 7), ("goals", 2, 2, 3), ("goals", 3, 3, 2),
-        ("points", 1, 2, 14), ("points", 2, 1, 8), ("points", 3, 3, 5), ("points", 3, 4, 5),
-    ]  # fmt: skip
+        ("appearances", 1, 1, 6),
+        ("appearances", 1, 2, 6),
+        ("appearances", 1, 3, 6),
+        ("assists", 1, 2, 3),
+        ("assists", 2, 3, 1),
+        ("assists", 2, 4, 1),
+        ("clean_sheets", 1, 2, 3),
+        ("clean_sheets", 2, 1, 2),
+        ("clean_sheets", 2, 4, 2),
+        ("goals", 1, 1, 7),
+        ("goals", 2, 2, 3),
+        ("goals", 3, 3, 2),
+        ("points", 1, 2, 14),
+        ("points", 2, 1, 8),
+        ("points", 3, 3, 5),
+        ("points", 3, 4, 5),
+    ]
 
 
 async def test_recent_performance_is_the_last_five_newest_first(
@@ -85,28 +109,37 @@ async def test_recent_performance_is_the_last_five_newest_first(
 ) -> None:
     await refreshed(conn)
     assert await rows(conn, "SELECT * FROM league.recent_performance ORDER BY 1") == [
-        (1, 5, 5, 0, 5, "LDWDL"), (2, 5, 3, 2, 11, "WDWDW"),
-        (3, 5, 1, 1, 5, "WDLDL"), (4, 5, 0, 1, 5, "DLDWL"),
-    ]  # fmt: skip
+        (1, 5, 5, 0, 5, "LDWDL"),
+        (2, 5, 3, 2, 11, "WDWDW"),
+        (3, 5, 1, 1, 5, "WDLDL"),
+        (4, 5, 0, 1, 5, "DLDWL"),
+    ]
 
 
 async def test_honour_roll_gives_ties_the_honour(conn: psycopg.AsyncConnection[Any]) -> None:
     await refreshed(conn)
     assert await rows(conn, "SELECT * FROM league.honour_roll ORDER BY 1, 2, 3") == [
-        (1, "champion", 2, 10), (1, "golden_boot", 1, 6), (1, "playmaker", 2, 3),
-        (2, "champion", 2, 4), (2, "champion", 3, 4), (2, "golden_boot", 2, 2),
+        (1, "champion", 2, 10),
+        (1, "golden_boot", 1, 6),
+        (1, "playmaker", 2, 3),
+        (2, "champion", 2, 4),
+        (2, "champion", 3, 4),
+        (2, "golden_boot", 2, 2),
         (2, "playmaker", 3, 1),
-    ]  # fmt: skip
+    ]
 
 
 async def test_match_reports(conn: psycopg.AsyncConnection[Any]) -> None:
     await refreshed(conn)
     reports = await rows(
-        conn, "SELECT match_id, goals_a, goals_b, scorers, player_of_match"
-        " FROM league.match_reports ORDER BY 1"
-    )  # fmt: skip
-    scorer = lambda pid, goals: {"player_id": pid, "name": {1: "Ann", 2: "Ben", 3: "Cat"}[pid],  # noqa: E731
-                                 "goals": goals}  # fmt: skip
+        conn,
+        "SELECT match_id, goals_a, goals_b, scorers, player_of_match"
+        " FROM league.match_reports ORDER BY 1",
+    )
+
+    def scorer(pid: int, goals: int) -> dict[str, Any]:
+        return {"player_id": pid, "name": {1: "Ann", 2: "Ben", 3: "Cat"}[pid], "goals": goals}
+
     assert reports == [
         (1, 2, 1, [scorer(1, 2), scorer(3, 1)], 1),
         (2, 0, 1, [scorer(2, 1)], 2),
@@ -120,7 +153,10 @@ async def test_match_reports(conn: psycopg.AsyncConnection[Any]) -> None:
 async def test_personal_bests_and_streaks(conn: psycopg.AsyncConnection[Any]) -> None:
     await refreshed(conn)
     assert await rows(conn, "SELECT * FROM league.personal_bests ORDER BY 1") == [
-        (1, 3, 0, 1, 3), (2, 2, 2, 2, 6), (3, 1, 1, 1, 2), (4, 0, 1, 1, 2),
+        (1, 3, 0, 1, 3),
+        (2, 2, 2, 2, 6),
+        (3, 1, 1, 1, 2),
+        (4, 0, 1, 1, 2),
     ]
 
 
@@ -133,9 +169,15 @@ async def test_season_race_is_cumulative_points_by_week(
     for season, _, player, points in race:
         by_player[(season, player)].append(points)
     assert by_player == {
-        (1, 1): [3, 3, 4, 7], (1, 2): [3, 6, 7, 10], (1, 3): [0, 0, 1, 1], (1, 4): [0, 3, 4, 4],
-        (2, 1): [1, 1], (2, 2): [1, 4], (2, 3): [1, 4], (2, 4): [1, 1],
-    }  # fmt: skip
+        (1, 1): [3, 3, 4, 7],
+        (1, 2): [3, 6, 7, 10],
+        (1, 3): [0, 0, 1, 1],
+        (1, 4): [0, 3, 4, 4],
+        (2, 1): [1, 1],
+        (2, 2): [1, 4],
+        (2, 3): [1, 4],
+        (2, 4): [1, 1],
+    }
 
 
 async def test_power_ratings_are_the_documented_ewma(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -146,15 +188,28 @@ async def test_power_ratings_are_the_documented_ewma(conn: psycopg.AsyncConnecti
     # Cat 1, 0, 2, 0, 2, 3.5  -> ... 1.84387
     # Dan 0, 4.5, 1, 0, 2     -> ... 1.21005
     assert await rows(conn, "SELECT * FROM league.power_ratings ORDER BY 1") == [
-        (1, D("2.795"), 6), (2, D("3.706"), 6), (3, D("1.844"), 6), (4, D("1.210"), 5),
+        (1, D("2.795"), 6),
+        (2, D("3.706"), 6),
+        (3, D("1.844"), 6),
+        (4, D("1.210"), 5),
     ]
 
 
 async def test_every_function_is_idempotent(conn: psycopg.AsyncConnection[Any]) -> None:
     first = await refreshed(conn)
-    tables = ["season_stats", "half_season_stats", "all_time_stats", "hall_of_fame",
-              "recent_performance", "honour_roll", "match_reports", "personal_bests",
-              "player_profiles", "season_race", "power_ratings"]  # fmt: skip
+    tables = [
+        "season_stats",
+        "half_season_stats",
+        "all_time_stats",
+        "hall_of_fame",
+        "recent_performance",
+        "honour_roll",
+        "match_reports",
+        "personal_bests",
+        "player_profiles",
+        "season_race",
+        "power_ratings",
+    ]
     before = {t: await rows(conn, f"SELECT * FROM league.{t} ORDER BY 1, 2, 3") for t in tables}
     async with conn.transaction():
         again = await refresh_all(conn)
