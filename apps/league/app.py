@@ -28,9 +28,10 @@ NIGHTLY_CRON = "0 3 * * *"
 
 
 def install(app: App, *, retry_backoff: float = RETRY_BACKOFF) -> None:
-    """Add the league application to ``app`` (with its per-process cache: one
-    :class:`~league.cache.LeagueHub` per App). ``retry_backoff``: seconds before a statistics function's first retry (tests shorten
-    it). Refused (``ConfigurationError``) when already there."""
+    """Add the league application to ``app``, with its per-process cache (one
+    :class:`~league.cache.LeagueHub` per App). ``retry_backoff``: seconds before a
+    statistics function's first retry (tests shorten it). Refused
+    (``ConfigurationError``) when already there."""
     hub = LeagueHub(app)
     with app.application(NAME):
         app.add_migrations("league", "league")

@@ -88,7 +88,7 @@ async def nightly_refresh(ctx: JobContext, payload: dict[str, Any] | None) -> di
     """The nightly cron trigger: the same request as the endpoint's, ``triggeredBy: cron``."""
     trigger = Trigger("cron", request_id=f"cron:{ctx.job.id}")
     async with ctx.transaction() as conn:
-        run = await runs.request_run(ctx.app, conn, trigger)
+        run = await runs.request_run(ctx.app, conn, trigger, kick=True)
     return {"jobId": str(run.id), "status": run.status, "summary": f"run {run.id} {run.status}"}
 
 

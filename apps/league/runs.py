@@ -71,16 +71,18 @@ class RunRef:
     status: str
 
 
-async def request_run(app: App, conn: Conn, trigger: Trigger) -> RunRef:
+async def request_run(app: App, conn: Conn, trigger: Trigger, *, kick: bool = False) -> RunRef:
     """Ask for a refresh in ``conn``'s transaction: the run this request id already has,
     else the waiting run joined, else a new waiting run whose refresh job is enqueued
-    (coalesced) in the same transaction, so a rollback leaves no trace.
+    (coalesced) in the same transaction, so a rollback leaves no trace. ``kick``: enqueue
+    the refresh job even when joining (the nightly trigger and the page's buttons do, so a
+    waiting run whose refresh job failed for good still starts).
 
     Joining takes only a share lock on the waiting run (it can't start before this
     transaction ends) and writes no shared row, so concurrent triggers don't queue behind
     each other's commits; it is one round trip (``league.request_run()``)."""
     run = await _one(conn, "request_run", trigger.params())
-    if run["created"]:
+    if run["created"] or (kick and run["status"] == "queued"):
         payload = {"runId": str(run["id"]), **_trigger_payload(trigger)}
         job_id = await app.aenqueue(
             REFRESH_TYPE,
@@ -89,7 +91,8 @@ async def request_run(app: App, conn: Conn, trigger: Trigger) -> RunRef:
             dedupe_scope="queued",
             conn=conn,
         )
-        await conn.execute(query("run_set_refresh_job"), {"id": run["id"], "job_id": job_id})
+        if run["created"]:  # a joiner holds a share lock only: updating the run could deadlock
+            await conn.execute(query("run_set_refresh_job"), {"id": run["id"], "job_id": job_id})
     return RunRef(run["id"], run["status"])
 
 

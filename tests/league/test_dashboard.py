@@ -143,3 +143,24 @@ async def test_the_status_table_follows_a_run_live(
                         break
     assert seen[0] in ("queued", "processing") and seen[-1] == "completed"
     assert "processing" in seen
+
+
+async def test_the_button_starts_a_waiting_run_whose_refresh_job_is_gone(
+    league_app: App, conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient,
+    admin_key: str,
+) -> None:  # fmt: skip
+    await load_small_league(conn)
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    body = {"triggeredBy": "admin", "requestId": "api-1"}
+    waiting = (await client.post("/api/league/stats-jobs", json=body, headers=auth)).json()
+    job = await rows(conn, "SELECT refresh_job_id FROM league.runs")
+    assert await league_app.acancel(job[0][0])  # as if it had failed for good
+    body = {"triggeredBy": "admin", "requestId": "api-2"}
+    joined = (await client.post("/api/league/stats-jobs", json=body, headers=auth)).json()
+    assert joined["jobId"] == waiting["jobId"]
+    await drain(league_app)
+    assert await rows(conn, "SELECT status FROM league.runs") == [("queued",)]
+    csrf = await logged_in(client, admin_key)
+    await client.post("/league/refresh", data={"csrf": csrf, "request_id": "b2"})
+    await drain(league_app, timeout=30)
+    assert await rows(conn, "SELECT status FROM league.runs") == [("completed",)]
