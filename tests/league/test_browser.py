@@ -62,7 +62,8 @@ def test_the_status_table_is_live_and_retry_completes(
     page.get_by_label("API key").fill(admin_key)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/league")
-    assert page.locator("#runs tbody tr.empty").count() == 1
+    page.wait_for_selector("#runs[data-updated]", state="attached")  # the SSE stream is live
+    assert page.locator("#runs tbody tr.empty").count() == 1  # still says so once live
 
     page.get_by_role("button", name="Refresh statistics").click()
     page.wait_for_url("**/league?msg=*")

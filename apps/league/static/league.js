@@ -75,6 +75,15 @@ function runRow(run, table) {
   return tr;
 }
 
+function emptyRow() {
+  const tr = document.createElement("tr");
+  tr.className = "empty";
+  const td = cell("No runs yet.");
+  td.colSpan = 8;
+  tr.append(td);
+  return tr;
+}
+
 function followRuns(table) {
   const source = new EventSource("/league/events");
   source.addEventListener("runs", (event) => {
@@ -82,7 +91,7 @@ function followRuns(table) {
     const open = new Set([...table.querySelectorAll("tr[data-run] details[open]")]
       .map((d) => d.closest("tr").dataset.run));
     const body = table.querySelector("tbody");
-    body.replaceChildren(...data.map((run) => runRow(run, table)));
+    body.replaceChildren(...(data.length ? data.map((run) => runRow(run, table)) : [emptyRow()]));
     for (const row of body.querySelectorAll("tr[data-run]")) {
       if (open.has(row.dataset.run)) row.querySelector("details").open = true;
     }
