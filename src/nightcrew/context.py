@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from nightcrew.app import App
 
 _UNSET: Any = object()
+_STATUSES = {status.value: status for status in JobStatus}
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class JobInfo:
     priority: int
     user_id: str | None
     created_at: datetime
-    depends_on: tuple[UUID, ...] = ()
-    """The parents this job waited for (empty for most jobs); see ``ctx.parents``."""
+    has_parents: bool = False
+    """Whether this job waited for parents (``depends_on``); see ``ctx.parents``."""
 
 
 def _save_params(
@@ -109,17 +110,14 @@ class JobContext:
 
     async def load_parents(self) -> None:
         """Read :attr:`parents` (one query; nothing to do for a job without parents)."""
-        if not self.job.depends_on:
+        if not self.job.has_parents:
             return
         pool = await self.app.apool()
         async with pool.connection() as conn:
-            cur = await conn.execute(query("job_parents"), {"ids": list(self.job.depends_on)})
+            cur = await conn.execute(query("job_parents"), {"id": self.job.id})
             rows = await cur.fetchall()
-        self.parents = [
-            ParentJob(id=row[0], type=row[1], status=JobStatus(row[2]), result=row[3],
-                      error=row[4])
-            for row in rows
-        ]  # fmt: skip
+        status = _STATUSES
+        self.parents = [ParentJob(row[0], row[1], status[row[2]], row[3], row[4]) for row in rows]
 
     @property
     def cancelled(self) -> bool:

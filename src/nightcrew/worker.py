@@ -292,7 +292,7 @@ class Worker:
             user_id,
             _run_at,
             created_at,
-            depends_on,
+            has_parents,
         ) = row
         info = JobInfo(
             id=job_id,
@@ -304,7 +304,7 @@ class Worker:
             priority=priority,
             user_id=user_id,
             created_at=created_at,
-            depends_on=tuple(depends_on or ()),
+            has_parents=has_parents,
         )
         fetched = _Waiting(info, checkpoint, timeout, leased_at)
         earlier = self._attempt_here.get(job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -11,6 +12,7 @@ import pytest
 
 from nightcrew import App, EnqueueError, FanOut, JobContext, JobStatus, ParentJob
 from nightcrew.queries import query
+from nightcrew.scheduler.maintenance import prune
 
 
 def register(app: App, ran: list[UUID] | None = None) -> None:
@@ -353,3 +355,31 @@ def test_two_parents_completing_at_once_release_the_dependent_once(app: App) -> 
                 conn.execute("DELETE FROM nightcrew.jobs WHERE id = %s", (then,))
         finally:
             listener.close()
+
+
+async def test_a_pruned_parent_leaves_its_edges_and_is_read_from_the_archive(aapp: App) -> None:
+    register(aapp)
+    seen: list[list[ParentJob]] = []
+
+    @aapp.job("t.after", max_attempts=1)
+    async def after(ctx: JobContext, payload: dict[str, Any]) -> None:
+        seen.append(ctx.parents)
+
+    early = await aapp.aenqueue("t.ok", {"early": True})
+    await aapp.worker().run_until_idle()
+    late = await aapp.aenqueue("t.ok", {}, delay=3600)
+    then = await aapp.aenqueue("t.after", {}, depends_on=[early, late])
+    pruned = await prune(aapp, completed_after=timedelta(0), failed_after=timedelta(0),
+                         now=datetime.now(UTC) + timedelta(seconds=1))  # fmt: skip
+    assert pruned == 1
+    with psycopg.connect(aapp.url, autocommit=True) as conn:
+        edges = conn.execute(
+            "SELECT parent_id FROM nightcrew.job_dependencies WHERE job_id = %s", (then,)
+        ).fetchall()
+        assert edges == [(late,)]
+        conn.execute("UPDATE nightcrew.jobs SET run_at = now() WHERE id = %s", (late,))
+    await aapp.worker().run_until_idle()
+    assert job(aapp, then).status is JobStatus.COMPLETED
+    by_id = {parent.id: parent for parent in seen[0]}
+    assert by_id[early] == ParentJob(early, "t.ok", JobStatus.COMPLETED, {"early": True}, None)
+    assert by_id[late].status is JobStatus.COMPLETED

@@ -3,9 +3,13 @@ invisible (another user's) and self-dependencies are 422 naming ``depends_on``."
 
 from __future__ import annotations
 
+from http.cookies import SimpleCookie
 from typing import Any
 from uuid import uuid4
 
+import httpx
+
+from nightcrew.http.dashboard import auth
 from tests.http.conftest import Server
 
 
@@ -54,9 +58,7 @@ def test_another_users_job_is_refused_like_an_unknown_one(srv: Server) -> None:
     response = post(srv, "alice", {"type": "demo.echo", "depends_on": [bobs]})
     assert_refused(response, f"no job {bobs}")
     assert srv.sql("SELECT count(*) FROM nightcrew.jobs") == [(1,)]
-    assert srv.sql("SELECT has_dependents FROM nightcrew.jobs WHERE id = %s", (bobs,)) == [
-        (False,)
-    ]
+    assert srv.sql("SELECT has_dependents FROM nightcrew.jobs WHERE id = %s", (bobs,)) == [(False,)]
     # An admin sees every job, so may depend on bob's.
     assert enqueue(srv, "admin", depends_on=[bobs])
 
@@ -77,3 +79,37 @@ def test_malformed_depends_on_is_422(srv: Server) -> None:
                                    "on_parent_failure": "ignore"})  # fmt: skip
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "on_parent_failure"
+
+
+def dashboard_get(srv: Server, who: str, path: str) -> Any:
+    """GET a dashboard page logged in as ``who`` (the session cookie sent by hand: it is
+    ``Secure``, and this server speaks plain HTTP)."""
+    with httpx.Client(base_url=srv.url, timeout=10) as client:
+        login = client.post("/login", data={"key": srv.keys[who]}, follow_redirects=False)
+        assert login.status_code == 303, login.text
+        jar: SimpleCookie = SimpleCookie()
+        for header in login.headers.get_list("set-cookie"):
+            jar.load(header)
+        client.cookies.clear()
+        return client.get(path, headers={"Cookie": f"{auth.COOKIE}={jar[auth.COOKIE].value}"})
+
+
+def test_the_dashboard_job_page_lists_parents_and_dependents(srv: Server) -> None:
+    parent = enqueue(srv, "alice")
+    bobs = enqueue(srv, "bob")
+    child = enqueue(srv, "alice", depends_on=[parent])
+    # bob's job depends on alice's: alice's page must not list it.
+    srv.sql("UPDATE nightcrew.jobs SET depends_on = NULL WHERE id = %s", (bobs,))
+    srv.sql("INSERT INTO nightcrew.job_dependencies (parent_id, job_id) VALUES (%s, %s)",
+            (parent, bobs))  # fmt: skip
+
+    page = dashboard_get(srv, "alice", f"/jobs/{parent}")
+    assert page.status_code == 200, page.text
+    dependents = page.text.split('id="job-dependents"', 1)[1].split("</ul>", 1)[0]
+    assert f'href="/jobs/{child}"' in dependents and "pending" in dependents
+    assert bobs not in page.text
+
+    page = dashboard_get(srv, "alice", f"/jobs/{child}")
+    parents = page.text.split('id="job-parents"', 1)[1].split("</ul>", 1)[0]
+    assert f'href="/jobs/{parent}"' in parents
+    assert "Waiting for 1 of 1 to end" in page.text

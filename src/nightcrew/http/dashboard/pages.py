@@ -23,6 +23,8 @@ STATUSES = tuple(status.value for status in JobStatus)
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
           "30d": timedelta(days=30)}  # fmt: skip
 PAGE_SIZE = 50
+RELATIVES_SHOWN = 100
+"""Parents and dependents listed on a job's page (each)."""
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
 LOWEST, HIGHEST = UUID(int=0), UUID(int=(1 << 128) - 1)
 
@@ -137,6 +139,10 @@ def build_pages_router() -> APIRouter:
                                     what=f"job {job_id}")  # fmt: skip
             audit = await session.all("audit_list", {"target": str(uid), "cursor": None,
                                                      "limit": 50})  # fmt: skip
+            relatives = await session.all(
+                "dash_job_relatives",
+                {"id": uid, "parents": job["depends_on"] or [], "limit": RELATIVES_SHOWN},
+            )
             started, ended = job["started_at"], job["completed_at"]
             runtime = ((ended or datetime.now(UTC)) - started).total_seconds() if started else None
             owner = job["user_id"] == session.principal.user_id
@@ -147,6 +153,9 @@ def build_pages_router() -> APIRouter:
                 timeline=timeline(job), may_act=may_act,
                 attempts=failed_attempts(job["errors"], session.principal.is_admin),
                 live=JobResponse.model_validate(job).model_dump(mode="json"),
+                parents=[r for r in relatives if r["relation"] == "parent"],
+                dependents=[r for r in relatives if r["relation"] == "dependent"],
+                relatives_shown=RELATIVES_SHOWN,
             )  # fmt: skip
 
     @router.get("/dead", response_class=HTMLResponse)

@@ -1,6 +1,7 @@
 -- Prune one batch: walk the primary key (ids are time-ordered) below the cut-off id, and
 -- move finished jobs past their retention to jobs_history (or just delete them). Each
 -- batch is one short transaction touching only finished rows, which no worker locks.
+-- Their dependency edges (as parents) are removed with them.
 WITH scanned AS (
     SELECT id
     FROM nightcrew.jobs
@@ -19,6 +20,11 @@ WITH scanned AS (
     USING doomed
     WHERE j.id = doomed.id
     RETURNING j.*
+), unlinked AS (
+    -- A finished parent's edges were resolved when it ended: they go with it.
+    DELETE FROM nightcrew.job_dependencies AS e
+    USING moved
+    WHERE e.parent_id = moved.id
 ), archived AS (
     INSERT INTO nightcrew.jobs_history (
         id, type, queue, status, schedule_name, created_at, completed_at, job
