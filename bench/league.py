@@ -16,8 +16,10 @@ processes (``nightcrew serve --app league.app:app``) and one worker process
   started;
 - ``invalidation_ms``: last function ended to the last web process having dropped the tags;
 - ``enqueue_ms``: ``POST /api/league/stats-jobs`` latency at ``--clients`` concurrent
-  clients, each sending ``--requests`` requests one after the other (spread over the web
-  processes; most join the waiting run).
+  clients, each sending ``--requests`` requests at ``--rate`` per second from a random
+  start (an open workload, like bench/http_load.py; ``--rate 0``: back to back, which
+  measures queueing in front of saturated servers), spread over the web processes; most
+  join the waiting run.
 
 Prints one JSON object.
 """
@@ -28,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -152,15 +155,20 @@ async def one_run(http: httpx.AsyncClient, webs: list[str], url: str, n: int) ->
     }
 
 
-async def enqueue_load(webs: list[str], key: str, clients: int, requests: int) -> list[float]:
+async def enqueue_load(
+    webs: list[str], key: str, clients: int, requests: int, rate: float
+) -> list[float]:
     latencies: list[float] = []
+    period = 1 / rate if rate > 0 else 0.0
 
     async def client(index: int) -> None:
         base = webs[index % len(webs)]
-        async with httpx.AsyncClient(
-            headers={"Authorization": f"Bearer {key}"}, timeout=30
-        ) as http:
+        auth = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(headers=auth, timeout=30) as http:
+            await asyncio.sleep(random.uniform(0, period))  # producers start at random offsets
+            next_at = time.perf_counter()
             for n in range(requests):
+                next_at += period
                 started = time.perf_counter()
                 answer = await http.post(
                     f"{base}/api/league/stats-jobs",
@@ -168,6 +176,7 @@ async def enqueue_load(webs: list[str], key: str, clients: int, requests: int) -
                 )
                 latencies.append((time.perf_counter() - started) * 1000)
                 assert answer.status_code == 202, answer.text
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
     await asyncio.gather(*(client(i) for i in range(clients)))
     return latencies
@@ -184,7 +193,8 @@ async def measure(args: argparse.Namespace, url: str, key: str, webs: list[str])
             for name, value in (await one_run(http, webs, url, n)).items():
                 per_run[name].append(value)
     figures.update({name: summary(values) for name, values in per_run.items()})
-    figures["enqueue_ms"] = summary(await enqueue_load(webs, key, args.clients, args.requests))
+    load = await enqueue_load(webs, key, args.clients, args.requests, args.rate)
+    figures["enqueue_ms"] = summary(load)
     return figures
 
 
@@ -195,6 +205,12 @@ def main() -> None:
     parser.add_argument("--web", type=int, default=2)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        help="requests per second per client (0: back to back, saturation)",
+    )
     args = parser.parse_args()
     if not args.database_url:
         parser.error("give --database-url (or NIGHTCREW_DATABASE_URL)")
