@@ -8,6 +8,8 @@ Writes need an admin API key and run in one transaction acting as the key's user
 No ``from __future__ import annotations`` here: FastAPI must resolve the route signatures'
 annotations, which name the closure's dependencies."""
 
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -95,9 +97,16 @@ def build_router(app: "App", hub: LeagueHub) -> APIRouter:
     @router.get("/cache", summary="This web process's statistics cache")
     async def get_cache(key: Key) -> dict[str, Any]:
         async with acting_user(key):
-            pass
+            pass  # any valid key may look
         await hub.start()
         return hub.cache.status()
+
+    @router.get("/internal/cache/secret", summary="The secret that signs cache invalidations")
+    async def get_invalidation_secret(key: Key) -> dict[str, Any]:
+        async with acting_user(key, "the invalidation secret"):
+            pass
+        return {"secret": invalidation_secret(configured_secret(app)),
+                "headers": [TIMESTAMP_HEADER, SIGNATURE_HEADER]}  # fmt: skip
 
     @router.post("/internal/cache/invalidate", status_code=202,
                  summary="Drop cache tags in every web process (HMAC-signed)")  # fmt: skip
@@ -174,12 +183,26 @@ async def read_stats(app: "App", tag: str, params: dict[str, Any]) -> str:
     return str(row[0]) if row else "[]"
 
 
-async def read_signed_body(app: "App", request: Request) -> bytes:
-    """The raw body of a request signed like nightcrew's webhooks with the App's
-    ``webhook_secret``; 401 when unsigned, forged or older than five minutes."""
+def configured_secret(app: "App") -> str:
+    """The App's ``webhook_secret``; 503 when none is configured."""
     secret = app.settings.webhook_secret
     if secret is None or not secret.get_secret_value():
         raise ApiError(503, "no webhook secret configured (NIGHTCREW_WEBHOOK_SECRET)")
+    return secret.get_secret_value()
+
+
+def invalidation_secret(master: str) -> str:
+    """The secret of signed cache invalidations, derived from ``webhook_secret``: a body
+    nightcrew signed as a webhook (with the master secret) is never accepted here, and no
+    secret needs storing."""
+    mac = hmac.new(master.encode(), b"league-cache-invalidate", hashlib.sha256)
+    return f"whsec_{mac.hexdigest()}"
+
+
+async def read_signed_body(app: "App", request: Request) -> bytes:
+    """The raw body of a request signed like nightcrew's webhooks, with the invalidation
+    secret; 401 when unsigned, forged or more than five minutes old."""
+    secret = invalidation_secret(configured_secret(app))
     body = await request.body()
     if len(body) > MAX_INVALIDATE_BYTES:
         raise ApiError(413, "body too large")
@@ -187,7 +210,7 @@ async def read_signed_body(app: "App", request: Request) -> bytes:
     signature = request.headers.get(SIGNATURE_HEADER)
     if not timestamp or not signature:
         raise ApiError(401, f"sign the request: {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")
-    if not verify_webhook(secret.get_secret_value(), body, timestamp, signature,
+    if not verify_webhook(secret, body, timestamp, signature,
                           tolerance=REPLAY_WINDOW_SECONDS):  # fmt: skip
         raise ApiError(401, "bad signature, or a timestamp more than 5 minutes away")
     return body

@@ -35,7 +35,9 @@ def install(app: App, *, retry_backoff: float = RETRY_BACKOFF) -> None:
     hub = LeagueHub(app)
     with app.application(NAME):
         app.add_migrations("league", "league")
-        app.job(REFRESH_TYPE, queue=QUEUE, priority=10, timeout=60)(jobs.refresh_stats)
+        app.job(REFRESH_TYPE, queue=QUEUE, priority=10, timeout=60, public=False)(
+            jobs.refresh_stats
+        )
         app.job(FUNCTION_TYPE, queue=QUEUE, max_attempts=FUNCTION_ATTEMPTS, timeout=300,
                 backoff=retry_backoff, public=False)(jobs.run_statistic)  # fmt: skip
         app.job(INVALIDATE_TYPE, queue=QUEUE, priority=10, timeout=60, public=False)(

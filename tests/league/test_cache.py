@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 
+from league.api import invalidation_secret
 from league.cache import StatsCache
 from league.stats import TAGS
 from nightcrew import App, sign_webhook
@@ -23,7 +24,8 @@ from tests.league.helpers import load_small_league, store
 from tests.support import await_until
 
 pytestmark = pytest.mark.timeout(60)
-SECRET = FAST["webhook_secret"]
+MASTER = str(FAST["webhook_secret"])
+SECRET = invalidation_secret(MASTER)
 INVALIDATE = "/api/league/internal/cache/invalidate"
 
 
@@ -37,7 +39,7 @@ async def client(league_app: App, admin_key: str) -> AsyncIterator[httpx.AsyncCl
         yield http
 
 
-def signed(body: dict[str, Any], *, secret: str = str(SECRET), age: float = 0) -> dict[str, Any]:
+def signed(body: dict[str, Any], *, secret: str = SECRET, age: float = 0) -> dict[str, Any]:
     """The request's content and headers, signed like nightcrew's webhooks."""
     raw = json.dumps(body).encode()
     timestamp = int(time.time() - age)
@@ -124,6 +126,8 @@ async def test_invalidation_refuses_unsigned_forged_stale_and_replayed_requests(
     assert unsigned.status_code == 401
     forged = await client.post(INVALIDATE, **signed(body, secret="not-the-secret"))
     assert forged.status_code == 401
+    as_a_webhook = await client.post(INVALIDATE, **signed(body, secret=MASTER))
+    assert as_a_webhook.status_code == 401  # signed like nightcrew's own webhooks: refused
     stale = await client.post(INVALIDATE, **signed(body, age=301))
     assert stale.status_code == 401 and "5 minutes" in stale.json()["error"]["message"]
     fresh = signed(body, age=200)
@@ -136,6 +140,15 @@ async def test_invalidation_refuses_unsigned_forged_stale_and_replayed_requests(
     assert empty.status_code == 422 and "tags" in empty.json()["error"]["message"]
     garbage = await client.post(INVALIDATE, **signed({"tags": "hall_of_fame"}))
     assert garbage.status_code == 422
+
+
+async def test_admins_get_the_invalidation_secret(client: httpx.AsyncClient, user_key: str) -> None:
+    answer = await client.get("/api/league/internal/cache/secret")
+    assert answer.status_code == 200 and answer.json()["secret"] == SECRET
+    fan = await client.get(
+        "/api/league/internal/cache/secret", headers={"Authorization": f"Bearer {user_key}"}
+    )
+    assert fan.status_code == 403
 
 
 async def test_invalidation_without_a_secret_is_unavailable(league_clean: str) -> None:
