@@ -107,8 +107,9 @@ def _trigger_payload(trigger: Trigger) -> dict[str, Any]:
 
 
 async def start_queued_run(app: App, conn: Conn) -> UUID | None:
-    """Start the waiting run unless another is processing: mark it processing and enqueue
-    its ten function jobs, in ``conn``'s transaction. Returns the run started, if any."""
+    """Start the waiting run unless another is processing: mark it processing and fan out
+    its ten function jobs and the dependent invalidation, in ``conn``'s transaction.
+    Returns the run started, if any."""
     await conn.execute(query("runs_lock"))
     started = await _one(conn, "run_start", {"total": len(FUNCTIONS)})
     if started is None:
