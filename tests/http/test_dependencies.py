@@ -8,6 +8,7 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
+import psycopg
 
 from nightcrew.http.dashboard import auth
 from tests.http.conftest import Server
@@ -113,3 +114,15 @@ def test_the_dashboard_job_page_lists_parents_and_dependents(srv: Server) -> Non
     parents = page.text.split('id="job-parents"', 1)[1].split("</ul>", 1)[0]
     assert f'href="/jobs/{parent}"' in parents
     assert "Waiting for 1 of 1 to end" in page.text
+
+
+def test_the_api_role_sees_only_the_edges_of_dependents_it_may_see(srv: Server) -> None:
+    alices = enqueue(srv, "alice")
+    bobs_child = enqueue(srv, "admin", depends_on=[alices])
+    srv.sql("UPDATE nightcrew.jobs SET user_id = 'bob' WHERE id = %s", (bobs_child,))
+    alices_child = enqueue(srv, "alice", depends_on=[alices])
+    with psycopg.connect(srv.db_url) as conn:
+        conn.execute("SET LOCAL ROLE nightcrew_api")
+        conn.execute("SELECT set_config('nightcrew.user_id', 'alice', true)")
+        seen = conn.execute("SELECT job_id::text FROM nightcrew.job_dependencies").fetchall()
+    assert seen == [(alices_child,)]

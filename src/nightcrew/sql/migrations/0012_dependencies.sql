@@ -223,8 +223,11 @@ CREATE TRIGGER jobs_resolve_dependents
     REFERENCING NEW TABLE AS resolve_new
     FOR EACH STATEMENT EXECUTE FUNCTION nightcrew.jobs_resolve_dependents();
 
--- The dashboard lists a job's dependents through the edges; the jobs they name stay under
--- the jobs policy.
+-- The dashboard lists a job's dependents through the edges. Under the API role an edge is
+-- visible only when its dependent is (the jobs policy decides, inside this one too).
+ALTER TABLE nightcrew.job_dependencies ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_dependencies_visible ON nightcrew.job_dependencies FOR SELECT TO nightcrew_api
+    USING (EXISTS (SELECT FROM nightcrew.jobs AS j WHERE j.id = job_id));
 GRANT SELECT ON nightcrew.job_dependencies TO nightcrew_api;
 
 REVOKE ALL ON FUNCTION nightcrew.link_parents(uuid, uuid[], text) FROM PUBLIC;
