@@ -113,6 +113,12 @@ async def test_the_status_table_follows_a_run_live(
     processes: LeagueProcesses, conn: psycopg.AsyncConnection[Any], admin_key: str
 ) -> None:
     await load_small_league(conn)
+    # One function fails its first attempt: the run stays processing for its retry's backoff
+    # (about a second), long enough to be seen live however fast the machine is.
+    await conn.execute(
+        "INSERT INTO league.faults (function, transient_rate, transient_attempts)"
+        " VALUES ('update_power_ratings', 1, 1)"
+    )
     base = processes.web()
     processes.worker()
     async with httpx.AsyncClient(base_url=base, timeout=20) as http:
