@@ -58,7 +58,12 @@ async def test_three_triggers_give_the_same_job(
     assert result.status_code == 200, result.text
     assert (result.json()["goalsA"], result.json()["goalsB"]) == (1, 0)
     await drain(league_app)
-    league_app.enqueue("league.nightly_refresh")
+    await asyncio.to_thread(league_app.sync_schedules)  # the nightly schedule, fired now
+    nightly = next(
+        s for s in await league_app.aschedules_list() if s.type == "league.nightly_refresh"
+    )
+    assert nightly.cron == "0 3 * * *" and nightly.enabled
+    await league_app.arun_schedule_now(nightly.name)
     await drain(league_app)
 
     payloads = [row[0] for row in await refresh_jobs(conn)]
