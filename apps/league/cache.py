@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("league.cache")
 RECONNECT_SECONDS = 0.5
+APPLICATION_NAME = "league-cache-listen"
+"""The LISTEN connection's ``application_name`` (pg_stat_activity)."""
 CHECK_SECONDS = 5.0
 """How often a quiet LISTEN connection is checked to be alive."""
 
@@ -108,10 +110,11 @@ class LeagueHub:
         self._listening = asyncio.Event()
 
     async def start(self, timeout: float = 5.0) -> None:
-        """Start listening (once per process); waits up to ``timeout`` for LISTEN, after
-        which the cache simply stays off until the connection is up."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="league-listen")
+        """Start listening (once per process). The first call waits up to ``timeout`` for
+        LISTEN; later calls never wait: while the connection is down the cache is off."""
+        if self._task is not None and not self._task.done():
+            return
+        self._task = asyncio.create_task(self._run(), name="league-listen")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listening.wait(), timeout)
 
@@ -156,7 +159,9 @@ class LeagueHub:
             await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _listen_once(self) -> None:
-        async with await psycopg.AsyncConnection.connect(self.app.url, autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(
+            self.app.url, autocommit=True, application_name=APPLICATION_NAME
+        ) as conn:
             await conn.execute(f"LISTEN {CACHE_CHANNEL}")
             await conn.execute(f"LISTEN {RUNS_CHANNEL}")
             self.cache.listening = True

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from league.api import invalidation_secret
-from league.cache import StatsCache
+from league.cache import APPLICATION_NAME, StatsCache
 from league.stats import TAGS
 from nightcrew import App, sign_webhook
 from nightcrew.http import create_app
@@ -184,3 +184,31 @@ async def test_a_read_overtaken_by_an_invalidation_is_not_stored() -> None:
 
     assert await cache.get("hall_of_fame", "", new_value) == "new"
     assert cache.entries == {("hall_of_fame", ""): "new"}
+
+
+async def test_a_lost_listen_connection_empties_the_cache_until_it_is_back(
+    conn: psycopg.AsyncConnection[Any], client: httpx.AsyncClient
+) -> None:
+    for tag in ("hall_of_fame", "match_report"):
+        await client.get(f"/api/league/stats/{tag}")
+    assert len(await entries(client)) == 2
+    await conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = %s AND datname = current_database()",
+        (APPLICATION_NAME,),
+    )
+
+    async def emptied() -> bool:
+        status = (await client.get("/api/league/cache")).json()
+        return not status["entries"]
+
+    await await_until(emptied, timeout=10, what="the cache to notice the lost connection")
+    await await_until(
+        lambda: _listening(client), timeout=10, what="the LISTEN connection to come back"
+    )
+    await client.get("/api/league/stats/hall_of_fame")
+    assert await entries(client) == ["hall_of_fame:"]
+
+
+async def _listening(client: httpx.AsyncClient) -> bool:
+    return bool((await client.get("/api/league/cache")).json()["listening"])
