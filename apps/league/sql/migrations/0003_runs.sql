@@ -98,9 +98,10 @@ BEGIN
         SELECT r.id, r.status INTO run_id, run_status
         FROM league.runs r WHERE r.status = 'queued' FOR SHARE;
         IF run_id IS NOT NULL THEN
+            -- No NOTIFY here: a NOTIFY serialises its transaction's commit with every other
+            -- notifying commit, and a joiner changes nothing the live table shows but a count.
             INSERT INTO league.run_triggers (request_id, run_id, triggered_by, match_id, retry_of)
             VALUES (p_request_id, run_id, p_triggered_by, p_match_id, p_retry_of);
-            PERFORM pg_notify('league_runs', run_id::text);
             RETURN QUERY SELECT run_id, run_status, false, false;
             RETURN;
         END IF;
