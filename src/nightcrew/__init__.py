@@ -25,6 +25,8 @@ from nightcrew.keys import create_key as create_api_key
 from nightcrew.lifecycle.enqueue import EnqueueOptions
 from nightcrew.limits import Limit, LimitInfo
 from nightcrew.notify.render import EmailTemplate
+from nightcrew.notify.webhooks import sign as sign_webhook
+from nightcrew.notify.webhooks import verify as verify_webhook
 from nightcrew.queries import query as load_query
 from nightcrew.queues import QueueInfo
 from nightcrew.scheduler.loop import Scheduler
@@ -59,6 +61,8 @@ __all__ = [
     "admin_user_ids",
     "create_api_key",
     "load_query",
+    "sign_webhook",
+    "verify_webhook",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,1 @@
+SELECT id FROM league.players WHERE id = ANY(%(ids)s::integer[])

@@ -1,0 +1,1 @@
+DELETE FROM league.appearances WHERE match_id = %(match_id)s

@@ -1,0 +1,1 @@
+SELECT id FROM league.runs WHERE id = %(id)s AND status = 'failed'
