@@ -1,0 +1,87 @@
+"""A simulated editing session: several pycrdt editors typing into one shared text, each
+update sent as a real Yjs binary update (what a browser client would POST). Used by the
+demo and the tests."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import pycrdt
+
+TEXT = "content"
+"""The name of the shared text in the Yjs document."""
+
+WORDS = ("budget", "draft", "review", "figures", "note", "agenda", "summary", "plan")
+
+
+@dataclass
+class Editor:
+    """One editor's replica; :attr:`outbox` collects the updates of its own edits."""
+
+    name: str
+    doc: pycrdt.Doc = field(default_factory=pycrdt.Doc)
+    outbox: list[bytes] = field(default_factory=list)
+    _receiving: bool = False
+
+    def __post_init__(self) -> None:
+        self.doc[TEXT] = pycrdt.Text()
+        self.doc.observe(self._record)
+
+    def _record(self, event: pycrdt.TransactionEvent) -> None:
+        if not self._receiving:  # only this editor's own edits go out
+            self.outbox.append(bytes(event.update))
+
+    @property
+    def text(self) -> pycrdt.Text:
+        """The shared text."""
+        text: pycrdt.Text = self.doc[TEXT]  # type: ignore[assignment]
+        return text
+
+    def type_at_random(self, rng: random.Random) -> None:
+        """Insert a word somewhere, or now and then delete a little."""
+        text = str(self.text)
+        starts = [0] + [i + 1 for i, char in enumerate(text) if char == " "]
+        words = [(a, b) for a, b in zip(starts, starts[1:], strict=False)]
+        if len(words) > 4 and rng.random() < 0.2:
+            start, end = rng.choice(words)
+            del self.text[start:end]
+        else:
+            self.text.insert(rng.choice(starts), f"{self.name}:{rng.choice(WORDS)} ")
+
+    def receive(self, update: bytes) -> None:
+        """Apply another editor's update (as the sync server would relay it)."""
+        self._receiving = True
+        try:
+            self.doc.apply_update(update)
+        finally:
+            self._receiving = False
+
+
+def session(editors: int = 3, rounds: int = 10, seed: int = 7) -> tuple[list[bytes], str]:
+    """Run a session: each round every editor types, then the updates are relayed to the
+    others. Returns every update in sending order, and the text all replicas agree on."""
+    rng = random.Random(seed)
+    people = [Editor(f"editor{n + 1}") for n in range(editors)]
+    sent: list[bytes] = []
+    for _ in range(rounds):
+        for person in people:
+            person.type_at_random(rng)
+        for person in people:
+            for update in person.outbox:
+                sent.append(update)
+                for other in people:
+                    if other is not person:
+                        other.receive(update)
+            person.outbox.clear()
+    texts = {str(person.text) for person in people}
+    assert len(texts) == 1, "replicas diverged"
+    return sent, texts.pop()
+
+
+def text_of(state: bytes) -> str:
+    """The shared text of a Yjs state (one update)."""
+    doc = pycrdt.Doc()
+    doc[TEXT] = text = pycrdt.Text()
+    doc.apply_update(state)
+    return str(text)
