@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import estimating.app
 import estimating.demo
+import workspace.app
+import workspace.demo
 from nightcrew import App
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ class Application:
 
 APPLICATIONS: tuple[Application, ...] = (
     Application("estimating", estimating.app.install, estimating.demo),
+    Application("workspace", workspace.app.install, workspace.demo),
 )
 """Every application in ``apps/``, in installation order."""
 

@@ -14,6 +14,7 @@ import pytest
 from nightcrew import App, create_api_key
 from nightcrew.db.migrate import migrate
 from tests.conftest import create_database, drop_database, with_dbname
+from tests.pgvector import pgvector_server_url
 from workspace.app import install
 from workspace.embedding import LocalMiniLM
 
@@ -26,27 +27,10 @@ _MODEL = LocalMiniLM()
 """One loaded model for the whole session (the worker's and the search's)."""
 
 
-def has_pgvector(url: str) -> bool:
-    """Whether ``CREATE EXTENSION vector`` works on the server at ``url``."""
-    try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute(
-                "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
-            ).fetchone()
-            return row is not None
-    except psycopg.Error:
-        return False
-
-
 @pytest.fixture(scope="session")
 def ws_server_url() -> str:
     """A server with pgvector: the configured test server if it has it, else embedded."""
-    url = os.environ.get("NIGHTCREW_TEST_DATABASE_URL")
-    if url and has_pgvector(url):
-        return url
-    from nightcrew.db import embedded
-
-    return embedded.start()
+    return pgvector_server_url()
 
 
 @pytest.fixture(scope="session")
