@@ -70,8 +70,9 @@ def build_router(app: "App", provider: EmbeddingProvider) -> APIRouter:
     router = APIRouter(prefix="/api/workspace", tags=["workspace"])
 
     @asynccontextmanager
-    async def acting_user(credentials: HTTPAuthorizationCredentials | None,
-                          ) -> AsyncIterator[Session]:  # fmt: skip
+    async def acting_user(
+        credentials: HTTPAuthorizationCredentials | None,
+    ) -> AsyncIterator[Session]:
         async with acting(app, credentials.credentials if credentials else None) as session:
             try:
                 yield session
@@ -112,8 +113,11 @@ def build_router(app: "App", provider: EmbeddingProvider) -> APIRouter:
             await documents.delete(session.conn, doc_id)
         return Response(status_code=204)
 
-    @router.post("/documents/{doc_id}/updates", status_code=201,
-                 summary="Append a Yjs update (application/octet-stream)")  # fmt: skip
+    @router.post(
+        "/documents/{doc_id}/updates",
+        status_code=201,
+        summary="Append a Yjs update (application/octet-stream)",
+    )
     async def post_update(doc_id: UUID, request: Request, key: Key) -> dict[str, Any]:
         kind = request.headers.get("content-type", "").split(";")[0].strip()
         if kind != "application/octet-stream":
@@ -145,8 +149,11 @@ def build_router(app: "App", provider: EmbeddingProvider) -> APIRouter:
         async with acting_user(key) as session:
             return await sheets.put_cell(session.conn, sheet, ref, body.formula, body.value)
 
-    @router.post("/reembed", status_code=202,
-                 summary="Re-embed every document with the configured model (admin)")  # fmt: skip
+    @router.post(
+        "/reembed",
+        status_code=202,
+        summary="Re-embed every document with the configured model (admin)",
+    )
     async def post_reembed(key: Key) -> dict[str, Any]:
         async with acting_user(key) as session:
             if not session.principal.is_admin:

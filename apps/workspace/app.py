@@ -45,9 +45,13 @@ def embed_document_job(
             claimed, written = await documents.embed_batch(conn, provider, ctx.job.id, doc_id)
         if model != provider.model:
             await ctx.app.aenqueue(REEMBED_TYPE, {}, dedupe_key=REEMBED_TYPE)
-        return {"document_id": str(doc_id), "batch": claimed, "written": written,
-                "model": provider.model,
-                "summary": f"{written} of {claimed} documents embedded in one batch"}  # fmt: skip
+        return {
+            "document_id": str(doc_id),
+            "batch": claimed,
+            "written": written,
+            "model": provider.model,
+            "summary": f"{written} of {claimed} documents embedded in one batch",
+        }
 
     return embed_document
 
@@ -62,7 +66,6 @@ def reembed_job(
         pool = await ctx.app.apool()
         done = 0
         async with pool.connection() as conn:
-            missing, total = await documents.missing_embeddings(conn, provider.model)
             while True:
                 claimed, written = await documents.embed_batch(conn, provider, ctx.job.id, None)
                 if not claimed:
@@ -70,13 +73,18 @@ def reembed_job(
                 done += written
                 left, total = await documents.missing_embeddings(conn, provider.model)
                 progress = 100.0 * (total - left) / total if total else 100.0
-                await ctx.save(progress=min(progress, 99.0),
-                               stage=f"{total - left} of {total} documents embedded with "
-                                     f"{provider.model}")  # fmt: skip
+                await ctx.save(
+                    progress=min(progress, 99.0),
+                    stage=f"{total - left} of {total} documents embedded with {provider.model}",
+                )
             await documents.switch_model(conn, provider)
         await ctx.save(progress=100, stage=f"searching {provider.model} vectors")
-        return {"model": provider.model, "dimension": provider.dimension, "embedded": done,
-                "summary": f"{done} documents re-embedded with {provider.model}"}  # fmt: skip
+        return {
+            "model": provider.model,
+            "dimension": provider.dimension,
+            "embedded": done,
+            "summary": f"{done} documents re-embedded with {provider.model}",
+        }
 
     return reembed
 
@@ -87,8 +95,11 @@ async def recompute_formulas(ctx: JobContext, payload: dict[str, Any]) -> dict[s
     sheet = str(payload["sheet"])
     async with ctx.transaction() as conn:
         result = await sheets.recompute(conn, sheet, ctx.job.id)
-        await ctx.save(progress=100, checkpoint={"last_change": result.get("last_change")},
-                       stage=result["summary"])  # fmt: skip
+        await ctx.save(
+            progress=100,
+            checkpoint={"last_change": result.get("last_change")},
+            stage=result["summary"],
+        )
     return result
 
 
@@ -106,10 +117,14 @@ def snapshot_job(
             async with ctx.transaction() as conn:
                 result = await yjs.snapshot(conn, doc_id, before_commit)
                 merged += result["updates"]
-                await ctx.save(progress=100.0 * number / len(pending),
-                               checkpoint={"documents_done": number})  # fmt: skip
-        return {"documents": len(pending), "updates_merged": merged,
-                "summary": f"{merged} updates of {len(pending)} documents snapshotted"}  # fmt: skip
+                await ctx.save(
+                    progress=100.0 * number / len(pending), checkpoint={"documents_done": number}
+                )
+        return {
+            "documents": len(pending),
+            "updates_merged": merged,
+            "summary": f"{merged} updates of {len(pending)} documents snapshotted",
+        }
 
     return snapshot_documents
 

@@ -4,6 +4,7 @@ demo and the tests."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ class Editor:
     """One editor's replica; :attr:`outbox` collects the updates of its own edits."""
 
     name: str
-    doc: pycrdt.Doc = field(default_factory=pycrdt.Doc)
+    doc: pycrdt.Doc[pycrdt.Text] = field(default_factory=pycrdt.Doc)
     outbox: list[bytes] = field(default_factory=list)
     _receiving: bool = False
 
@@ -35,14 +36,14 @@ class Editor:
     @property
     def text(self) -> pycrdt.Text:
         """The shared text."""
-        text: pycrdt.Text = self.doc[TEXT]  # type: ignore[assignment]
+        text: pycrdt.Text = self.doc[TEXT]
         return text
 
     def type_at_random(self, rng: random.Random) -> None:
         """Insert a word somewhere, or now and then delete a little."""
         text = str(self.text)
         starts = [0] + [i + 1 for i, char in enumerate(text) if char == " "]
-        words = [(a, b) for a, b in zip(starts, starts[1:], strict=False)]
+        words = list(itertools.pairwise(starts))
         if len(words) > 4 and rng.random() < 0.2:
             start, end = rng.choice(words)
             del self.text[start:end]
@@ -81,7 +82,7 @@ def session(editors: int = 3, rounds: int = 10, seed: int = 7) -> tuple[list[byt
 
 def text_of(state: bytes) -> str:
     """The shared text of a Yjs state (one update)."""
-    doc = pycrdt.Doc()
+    doc: pycrdt.Doc[pycrdt.Text] = pycrdt.Doc()
     doc[TEXT] = text = pycrdt.Text()
     doc.apply_update(state)
     return str(text)

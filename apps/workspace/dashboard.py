@@ -48,9 +48,17 @@ def build_dashboard_router(app: "App", provider: EmbeddingProvider) -> APIRouter
                 except WorkspaceError:
                     problem = f"unknown sheet {chosen!r}"
             return await render(
-                request, session, "workspace/index.html", docs=docs, q=q, mode=mode,
-                modes=MODES, results=results, problem=problem, sheets=all_sheets,
+                request,
+                session,
+                "workspace/index.html",
+                docs=docs,
+                q=q,
+                mode=mode,
+                modes=MODES,
+                results=results,
+                problem=problem,
+                sheets=all_sheets,
                 sheet=sheet,
-            )  # fmt: skip
+            )
 
     return router

@@ -5,6 +5,8 @@ with a cycle and a division by zero, and a simulated three-editor Yjs session.""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
+from uuid import UUID
 
 import psycopg
 from rich.console import Console
@@ -15,8 +17,10 @@ USER = "estimator"
 """The demo's user (its user API key): owns the demo documents and sheet."""
 
 DOCUMENTS = [
-    ("Fixing cars at home", "Replace worn brake pads, change the engine oil and swap a flat "
-                            "tyre without a mechanic."),
+    (
+        "Fixing cars at home",
+        "Replace worn brake pads, change the engine oil and swap a flat tyre without a mechanic.",
+    ),
     ("Automobile repair shop hours", "Our automobile repair shop is open Monday to Friday."),
     ("Concrete curing", "Keep fresh concrete moist for seven days so it reaches strength."),
     ("Site safety briefing", "Hard hats, high-visibility vests and boots on site at all times."),
@@ -25,14 +29,19 @@ DOCUMENTS = [
     ("Roof inspection checklist", "Look for cracked tiles, blocked gutters and damp in the loft."),
     ("Invoice reminder", "A friendly reminder that invoice 1042 is due at the end of the month."),
     ("Meeting notes (live)", "Edited together by three people: see its Yjs state."),
-]  # fmt: skip
+]
 
 CELLS: list[tuple[str, str | None, str | None]] = [
-    ("A1", None, "1200.50"), ("A2", None, "830.25"), ("A3", None, "99.99"),
-    ("B1", "=SUM(A1:A3)", None), ("B2", "=ROUND(AVG(A1:A3), 2)", None),
-    ("B3", "=IF(B1>2000, B1*0.9, B1)", None), ("C1", "=B3/(A3-99.99)", None),
-    ("D1", "=E1+1", None), ("E1", "=D1*2", None),
-]  # fmt: skip
+    ("A1", None, "1200.50"),
+    ("A2", None, "830.25"),
+    ("A3", None, "99.99"),
+    ("B1", "=SUM(A1:A3)", None),
+    ("B2", "=ROUND(AVG(A1:A3), 2)", None),
+    ("B3", "=IF(B1>2000, B1*0.9, B1)", None),
+    ("C1", "=B3/(A3-99.99)", None),
+    ("D1", "=E1+1", None),
+    ("E1", "=D1*2", None),
+]
 """A small budget: sums, a discount, a #DIV/0! and a two-cell #CYCLE (D1, E1)."""
 
 
@@ -54,7 +63,7 @@ async def prepare(url: str, console: Console, *, reload: bool, small: bool) -> N
                 await sheets.put_cell(conn, "budget", ref, formula, number)
             updates, text = collab.session(editors=3, rounds=10)
             for update in updates:
-                await yjs.append(conn, ids[-1], update)
+                await yjs.append(conn, UUID(ids[-1]), update)
         console.print(
             f"workspace: {len(DOCUMENTS)} documents (indexing and embedding now), sheet "
             f"'budget' ({len(CELLS)} cells), {len(updates)} Yjs updates from 3 editors "
@@ -62,11 +71,11 @@ async def prepare(url: str, console: Console, *, reload: bool, small: bool) -> N
         )
 
 
-async def _insert(conn: psycopg.AsyncConnection[object], title: str, content: str) -> str:
+async def _insert(conn: psycopg.AsyncConnection[Any], title: str, content: str) -> str:
     cur = await conn.execute(
-        "INSERT INTO workspace.documents (owner, title, content) VALUES (%s, %s, %s)"
-        " RETURNING id", (USER, title, content),
-    )  # fmt: skip
+        "INSERT INTO workspace.documents (owner, title, content) VALUES (%s, %s, %s) RETURNING id",
+        (USER, title, content),
+    )
     row = await cur.fetchone()
     assert row is not None
     return str(row[0])

@@ -60,8 +60,7 @@ async def get(conn: Conn, doc_id: UUID) -> dict[str, Any]:
         doc = await cur.fetchone()
         if doc is None:
             raise NotFound(f"unknown document {doc_id}")
-        await cur.execute(query("document_jobs"), {"id": doc_id,
-                                                   "types": [INDEX_TYPE, EMBED_TYPE]})  # fmt: skip
+        await cur.execute(query("document_jobs"), {"id": doc_id, "types": [INDEX_TYPE, EMBED_TYPE]})
         jobs = await cur.fetchall()
     return {**_jsonable(doc), "jobs": [_jsonable(j) for j in jobs]}
 
@@ -74,8 +73,10 @@ async def listing(conn: Conn, limit: int = 50) -> list[dict[str, Any]]:
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else str(v) if isinstance(v, UUID)
-                else v) for k, v in row.items()}  # fmt: skip
+    return {
+        k: (v.isoformat() if hasattr(v, "isoformat") else str(v) if isinstance(v, UUID) else v)
+        for k, v in row.items()
+    }
 
 
 # ---- the index job ---------------------------------------------------------------------
@@ -101,8 +102,12 @@ async def read_version(conn: Conn, doc_id: UUID) -> Version | None:
 async def write_index(conn: Conn, version: Version) -> bool:
     """Store the tsvector of ``version`` if it is still the current content (and not
     indexed yet); False when the document moved on or was deleted."""
-    params = {"id": version.id, "title": version.title, "content": version.content,
-              "hash": version.content_hash}  # fmt: skip
+    params = {
+        "id": version.id,
+        "title": version.title,
+        "content": version.content,
+        "hash": version.content_hash,
+    }
     cur = await conn.execute(query("index_write"), params)
     return await cur.fetchone() is not None
 
@@ -122,20 +127,31 @@ async def index_document(conn: Conn, doc_id: UUID) -> dict[str, Any]:
 
 async def current_model(conn: Conn, provider: EmbeddingProvider) -> tuple[str, int]:
     """The searched model and dimension (the provider's, recorded on first use)."""
-    await conn.execute(query("embedding_model_init"),
-                       {"model": provider.model, "dimension": provider.dimension})  # fmt: skip
+    await conn.execute(
+        query("embedding_model_init"), {"model": provider.model, "dimension": provider.dimension}
+    )
     cur = await conn.execute(query("embedding_model_get"))
     row = await cur.fetchone()
     assert row is not None
     return str(row[0]), int(row[1])
 
 
-async def claim(conn: Conn, provider: EmbeddingProvider, job_id: UUID, doc_id: UUID | None,
-                batch: int = EMBED_BATCH) -> list[Version]:  # fmt: skip
+async def claim(
+    conn: Conn,
+    provider: EmbeddingProvider,
+    job_id: UUID,
+    doc_id: UUID | None,
+    batch: int = EMBED_BATCH,
+) -> list[Version]:
     """Claim up to ``batch`` documents that need the provider's vector (``doc_id`` first;
     ``None``: any)."""
-    params = {"job": job_id, "id": doc_id, "batch": batch, "model": provider.model,
-              "claim_seconds": CLAIM_SECONDS}  # fmt: skip
+    params = {
+        "job": job_id,
+        "id": doc_id,
+        "batch": batch,
+        "model": provider.model,
+        "claim_seconds": CLAIM_SECONDS,
+    }
     claimed: list[Version] = []
     if doc_id is not None:
         cur = await conn.execute(query("embed_claim_own"), params)
@@ -149,13 +165,22 @@ def _version(row: tuple[Any, ...]) -> Version:
     return Version(UUID(str(row[0])), row[2], row[3], bytes(row[4]))
 
 
-async def write_embeddings(conn: Conn, provider: EmbeddingProvider, job_id: UUID,
-                           versions: list[Version], vectors: list[list[float]]) -> int:  # fmt: skip
+async def write_embeddings(
+    conn: Conn,
+    provider: EmbeddingProvider,
+    job_id: UUID,
+    versions: list[Version],
+    vectors: list[list[float]],
+) -> int:
     """Store the vectors whose content is still current; release the claims. Returns how
     many were written."""
-    params = {"model": provider.model, "dimension": provider.dimension,
-              "ids": [v.id for v in versions], "hashes": [v.content_hash for v in versions],
-              "vectors": [vector_literal(x) for x in vectors]}  # fmt: skip
+    params = {
+        "model": provider.model,
+        "dimension": provider.dimension,
+        "ids": [v.id for v in versions],
+        "hashes": [v.content_hash for v in versions],
+        "vectors": [vector_literal(x) for x in vectors],
+    }
     async with conn.transaction():
         cur = await conn.execute(query("embed_write"), params)
         written = len(await cur.fetchall())
@@ -163,8 +188,9 @@ async def write_embeddings(conn: Conn, provider: EmbeddingProvider, job_id: UUID
     return written
 
 
-async def embed_batch(conn: Conn, provider: EmbeddingProvider, job_id: UUID,
-                      doc_id: UUID | None) -> tuple[int, int]:  # fmt: skip
+async def embed_batch(
+    conn: Conn, provider: EmbeddingProvider, job_id: UUID, doc_id: UUID | None
+) -> tuple[int, int]:
     """Claim a batch, embed it in one model call, store it: (claimed, written)."""
     versions = await claim(conn, provider, job_id, doc_id)
     if not versions:
@@ -184,8 +210,9 @@ async def missing_embeddings(conn: Conn, model: str) -> tuple[int, int]:
 
 async def switch_model(conn: Conn, provider: EmbeddingProvider) -> None:
     """Search the provider's vectors from now on; the old model's are deleted."""
-    await conn.execute(query("embedding_model_switch"),
-                       {"model": provider.model, "dimension": provider.dimension})  # fmt: skip
+    await conn.execute(
+        query("embedding_model_switch"), {"model": provider.model, "dimension": provider.dimension}
+    )
 
 
 # ---- search ----------------------------------------------------------------------------
@@ -198,8 +225,9 @@ async def search_text(conn: Conn, q: str, limit: int) -> list[dict[str, Any]]:
         return [_hit(row) for row in await cur.fetchall()]
 
 
-async def search_semantic(conn: Conn, provider: EmbeddingProvider, q: str,
-                          limit: int) -> list[dict[str, Any]]:  # fmt: skip
+async def search_semantic(
+    conn: Conn, provider: EmbeddingProvider, q: str, limit: int
+) -> list[dict[str, Any]]:
     """Documents nearest to ``q``'s embedding by cosine distance (HNSW)."""
     cur = await conn.execute(query("embedding_model_get"))
     row = await cur.fetchone()
@@ -217,8 +245,9 @@ async def search_semantic(conn: Conn, provider: EmbeddingProvider, q: str,
         return [_hit(row) for row in await cur.fetchall()]
 
 
-async def search(conn: Conn, provider: EmbeddingProvider, q: str, mode: Mode,
-                 limit: int) -> list[dict[str, Any]]:  # fmt: skip
+async def search(
+    conn: Conn, provider: EmbeddingProvider, q: str, mode: Mode, limit: int
+) -> list[dict[str, Any]]:
     """Search in ``mode``; hybrid fuses the text and semantic lists by reciprocal rank."""
     if mode == "text":
         return await search_text(conn, q, limit)

@@ -80,8 +80,12 @@ class OpenAICompatible:
             body["dimensions"] = self.dimension
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         try:
-            response = httpx.post(f"{self.url.rstrip('/')}/embeddings", json=body,
-                                  headers=headers, timeout=self.timeout)  # fmt: skip
+            response = httpx.post(
+                f"{self.url.rstrip('/')}/embeddings",
+                json=body,
+                headers=headers,
+                timeout=self.timeout,
+            )
         except httpx.HTTPError as exc:
             raise EmbeddingError(f"embedding server {self.url} unreachable: {exc}") from None
         if response.status_code != 200:
@@ -114,10 +118,12 @@ def provider_from_env(environ: dict[str, str] | None = None) -> EmbeddingProvide
     if not url:
         return LocalMiniLM()
     return OpenAICompatible(
-        url=url, key=env.get(KEY_ENV), model=env.get(MODEL_ENV, DEFAULT_REMOTE_MODEL),
+        url=url,
+        key=env.get(KEY_ENV),
+        model=env.get(MODEL_ENV, DEFAULT_REMOTE_MODEL),
         dimension=int(env.get(DIMENSION_ENV, "1536")),
         send_dimensions=DIMENSION_ENV in env,
-    )  # fmt: skip
+    )
 
 
 def vector_literal(vector: list[float]) -> str:

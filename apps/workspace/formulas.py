@@ -106,10 +106,14 @@ def expand_range(first: str, last: str) -> list[str]:
     rows = sorted((int(a[2]), int(b[2])))
     size = (cols[1] - cols[0] + 1) * (rows[1] - rows[0] + 1)
     if size > MAX_RANGE_CELLS:
-        raise FormulaSyntaxError(f"range {first}:{last} has {size} cells (at most "
-                                 f"{MAX_RANGE_CELLS})")  # fmt: skip
-    return [f"{column_letters(c)}{r}" for r in range(rows[0], rows[1] + 1)
-            for c in range(cols[0], cols[1] + 1)]  # fmt: skip
+        raise FormulaSyntaxError(
+            f"range {first}:{last} has {size} cells (at most {MAX_RANGE_CELLS})"
+        )
+    return [
+        f"{column_letters(c)}{r}"
+        for r in range(rows[0], rows[1] + 1)
+        for c in range(cols[0], cols[1] + 1)
+    ]
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ def parse(text: str) -> Formula:
 
 def _references(tree: Tree[Token]) -> Iterator[str]:
     """The cells a tree reads (ranges expanded); unknown functions and names refused."""
-    for node in tree.iter_subtrees_topdown():
+    for node in tree.iter_subtrees():
         if node.data == "cell":
             yield _cell_name(node.children[0])
         elif node.data == "range":
@@ -232,8 +236,14 @@ class _Evaluator:
 
     def _compare(self, a: Tree[Token], op: Token, b: Tree[Token]) -> Value:
         left, right = _number(self.eval(a)), _number(self.eval(b))
-        return {"=": left == right, "<>": left != right, "<": left < right,
-                ">": left > right, "<=": left <= right, ">=": left >= right}[str(op)]  # fmt: skip
+        return {
+            "=": left == right,
+            "<>": left != right,
+            "<": left < right,
+            ">": left > right,
+            "<=": left <= right,
+            ">=": left >= right,
+        }[str(op)]
 
     def _call(self, name: Token, *args: Tree[Token] | None) -> Value:
         function = str(name).upper()

@@ -63,7 +63,8 @@ def read_safetensors(path: Path) -> dict[str, Array]:
 def _layer_norm(x: Array, weight: Array, bias: Array) -> Array:
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return ((x - mean) / np.sqrt(var + 1e-12)) * weight + bias
+    normed: Array = ((x - mean) / np.sqrt(var + 1e-12)) * weight + bias
+    return normed
 
 
 def _gelu(x: Array) -> Array:
@@ -78,10 +79,31 @@ def _erf(x: Array) -> Array:
     a = np.abs(x)
     t = 1.0 / (1.0 + 0.5 * a)
     y = 1.0 - t * np.exp(
-        -a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
-        + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
-        + t * (-0.82215223 + t * 0.17087277))))))))
-    )  # fmt: skip
+        -a * a
+        - 1.26551223
+        + t
+        * (
+            1.00002368
+            + t
+            * (
+                0.37409196
+                + t
+                * (
+                    0.09678418
+                    + t
+                    * (
+                        -0.18628806
+                        + t
+                        * (
+                            0.27886807
+                            + t
+                            * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))
+                        )
+                    )
+                )
+            )
+        )
+    )
     return (sign * y).astype(np.float32)
 
 
@@ -101,7 +123,7 @@ class MiniLM:
         where = directory or model_dir()
         tokenizer = Tokenizer.from_file(str(where / "tokenizer.json"))
         tokenizer.enable_truncation(MAX_TOKENS)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, no secret
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         return cls(read_safetensors(where / "model.safetensors"), tokenizer)
 
     def encode(self, texts: list[str]) -> Array:
@@ -116,7 +138,8 @@ class MiniLM:
             hidden = self._layer(hidden, mask, f"encoder.layer.{layer}.")
         pooled = (hidden * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        unit: Array = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
 
     def _embed(self, ids: NDArray[np.int64]) -> Array:
         w = self.weights
@@ -154,10 +177,12 @@ class MiniLM:
         w = self.weights
         attended = _layer_norm(
             self._linear(context, p + "attention.output.dense") + x,
-            w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
-        )  # fmt: skip
+            w[p + "attention.output.LayerNorm.weight"],
+            w[p + "attention.output.LayerNorm.bias"],
+        )
         inner = _gelu(self._linear(attended, p + "intermediate.dense"))
         return _layer_norm(
             self._linear(inner, p + "output.dense") + attended,
-            w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
-        )  # fmt: skip
+            w[p + "output.LayerNorm.weight"],
+            w[p + "output.LayerNorm.bias"],
+        )

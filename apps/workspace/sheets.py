@@ -22,8 +22,9 @@ Conn = psycopg.AsyncConnection[Any]
 CYCLE = "#CYCLE"
 
 
-async def put_cell(conn: Conn, sheet: str, ref: str, formula: str | None,
-                   value: Decimal | None) -> dict[str, Any]:  # fmt: skip
+async def put_cell(
+    conn: Conn, sheet: str, ref: str, formula: str | None, value: Decimal | None
+) -> dict[str, Any]:
     """Store a formula or a value in ``sheet!ref`` (the sheet is created for the acting
     user if new); the trigger enqueues the recompute. 404 for another user's sheet."""
     cell = _cell_ref(ref)
@@ -32,17 +33,27 @@ async def put_cell(conn: Conn, sheet: str, ref: str, formula: str | None,
     row = await cur.fetchone()
     if row is None or row[0] != "yours":
         raise NotFound(f"unknown sheet {sheet!r}", field="sheet")
-    params = {"sheet": sheet, "ref": cell, "formula": parsed.text if parsed else None,
-              "input": value}  # fmt: skip
+    params = {
+        "sheet": sheet,
+        "ref": cell,
+        "formula": parsed.text if parsed else None,
+        "input": value,
+    }
     await conn.execute(query("cell_upsert"), params)
     reads = list(parsed.references) if parsed else []
-    await conn.execute(query("cell_dependencies_set"),
-                       {"sheet": sheet, "ref": cell, "depends_on": reads})  # fmt: skip
+    await conn.execute(
+        query("cell_dependencies_set"), {"sheet": sheet, "ref": cell, "depends_on": reads}
+    )
     cur = await conn.execute(query("recompute_job_pending"), {"sheet": sheet})
     job = await cur.fetchone()
-    return {"sheet": sheet, "ref": cell, "formula": params["formula"],
-            "value": None if value is None else str(value), "reads": reads,
-            "recompute_job": str(job[0]) if job else None}  # fmt: skip
+    return {
+        "sheet": sheet,
+        "ref": cell,
+        "formula": params["formula"],
+        "value": None if value is None else str(value),
+        "reads": reads,
+        "recompute_job": str(job[0]) if job else None,
+    }
 
 
 def _cell_ref(ref: str) -> str:
@@ -69,18 +80,25 @@ async def get_sheet(conn: Conn, sheet: str) -> dict[str, Any]:
         await cur.execute(query("sheet_cells"), {"sheet": sheet})
         cells = await cur.fetchall()
     return {
-        "name": head["name"], "owner": head["owner"],
+        "name": head["name"],
+        "owner": head["owner"],
         "last_recompute_job": str(head["last_recompute_job"] or "") or None,
         "last_recompute_at": _iso(head["last_recompute_at"]),
         "cells": [_cell_json(c) for c in cells],
-    }  # fmt: skip
+    }
 
 
 def _cell_json(cell: dict[str, Any]) -> dict[str, Any]:
-    return {"ref": cell["ref"], "formula": cell["formula"],
-            "input": _text(cell["input"]), "value": _text(cell["value"]),
-            "error": cell["error"], "in_cycle": cell["in_cycle"],
-            "computations": cell["computations"], "computed_at": _iso(cell["computed_at"])}  # fmt: skip
+    return {
+        "ref": cell["ref"],
+        "formula": cell["formula"],
+        "input": _text(cell["input"]),
+        "value": _text(cell["value"]),
+        "error": cell["error"],
+        "in_cycle": cell["in_cycle"],
+        "computations": cell["computations"],
+        "computed_at": _iso(cell["computed_at"]),
+    }
 
 
 def _text(number: Decimal | None) -> str | None:
@@ -111,26 +129,38 @@ async def recompute(conn: Conn, sheet: str, job_id: UUID) -> dict[str, Any]:
     cur = await conn.execute(query("recompute_changes"), {"sheet": sheet})
     last_change, changed = await cur.fetchone() or (0, [])
     if not changed:
-        return {"sheet": sheet, "computed": 0, "last_change": last_change,
-                "summary": "nothing changed"}  # fmt: skip
+        return {
+            "sheet": sheet,
+            "computed": 0,
+            "last_change": last_change,
+            "summary": "nothing changed",
+        }
     cells = await _downstream(conn, sheet, list(changed))
     outside = {ref for cell in cells.values() for ref in cell["reads"]} - cells.keys()
     known = await _values(conn, sheet, outside)
     order, cyclic = dependency_order(cells)
     results = compute(cells, order, cyclic, known)
     await _write(conn, sheet, results, cyclic)
-    await conn.execute(query("recompute_done"),
-                       {"sheet": sheet, "last_change": last_change, "job": job_id})  # fmt: skip
+    await conn.execute(
+        query("recompute_done"), {"sheet": sheet, "last_change": last_change, "job": job_id}
+    )
     errors = sum(1 for r in results.values() if isinstance(r, CellError))
-    return {"sheet": sheet, "computed": len(results), "errors": errors, "cycle": sorted(cyclic),
-            "last_change": last_change,
-            "summary": f"{len(results)} cells of {sheet} recomputed, {errors} in error"}  # fmt: skip
+    return {
+        "sheet": sheet,
+        "computed": len(results),
+        "errors": errors,
+        "cycle": sorted(cyclic),
+        "last_change": last_change,
+        "summary": f"{len(results)} cells of {sheet} recomputed, {errors} in error",
+    }
 
 
 async def _downstream(conn: Conn, sheet: str, refs: list[str]) -> dict[str, dict[str, Any]]:
     cur = await conn.execute(query("recompute_downstream"), {"sheet": sheet, "refs": refs})
-    return {row[0]: {"formula": row[1], "input": row[2], "reads": list(row[3])}
-            for row in await cur.fetchall()}  # fmt: skip
+    return {
+        row[0]: {"formula": row[1], "input": row[2], "reads": list(row[3])}
+        for row in await cur.fetchall()
+    }
 
 
 async def _values(conn: Conn, sheet: str, refs: Iterable[str]) -> dict[str, Value | CellError]:
@@ -215,18 +245,25 @@ def cycle_members(stuck: set[str], cells: dict[str, dict[str, Any]]) -> set[str]
     return members
 
 
-def _order_after_cycles(rest: set[str], cyclic: set[str],
-                        cells: dict[str, dict[str, Any]]) -> list[str]:  # fmt: skip
+def _order_after_cycles(
+    rest: set[str], cyclic: set[str], cells: dict[str, dict[str, Any]]
+) -> list[str]:
     """Kahn's order of the cells downstream of a cycle, counting cycle cells as done."""
-    sub = {ref: {**cells[ref], "reads": [r for r in cells[ref]["reads"] if r not in cyclic]}
-           for ref in rest}  # fmt: skip
+    sub = {
+        ref: {**cells[ref], "reads": [r for r in cells[ref]["reads"] if r not in cyclic]}
+        for ref in rest
+    }
     order, leftover = dependency_order(sub) if sub else ([], set())
     assert not leftover
     return order
 
 
-def compute(cells: dict[str, dict[str, Any]], order: list[str], cyclic: set[str],
-            known: dict[str, Value | CellError]) -> dict[str, Value | CellError]:  # fmt: skip
+def compute(
+    cells: dict[str, dict[str, Any]],
+    order: list[str],
+    cyclic: set[str],
+    known: dict[str, Value | CellError],
+) -> dict[str, Value | CellError]:
     """Each cell's new value or error, each computed once, in ``order``."""
     results: dict[str, Value | CellError] = {ref: CellError(CYCLE) for ref in cyclic}
     parsed: dict[str, Formula] = {}
@@ -252,14 +289,22 @@ def compute(cells: dict[str, dict[str, Any]], order: list[str], cyclic: set[str]
     return results
 
 
-async def _write(conn: Conn, sheet: str, results: dict[str, Value | CellError],
-                 cyclic: set[str]) -> None:  # fmt: skip
+async def _write(
+    conn: Conn, sheet: str, results: dict[str, Value | CellError], cyclic: set[str]
+) -> None:
     refs = sorted(results)
     values = [None if isinstance(results[r], CellError) else results[r] for r in refs]
-    errors = [results[r].code if isinstance(results[r], CellError) else None  # type: ignore[union-attr]
-              for r in refs]  # fmt: skip
-    params = {"sheet": sheet, "refs": refs, "values": [_numeric(v) for v in values],
-              "errors": errors, "cycles": [r in cyclic for r in refs]}  # fmt: skip
+    errors = [
+        results[r].code if isinstance(results[r], CellError) else None  # type: ignore[union-attr]
+        for r in refs
+    ]
+    params = {
+        "sheet": sheet,
+        "refs": refs,
+        "values": [_numeric(v) for v in values],
+        "errors": errors,
+        "cycles": [r in cyclic for r in refs],
+    }
     await conn.execute(query("recompute_write"), params)
 
 

@@ -59,8 +59,10 @@ async def state(conn: Conn, doc_id: UUID) -> bytes:
     if await cur.fetchone() is None:
         raise NotFound(f"unknown document {doc_id}")
     cur = await conn.execute(query("yjs_parts"), {"id": doc_id})
-    parts = [zlib.decompress(data) if kind == 0 else bytes(data)
-             for kind, _, data in await cur.fetchall()]  # fmt: skip
+    parts = [
+        zlib.decompress(data) if kind == 0 else bytes(data)
+        for kind, _, data in await cur.fetchall()
+    ]
     return merge(parts)
 
 
@@ -85,8 +87,12 @@ async def snapshot(
     parts = [zlib.decompress(data) if kind == 0 else bytes(data) for kind, _, data in rows]
     merged = merge(parts)
     compressed = zlib.compress(merged, 9)
-    params = {"id": doc_id, "state": compressed, "updates": len(update_ids),
-              "raw_bytes": sum(len(p) for p in parts)}  # fmt: skip
+    params = {
+        "id": doc_id,
+        "state": compressed,
+        "updates": len(update_ids),
+        "raw_bytes": sum(len(p) for p in parts),
+    }
     await conn.execute(query("yjs_snapshot_insert"), params)
     await conn.execute(query("yjs_updates_delete"), {"id": doc_id, "ids": update_ids})
     await conn.execute(query("yjs_snapshots_prune"), {"id": doc_id, "keep": KEEP_SNAPSHOTS})

@@ -19,9 +19,13 @@ from workspace.app import install
 from workspace.embedding import LocalMiniLM
 
 FAST = {
-    "migrate_on_start": False, "lease_seconds": 2, "heartbeat_seconds": 0.5,
-    "poll_seconds": 0.2, "rescue_seconds": 0.5, "shutdown_grace_seconds": 5,
-}  # fmt: skip
+    "migrate_on_start": False,
+    "lease_seconds": 2,
+    "heartbeat_seconds": 0.5,
+    "poll_seconds": 0.2,
+    "rescue_seconds": 0.5,
+    "shutdown_grace_seconds": 5,
+}
 
 _MODEL = LocalMiniLM()
 """One loaded model for the whole session (the worker's and the search's)."""

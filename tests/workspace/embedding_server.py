@@ -39,17 +39,23 @@ def embedding_server() -> Iterator[EmbeddingServer]:
     state = EmbeddingServer()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state.requests.append({"path": self.path, "body": body,
-                                   "auth": self.headers.get("Authorization")})  # fmt: skip
+            state.requests.append(
+                {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+            )
             if state.fail_next:
                 state.fail_next -= 1
                 self._answer(503, {"error": {"message": "overloaded"}})
                 return
-            data = [{"object": "embedding", "index": i,
-                     "embedding": letter_vector(text, state.dimension)}
-                    for i, text in enumerate(body["input"])]  # fmt: skip
+            data = [
+                {
+                    "object": "embedding",
+                    "index": i,
+                    "embedding": letter_vector(text, state.dimension),
+                }
+                for i, text in enumerate(body["input"])
+            ]
             data.reverse()  # the index, not the order, says which input a vector is for
             self._answer(200, {"object": "list", "data": data, "model": body["model"]})
 

@@ -17,8 +17,9 @@ from nightcrew.http import create_app
 async def client(app: App, key: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the App's real ASGI application, authenticated with ``key``."""
     transport = httpx.ASGITransport(app=create_app(app))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                 headers={"Authorization": f"Bearer {key}"}) as http:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers={"Authorization": f"Bearer {key}"}
+    ) as http:
         yield http
 
 
@@ -39,9 +40,14 @@ def insert_documents(url: str, owner: str, docs: list[tuple[str, str]]) -> list[
     would); their ids."""
     with psycopg.connect(url) as conn:
         ids = [
-            str(conn.execute("INSERT INTO workspace.documents (owner, title, content)"
-                             " VALUES (%s, %s, %s) RETURNING id", (owner, t, c)).fetchone()[0])  # type: ignore[index]
+            str(
+                conn.execute(
+                    "INSERT INTO workspace.documents (owner, title, content)"
+                    " VALUES (%s, %s, %s) RETURNING id",
+                    (owner, t, c),
+                ).fetchone()[0]
+            )  # type: ignore[index]
             for t, c in docs
-        ]  # fmt: skip
+        ]
         conn.commit()
     return ids

@@ -22,8 +22,12 @@ def job_counts(url: str) -> dict[tuple[str, str], int]:
     """How many workspace document jobs per (type, status)."""
     return {
         (t, s): n
-        for t, s, n in rows(url, "SELECT type, status::text, count(*) FROM nightcrew.jobs"
-                                 " WHERE type = ANY(%s) GROUP BY 1, 2", (list(TYPES),))  # fmt: skip
+        for t, s, n in rows(
+            url,
+            "SELECT type, status::text, count(*) FROM nightcrew.jobs"
+            " WHERE type = ANY(%s) GROUP BY 1, 2",
+            (list(TYPES),),
+        )
     }
 
 
@@ -31,27 +35,36 @@ async def test_two_hundred_documents_written_by_sql_are_indexed_and_embedded_onc
     ws_app: App, ws_clean: str
 ) -> None:
     ids = insert_documents(
-        ws_clean, "alice", [(f"note {n}", f"short note number {n} about topic {n % 7}")
-                            for n in range(200)]  # fmt: skip
+        ws_clean,
+        "alice",
+        [(f"note {n}", f"short note number {n} about topic {n % 7}") for n in range(200)],
     )
     assert job_counts(ws_clean) == {(TYPES[0], "pending"): 200, (TYPES[1], "pending"): 200}
     await drain(ws_app, timeout=120)
-    state = rows(ws_clean, "SELECT d.index_writes, d.indexed_hash = d.content_hash,"
-                           " e.writes, e.content_hash = d.content_hash, e.dimension, e.model"
-                           " FROM workspace.documents d LEFT JOIN workspace.embeddings e"
-                           " ON e.document_id = d.id")  # fmt: skip
+    state = rows(
+        ws_clean,
+        "SELECT d.index_writes, d.indexed_hash = d.content_hash,"
+        " e.writes, e.content_hash = d.content_hash, e.dimension, e.model"
+        " FROM workspace.documents d LEFT JOIN workspace.embeddings e"
+        " ON e.document_id = d.id",
+    )
     assert len(state) == len(ids) == 200
     assert set(state) == {(1, True, 1, True, 384, "all-MiniLM-L6-v2")}
     # Batched: far fewer model calls than documents.
-    batches = scalar(ws_clean, "SELECT count(*) FROM nightcrew.jobs WHERE type = %s"
-                               " AND (result ->> 'batch')::int > 1", (TYPES[1],))  # fmt: skip
+    batches = scalar(
+        ws_clean,
+        "SELECT count(*) FROM nightcrew.jobs WHERE type = %s AND (result ->> 'batch')::int > 1",
+        (TYPES[1],),
+    )
     assert batches >= 1
 
 
 async def test_a_rolled_back_write_leaves_no_job(ws_app: App, ws_clean: str) -> None:
     with psycopg.connect(ws_clean) as conn:
-        conn.execute("INSERT INTO workspace.documents (owner, title, content)"
-                     " VALUES ('alice', 'draft', 'never saved')")  # fmt: skip
+        conn.execute(
+            "INSERT INTO workspace.documents (owner, title, content)"
+            " VALUES ('alice', 'draft', 'never saved')"
+        )
         conn.rollback()
     assert job_counts(ws_clean) == {}
 
@@ -62,13 +75,17 @@ async def test_twenty_saves_coalesce_to_one_waiting_job_per_kind(
     [doc] = insert_documents(ws_clean, "alice", [("coalesced", "v0")])
     with psycopg.connect(ws_clean, autocommit=True) as conn:
         for n in range(1, 21):
-            conn.execute("UPDATE workspace.documents SET content = %s WHERE id = %s",
-                         (f"version {n}", doc))  # fmt: skip
+            conn.execute(
+                "UPDATE workspace.documents SET content = %s WHERE id = %s", (f"version {n}", doc)
+            )
     assert job_counts(ws_clean) == {(TYPES[0], "pending"): 1, (TYPES[1], "pending"): 1}
     await drain(ws_app)
-    final = rows(ws_clean, "SELECT d.index_writes, e.writes, d.search @@ 'version & 20'::tsquery"
-                           " FROM workspace.documents d JOIN workspace.embeddings e"
-                           " ON e.document_id = d.id")  # fmt: skip
+    final = rows(
+        ws_clean,
+        "SELECT d.index_writes, e.writes, d.search @@ 'version & 20'::tsquery"
+        " FROM workspace.documents d JOIN workspace.embeddings e"
+        " ON e.document_id = d.id",
+    )
     assert final == [(1, 1, True)]
 
 
@@ -80,8 +97,9 @@ async def test_a_late_job_never_overwrites_a_newer_index_or_embedding(
     async with pool.connection() as conn:
         stale = await documents.read_version(conn, UUID(doc))
         assert stale is not None
-        await conn.execute("UPDATE workspace.documents SET content = 'the new words'"
-                           " WHERE id = %s", (doc,))  # fmt: skip
+        await conn.execute(
+            "UPDATE workspace.documents SET content = 'the new words' WHERE id = %s", (doc,)
+        )
         await drain(ws_app)  # the new content indexed and embedded
         # The late job's result for the old content is refused by the hash guard.
         assert await documents.write_index(conn, stale) is False
@@ -89,22 +107,33 @@ async def test_a_late_job_never_overwrites_a_newer_index_or_embedding(
         job = UUID(int=1)
         written = await documents.write_embeddings(conn, _MODEL, job, [stale], vector)
         assert written == 0
-    assert rows(ws_clean, "SELECT search @@ 'new'::tsquery, search @@ 'old'::tsquery,"
-                          " indexed_hash = content_hash FROM workspace.documents")  # fmt: skip
-    assert rows(ws_clean, "SELECT e.content_hash = d.content_hash FROM workspace.embeddings e"
-                          " JOIN workspace.documents d ON d.id = e.document_id") == [(True,)]  # fmt: skip
-    assert rows(ws_clean, "SELECT search @@ 'new'::tsquery, search @@ 'old'::tsquery"
-                          " FROM workspace.documents") == [(True, False)]  # fmt: skip
+    assert rows(
+        ws_clean,
+        "SELECT search @@ 'new'::tsquery, search @@ 'old'::tsquery,"
+        " indexed_hash = content_hash FROM workspace.documents",
+    )
+    assert rows(
+        ws_clean,
+        "SELECT e.content_hash = d.content_hash FROM workspace.embeddings e"
+        " JOIN workspace.documents d ON d.id = e.document_id",
+    ) == [(True,)]
+    assert rows(
+        ws_clean,
+        "SELECT search @@ 'new'::tsquery, search @@ 'old'::tsquery FROM workspace.documents",
+    ) == [(True, False)]
 
 
 CORPUS = [
-    ("Fixing cars at home", "How to replace worn brake pads, change the engine oil and "
-                            "swap a flat tyre on your vehicle without a mechanic."),
+    (
+        "Fixing cars at home",
+        "How to replace worn brake pads, change the engine oil and "
+        "swap a flat tyre on your vehicle without a mechanic.",
+    ),
     ("Automobile repair shop hours", "Our automobile repair shop is open Monday to Friday."),
     ("Sourdough bread", "Feed the starter, fold the dough, bake in a hot dutch oven."),
     ("Quarterly taxes", "Small businesses file estimated tax payments every quarter."),
     ("Roman history", "The republic became an empire under Augustus."),
-]  # fmt: skip
+]
 
 
 async def test_search_text_semantic_and_hybrid(
@@ -115,8 +144,9 @@ async def test_search_text_semantic_and_hybrid(
     async with client(ws_app, keys["alice"]) as http:
         found = {}
         for mode in ("text", "semantic", "hybrid"):
-            answer = await http.get("/api/workspace/search",
-                                    params={"q": "automobile repair", "mode": mode, "limit": 3})  # fmt: skip
+            answer = await http.get(
+                "/api/workspace/search", params={"q": "automobile repair", "mode": mode, "limit": 3}
+            )
             assert answer.status_code == 200, answer.text
             found[mode] = [hit["title"] for hit in answer.json()["results"]]
     assert "Fixing cars at home" not in found["text"]  # no shared word
@@ -138,8 +168,9 @@ async def test_documents_over_http_and_bob_cannot_reach_alices(
     ws_app: App, ws_clean: str, keys: dict[str, str]
 ) -> None:
     async with client(ws_app, keys["alice"]) as alice, client(ws_app, keys["bob"]) as bob:
-        made = await alice.post("/api/workspace/documents",
-                                json={"title": "Secret plan", "content": "fixing cars"})  # fmt: skip
+        made = await alice.post(
+            "/api/workspace/documents", json={"title": "Secret plan", "content": "fixing cars"}
+        )
         assert made.status_code == 201, made.text
         doc = made.json()
         assert doc["owner"] == "alice" and len(doc["jobs"]) == 2
@@ -154,12 +185,16 @@ async def test_documents_over_http_and_bob_cannot_reach_alices(
         assert (await bob.delete(url)).status_code == 404
         state = await bob.get(f"{url}/state")
         assert state.status_code == 404
-        update = await bob.post(f"{url}/updates", content=b"\x00\x00",
-                                headers={"content-type": "application/octet-stream"})  # fmt: skip
+        update = await bob.post(
+            f"{url}/updates",
+            content=b"\x00\x00",
+            headers={"content-type": "application/octet-stream"},
+        )
         assert update.status_code == 404
         for mode in ("text", "semantic", "hybrid"):
-            hits = await bob.get("/api/workspace/search", params={"q": "secret plan cars",
-                                                                  "mode": mode})  # fmt: skip
+            hits = await bob.get(
+                "/api/workspace/search", params={"q": "secret plan cars", "mode": mode}
+            )
             assert hits.status_code == 200 and hits.json()["results"] == []
         changed = await alice.patch(url, json={"content": "fixing bikes"})
         assert changed.status_code == 200 and changed.json()["embedding_current"] is False
@@ -167,9 +202,7 @@ async def test_documents_over_http_and_bob_cannot_reach_alices(
         assert (await alice.get(url)).status_code == 404
 
 
-async def test_bad_input_is_a_clear_4xx(
-    ws_app: App, ws_clean: str, keys: dict[str, str]
-) -> None:
+async def test_bad_input_is_a_clear_4xx(ws_app: App, ws_clean: str, keys: dict[str, str]) -> None:
     async with client(ws_app, keys["alice"]) as http:
         cases = [
             await http.post("/api/workspace/documents", json={"content": "no title"}),
@@ -184,8 +217,9 @@ async def test_bad_input_is_a_clear_4xx(
         url = f"/api/workspace/documents/{made.json()['id']}/updates"
         wrong_type = await http.post(url, content=b"abc", headers={"content-type": "text/plain"})
         assert wrong_type.status_code == 415
-        garbage = await http.post(url, content=b"\xff\xfe\xfd",
-                                  headers={"content-type": "application/octet-stream"})  # fmt: skip
+        garbage = await http.post(
+            url, content=b"\xff\xfe\xfd", headers={"content-type": "application/octet-stream"}
+        )
         assert garbage.status_code == 422 and "Yjs" in garbage.text
         anonymous = await http.get("/api/workspace/documents", headers={"Authorization": ""})
         assert anonymous.status_code == 401

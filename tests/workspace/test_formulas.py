@@ -28,7 +28,9 @@ def evaluate(text: str, cells: dict[str, Any] | None = None) -> Decimal | str:
 
 def test_arithmetic_is_exact_decimal_with_spreadsheet_precedence() -> None:
     assert evaluate("=0.1+0.2") == Decimal("0.3")
-    assert evaluate("=SUM(A1:A3)*B2", {"A1": "0.1", "A2": "0.2", "A3": "0.3", "B2": 3}) == Decimal("1.8")  # fmt: skip
+    assert evaluate("=SUM(A1:A3)*B2", {"A1": "0.1", "A2": "0.2", "A3": "0.3", "B2": 3}) == Decimal(
+        "1.8"
+    )
     assert evaluate("=2^3^2") == 512  # right-associative
     assert evaluate("=(1+2)*3-4/2") == 7
     assert evaluate("=ROUND(2.675, 2)") == Decimal("2.68")  # half up, no binary float
@@ -58,8 +60,11 @@ async def put(http: Any, sheet: str, ref: str, **body: Any) -> Any:
 
 
 def cells(url: str, sheet: str) -> dict[str, tuple[Any, ...]]:
-    found = rows(url, "SELECT ref, value, error, in_cycle, computations FROM workspace.cells"
-                      " WHERE sheet = %s", (sheet,))  # fmt: skip
+    found = rows(
+        url,
+        "SELECT ref, value, error, in_cycle, computations FROM workspace.cells WHERE sheet = %s",
+        (sheet,),
+    )
     return {r[0]: r[1:] for r in found}
 
 
@@ -69,13 +74,19 @@ async def test_a_chain_of_1000_cells_recomputes_in_order(
     # Written by SQL in one go (1,000 PUTs would only test HTTP), then one change at the top.
     with psycopg.connect(ws_clean) as conn:
         conn.execute("INSERT INTO workspace.sheets (name, owner) VALUES ('chain', 'alice')")
-        conn.execute("INSERT INTO workspace.cells (sheet, ref, owner, input)"
-                     " VALUES ('chain', 'A1', 'alice', 1)")  # fmt: skip
-        conn.execute("INSERT INTO workspace.cells (sheet, ref, owner, formula)"
-                     " SELECT 'chain', 'A' || n, 'alice', '=A' || (n - 1) || '+0.5'"
-                     " FROM generate_series(2, 1000) n")  # fmt: skip
-        conn.execute("INSERT INTO workspace.cell_dependencies (sheet, ref, depends_on)"
-                     " SELECT 'chain', 'A' || n, 'A' || (n - 1) FROM generate_series(2, 1000) n")  # fmt: skip
+        conn.execute(
+            "INSERT INTO workspace.cells (sheet, ref, owner, input)"
+            " VALUES ('chain', 'A1', 'alice', 1)"
+        )
+        conn.execute(
+            "INSERT INTO workspace.cells (sheet, ref, owner, formula)"
+            " SELECT 'chain', 'A' || n, 'alice', '=A' || (n - 1) || '+0.5'"
+            " FROM generate_series(2, 1000) n"
+        )
+        conn.execute(
+            "INSERT INTO workspace.cell_dependencies (sheet, ref, depends_on)"
+            " SELECT 'chain', 'A' || n, 'A' || (n - 1) FROM generate_series(2, 1000) n"
+        )
         conn.commit()
     await drain(ws_app)
     assert cells(ws_clean, "chain")["A1000"][0] == Decimal("500.5")
@@ -111,8 +122,11 @@ async def test_a_diamond_computes_its_sink_once_and_values_are_exact(
     assert by_ref["D1"]["value"] == "3" and by_ref["D1"]["formula"] == "=B1+C1"
     assert by_ref["A1"]["value"] == "0.7"
     assert sheet["last_recompute_job"]
-    job = rows(ws_clean, "SELECT checkpoint, status::text FROM nightcrew.jobs WHERE id = %s",
-               (sheet["last_recompute_job"],))  # fmt: skip
+    job = rows(
+        ws_clean,
+        "SELECT checkpoint, status::text FROM nightcrew.jobs WHERE id = %s",
+        (sheet["last_recompute_job"],),
+    )
     assert job[0][1] == "completed" and job[0][0]["last_change"] > 0
 
 
@@ -132,12 +146,23 @@ async def test_a_cycle_marks_exactly_its_cells_and_errors_propagate(
     found = cells(ws_clean, "c")
     assert {ref for ref, v in found.items() if v[2]} == {"B1", "C1", "D1"}
     assert {ref: v[1] for ref, v in found.items() if v[1]} == {
-        "B1": "#CYCLE", "C1": "#CYCLE", "D1": "#CYCLE", "E1": "#CYCLE",
-        "F1": "#DIV/0!", "G1": "#DIV/0!"}  # fmt: skip
+        "B1": "#CYCLE",
+        "C1": "#CYCLE",
+        "D1": "#CYCLE",
+        "E1": "#CYCLE",
+        "F1": "#DIV/0!",
+        "G1": "#DIV/0!",
+    }
     assert found["H1"][0] == 5 and found["A1"][0] == 1
     # The recompute did not fail: the cycle is a value.
-    assert scalar(ws_clean, "SELECT count(*) FROM nightcrew.jobs WHERE status::text <> "
-                            "'completed' AND type = 'workspace.recompute_formulas'") == 0  # fmt: skip
+    assert (
+        scalar(
+            ws_clean,
+            "SELECT count(*) FROM nightcrew.jobs WHERE status::text <> "
+            "'completed' AND type = 'workspace.recompute_formulas'",
+        )
+        == 0
+    )
 
 
 async def test_sheets_are_private_and_bad_cells_are_422(
@@ -152,8 +177,9 @@ async def test_sheets_are_private_and_bad_cells_are_422(
             await alice.put("/api/workspace/sheets/budget/cells/A1", json={"formula": "=SUM("}),
             await alice.put("/api/workspace/sheets/budget/cells/1A", json={"value": 1}),
             await alice.put("/api/workspace/sheets/budget/cells/A1", json={}),
-            await alice.put("/api/workspace/sheets/budget/cells/A1",
-                            json={"value": 1, "formula": "=1"}),  # fmt: skip
+            await alice.put(
+                "/api/workspace/sheets/budget/cells/A1", json={"value": 1, "formula": "=1"}
+            ),
             await alice.put("/api/workspace/sheets/budget/cells/A1", json={"formula": "=NOPE(1)"}),
             await alice.put("/api/workspace/sheets/bad%20name/cells/A1", json={"value": 1}),
         ]

@@ -45,8 +45,10 @@ async def test_state_after_snapshots_equals_the_state_of_all_updates(
         assert collab.text_of(state.content) == expected
     assert scalar(ws_clean, "SELECT count(*) FROM workspace.doc_updates") == 0
     assert scalar(ws_clean, "SELECT count(*) FROM workspace.doc_snapshots") == KEEP_SNAPSHOTS
-    sizes = rows(ws_clean, "SELECT length(state), raw_bytes FROM workspace.doc_snapshots"
-                           " ORDER BY id DESC LIMIT 1")  # fmt: skip
+    sizes = rows(
+        ws_clean,
+        "SELECT length(state), raw_bytes FROM workspace.doc_snapshots ORDER BY id DESC LIMIT 1",
+    )
     assert sizes[0][0] < sizes[0][1]  # compressed and merged
 
 
@@ -58,18 +60,39 @@ async def test_snapshots_are_scheduled_every_five_minutes(ws_app: App) -> None:
 
 def start_worker(url: str, log: Path, pause_file: Path | None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCREW_")}
-    env.update({"NIGHTCREW_DATABASE_URL": url, "NIGHTCREW_LEASE_SECONDS": "2",
-                "NIGHTCREW_HEARTBEAT_SECONDS": "0.5", "NIGHTCREW_RESCUE_SECONDS": "0.5",
-                "NIGHTCREW_POLL_SECONDS": "0.2", "NIGHTCREW_MIGRATE_ON_START": "false"})  # fmt: skip
+    env.update(
+        {
+            "NIGHTCREW_DATABASE_URL": url,
+            "NIGHTCREW_LEASE_SECONDS": "2",
+            "NIGHTCREW_HEARTBEAT_SECONDS": "0.5",
+            "NIGHTCREW_RESCUE_SECONDS": "0.5",
+            "NIGHTCREW_POLL_SECONDS": "0.2",
+            "NIGHTCREW_MIGRATE_ON_START": "false",
+        }
+    )
     env.pop("WORKSPACE_TEST_PAUSE_FILE", None)
     if pause_file:
         env["WORKSPACE_TEST_PAUSE_FILE"] = str(pause_file)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "nightcrew", "worker", "--app",
-             "tests.workspace.crash_app:app", "--queues", "workspace", "--concurrency", "1"],
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "nightcrew",
+                "worker",
+                "--app",
+                "tests.workspace.crash_app:app",
+                "--queues",
+                "workspace",
+                "--concurrency",
+                "1",
+            ],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
 
 
 @pytest.mark.timeout(120)
@@ -83,8 +106,11 @@ async def test_a_worker_killed_mid_snapshot_loses_and_duplicates_no_update(
     async def append(batch: list[bytes]) -> None:
         async with pool.connection() as conn:
             for update in batch:
-                await conn.execute("INSERT INTO workspace.doc_updates (document_id, owner,"
-                                   ' "update") VALUES (%s, \'alice\', %s)', (doc, update))  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO workspace.doc_updates (document_id, owner,"
+                    " \"update\") VALUES (%s, 'alice', %s)",
+                    (doc, update),
+                )
 
     await append(updates[:20])
     job = await ws_app.aenqueue(SNAPSHOT, {})
@@ -102,8 +128,9 @@ async def test_a_worker_killed_mid_snapshot_loses_and_duplicates_no_update(
         second = start_worker(ws_clean, log, None)
 
         def completed() -> bool:
-            status = scalar(ws_clean, "SELECT status::text FROM nightcrew.jobs WHERE id = %s",
-                            (job,))  # fmt: skip
+            status = scalar(
+                ws_clean, "SELECT status::text FROM nightcrew.jobs WHERE id = %s", (job,)
+            )
             return status == "completed"
 
         wait_until(completed, 60, "the snapshot job to be retried and complete")
