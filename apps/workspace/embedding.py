@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from workspace import minilm
 
@@ -45,19 +46,29 @@ class EmbeddingProvider(Protocol):
 
 @dataclass
 class LocalMiniLM:
-    """The bundled all-MiniLM-L6-v2 (loaded once per process, on first use)."""
+    """The bundled all-MiniLM-L6-v2 (loaded once per process, on first use).
+
+    Each batch runs on one BLAS thread, and at most one batch per core at a time: on a
+    busy machine multi-threaded BLAS spins and was 2-10 times slower (see
+    docs/workspace.md)."""
 
     model: str = minilm.MODEL_NAME
     dimension: int = minilm.DIMENSION
     _encoder: minilm.MiniLM | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _slots: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(os.cpu_count() or 1), repr=False
+    )
+    _blas: ThreadpoolController = field(default_factory=ThreadpoolController, repr=False)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         """Unit vectors for ``texts`` (a batch: one forward pass)."""
-        with self._lock:  # numpy's BLAS is already parallel: one batch at a time
+        with self._lock:
             if self._encoder is None:
                 self._encoder = minilm.MiniLM.load()
-            vectors = self._encoder.encode(texts)
+            encoder = self._encoder
+        with self._slots, self._blas.limit(limits=1, user_api="blas"):
+            vectors = encoder.encode(texts)
         return [[float(x) for x in row] for row in vectors]
 
 
