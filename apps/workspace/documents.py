@@ -143,8 +143,8 @@ async def claim(
     doc_id: UUID | None,
     batch: int = EMBED_BATCH,
 ) -> list[Version]:
-    """Claim up to ``batch`` documents that need the provider's vector (``doc_id`` first;
-    ``None``: any)."""
+    """Claim up to ``batch`` documents that need the provider's vector: ``doc_id`` and
+    others waiting, or none when ``doc_id`` needs nothing (``None``: any waiting)."""
     params = {
         "job": job_id,
         "id": doc_id,
@@ -156,6 +156,8 @@ async def claim(
     if doc_id is not None:
         cur = await conn.execute(query("embed_claim_own"), params)
         claimed = [_version(row) for row in await cur.fetchall()]
+        if not claimed:  # done or in another job's batch: the waiting ones have their jobs
+            return []
     params["batch"] = batch - len(claimed)
     cur = await conn.execute(query("embed_claim"), params)
     return claimed + [_version(row) for row in await cur.fetchall()]

@@ -145,11 +145,13 @@ async def recompute(conn: Conn, sheet: str, job_id: UUID) -> dict[str, Any]:
         query("recompute_done"), {"sheet": sheet, "last_change": last_change, "job": job_id}
     )
     errors = sum(1 for r in results.values() if isinstance(r, CellError))
+    # Counts only: the type is public (triggers enqueue it under the API role), so anyone
+    # may enqueue it for any sheet name, and its result must not tell them the cells.
     return {
         "sheet": sheet,
         "computed": len(results),
         "errors": errors,
-        "cycle": sorted(cyclic),
+        "in_cycle": len(cyclic),
         "last_change": last_change,
         "summary": f"{len(results)} cells of {sheet} recomputed, {errors} in error",
     }

@@ -188,3 +188,23 @@ async def test_sheets_are_private_and_bad_cells_are_422(
         await drain(ws_app)
         mine = (await alice.get("/api/workspace/sheets/budget")).json()
     assert [c["value"] for c in mine["cells"]] == ["10"]
+
+
+async def test_a_recompute_bob_enqueues_for_alices_sheet_tells_him_no_cells(
+    ws_app: App, ws_clean: str, keys: dict[str, str]
+) -> None:
+    # The job types the triggers enqueue are public (the API role may only enqueue public
+    # types), so bob may enqueue one for any sheet name: its result must not reveal cells.
+    async with client(ws_app, keys["alice"]) as alice, client(ws_app, keys["bob"]) as bob:
+        await put(alice, "secret", "B7", formula="=C9+1")
+        await put(alice, "secret", "C9", formula="=B7*2")
+        answer = await bob.post(
+            "/api/jobs",
+            json={"type": "workspace.recompute_formulas", "payload": {"sheet": "secret"}},
+        )
+        assert answer.status_code == 202, answer.text
+        await drain(ws_app)
+        job = (await bob.get(f"/api/jobs/{answer.json()['id']}")).json()
+    told = str(job)
+    assert job["status"] == "completed"
+    assert "B7" not in told and "C9" not in told
