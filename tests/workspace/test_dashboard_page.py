@@ -18,7 +18,7 @@ import uvicorn
 
 from nightcrew import App, create_api_key
 from nightcrew.http import create_app
-from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS
+from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, shoot
 from tests.http.conftest import free_port
 from tests.support import wait_until
 from tests.workspace.conftest import _MODEL, FAST
@@ -123,6 +123,7 @@ def test_the_workspace_page_shows_status_search_and_a_sheet(
     cells = page.locator("#cells").inner_text()
     assert "=A1*2" in cells and "25" in cells and "#DIV/0!" in cells
     assert page.get_by_text("Last recompute:").inner_text().count("-") >= 4  # a job id
+    shoot(page, "workspace")
     page.context.close()
 
 
