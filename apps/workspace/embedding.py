@@ -23,6 +23,8 @@ KEY_ENV = "WORKSPACE_EMBEDDING_KEY"
 MODEL_ENV = "WORKSPACE_EMBEDDING_MODEL"
 DIMENSION_ENV = "WORKSPACE_EMBEDDING_DIMENSION"
 DEFAULT_REMOTE_MODEL = "text-embedding-3-small"
+PARALLEL_ENV = "WORKSPACE_EMBEDDING_PARALLEL"
+"""How many batches the local model runs at once in a process (default 1)."""
 
 
 class EmbeddingError(RuntimeError):
@@ -48,17 +50,17 @@ class EmbeddingProvider(Protocol):
 class LocalMiniLM:
     """The bundled all-MiniLM-L6-v2 (loaded once per process, on first use).
 
-    Each batch runs on one BLAS thread, and at most one batch per core at a time: on a
-    busy machine multi-threaded BLAS spins and was 2-10 times slower (see
+    Each batch runs on one BLAS thread, and ``parallel`` batches at a time (default 1,
+    ``$WORKSPACE_EMBEDDING_PARALLEL``): on a busy machine multi-threaded BLAS spins and was
+    2-10 times slower, and parallel batches in one process contend for the GIL (see
     docs/workspace.md)."""
 
     model: str = minilm.MODEL_NAME
     dimension: int = minilm.DIMENSION
     _encoder: minilm.MiniLM | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _slots: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(os.cpu_count() or 1), repr=False
-    )
+    parallel: int = field(default_factory=lambda: int(os.environ.get(PARALLEL_ENV, "1")))
+    _slots: threading.BoundedSemaphore | None = field(default=None, repr=False)
     _blas: ThreadpoolController = field(default_factory=ThreadpoolController, repr=False)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
@@ -66,8 +68,10 @@ class LocalMiniLM:
         with self._lock:
             if self._encoder is None:
                 self._encoder = minilm.MiniLM.load()
-            encoder = self._encoder
-        with self._slots, self._blas.limit(limits=1, user_api="blas"):
+            if self._slots is None:
+                self._slots = threading.BoundedSemaphore(max(1, self.parallel))
+            encoder, slots = self._encoder, self._slots
+        with slots, self._blas.limit(limits=1, user_api="blas"):
             vectors = encoder.encode(texts)
         return [[float(x) for x in row] for row in vectors]
 
