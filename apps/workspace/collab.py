@@ -59,25 +59,46 @@ class Editor:
             self._receiving = False
 
 
-def session(editors: int = 3, rounds: int = 10, seed: int = 7) -> tuple[list[bytes], str]:
-    """Run a session: each round every editor types, then the updates are relayed to the
-    others. Returns every update in sending order, and the text all replicas agree on."""
-    rng = random.Random(seed)
-    people = [Editor(f"editor{n + 1}") for n in range(editors)]
-    sent: list[bytes] = []
-    for _ in range(rounds):
-        for person in people:
-            person.type_at_random(rng)
-        for person in people:
+@dataclass
+class Session:
+    """Editors sharing one document; :meth:`round` makes each type once and relays."""
+
+    editors: int = 3
+    seed: int = 7
+    people: list[Editor] = field(init=False)
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.people = [Editor(f"editor{n + 1}") for n in range(self.editors)]
+
+    def round(self) -> list[bytes]:
+        """Every editor types, then each one's updates reach the others; the updates in
+        sending order (what the server receives)."""
+        for person in self.people:
+            person.type_at_random(self.rng)
+        sent: list[bytes] = []
+        for person in self.people:
             for update in person.outbox:
                 sent.append(update)
-                for other in people:
+                for other in self.people:
                     if other is not person:
                         other.receive(update)
             person.outbox.clear()
-    texts = {str(person.text) for person in people}
-    assert len(texts) == 1, "replicas diverged"
-    return sent, texts.pop()
+        return sent
+
+    def text(self) -> str:
+        """The text every replica agrees on."""
+        texts = {str(person.text) for person in self.people}
+        assert len(texts) == 1, "replicas diverged"
+        return texts.pop()
+
+
+def session(editors: int = 3, rounds: int = 10, seed: int = 7) -> tuple[list[bytes], str]:
+    """Run a session of ``rounds``: every update in sending order, and the final text."""
+    running = Session(editors, seed)
+    sent = [update for _ in range(rounds) for update in running.round()]
+    return sent, running.text()
 
 
 def text_of(state: bytes) -> str:

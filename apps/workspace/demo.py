@@ -1,9 +1,11 @@
 """The workspace application's part of ``make demo``: documents for the demo user (their
 index and embedding jobs run as soon as the worker starts), a budget sheet of formulas
-with a cycle and a division by zero, and a simulated three-editor Yjs session."""
+with a cycle and a division by zero, and three simulated editors typing into "Meeting
+notes (live)" (Yjs updates) while the demo runs."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -13,6 +15,7 @@ from rich.console import Console
 
 from workspace import collab, sheets, yjs
 
+LIVE_TITLE = "Meeting notes (live)"
 USER = "estimator"
 """The demo's user (its user API key): owns the demo documents and sheet."""
 
@@ -28,7 +31,7 @@ DOCUMENTS = [
     ("Quarterly taxes", "Small businesses file estimated tax payments every quarter."),
     ("Roof inspection checklist", "Look for cracked tiles, blocked gutters and damp in the loft."),
     ("Invoice reminder", "A friendly reminder that invoice 1042 is due at the end of the month."),
-    ("Meeting notes (live)", "Edited together by three people: see its Yjs state."),
+    (LIVE_TITLE, "Edited together by three people: see its Yjs state."),
 ]
 
 CELLS: list[tuple[str, str | None, str | None]] = [
@@ -44,6 +47,12 @@ CELLS: list[tuple[str, str | None, str | None]] = [
 ]
 """A small budget: sums, a discount, a #DIV/0! and a two-cell #CYCLE (D1, E1)."""
 
+TYPING_SECONDS = 5.0
+TYPING_ROUNDS = 720
+"""The simulated editors type for an hour at most."""
+_typing: list[asyncio.Task[None]] = []
+"""The running editors' task (kept referenced so it is not collected)."""
+
 
 async def prepare(url: str, console: Console, *, reload: bool, small: bool) -> None:
     """Load the demo documents, sheet and editing session unless already there."""
@@ -52,6 +61,12 @@ async def prepare(url: str, console: Console, *, reload: bool, small: bool) -> N
         row = await cur.fetchone()
         if row and row[0] and not reload:
             console.print(f"workspace demo already loaded ({row[0]} documents)")
+            cur = await conn.execute(
+                "SELECT id FROM workspace.documents WHERE title = %s LIMIT 1", (LIVE_TITLE,)
+            )
+            live = await cur.fetchone()
+            if live is not None:  # new replicas: their edits merge into the stored text
+                start_typing(url, UUID(str(live[0])), collab.Session(editors=3))
             return
         await conn.execute("TRUNCATE workspace.documents, workspace.sheets CASCADE")
         async with conn.transaction():
@@ -61,14 +76,31 @@ async def prepare(url: str, console: Console, *, reload: bool, small: bool) -> N
             for ref, formula, value in CELLS:
                 number = Decimal(value) if value is not None else None
                 await sheets.put_cell(conn, "budget", ref, formula, number)
-            updates, text = collab.session(editors=3, rounds=10)
+            editing = collab.Session(editors=3)
+            updates = [update for _ in range(10) for update in editing.round()]
             for update in updates:
                 await yjs.append(conn, UUID(ids[-1]), update)
         console.print(
             f"workspace: {len(DOCUMENTS)} documents (indexing and embedding now), sheet "
             f"'budget' ({len(CELLS)} cells), {len(updates)} Yjs updates from 3 editors "
-            f"({len(text)} characters)"
+            f"({len(editing.text())} characters), who keep typing every {TYPING_SECONDS:g} s"
         )
+    start_typing(url, UUID(ids[-1]), editing)
+
+
+def start_typing(url: str, doc_id: UUID, editing: collab.Session) -> None:
+    """Let the editors go on while the demo runs (the task ends with its event loop)."""
+    _typing.append(asyncio.create_task(keep_typing(url, doc_id, editing)))
+
+
+async def keep_typing(url: str, doc_id: UUID, editing: collab.Session) -> None:
+    """A round of the three editors every :data:`TYPING_SECONDS`, each update appended as
+    the API would; bounded to :data:`TYPING_ROUNDS` rounds."""
+    for _ in range(TYPING_ROUNDS):
+        await asyncio.sleep(TYPING_SECONDS)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            for update in editing.round():
+                await yjs.append(conn, doc_id, update)
 
 
 async def _insert(conn: psycopg.AsyncConnection[Any], title: str, content: str) -> str:
