@@ -45,7 +45,7 @@ NUMBER: /(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/
 """
 
 MAX_RANGE_CELLS = 100_000
-"""A range larger than this is refused when the formula is stored."""
+"""A range, or a formula's cells in all, larger than this is refused when it is stored."""
 
 FUNCTIONS = frozenset({"SUM", "AVG", "AVERAGE", "MIN", "MAX", "ROUND", "IF"})
 _CELL = re.compile(r"^([A-Z]{1,3})([1-9][0-9]{0,6})$")
@@ -149,8 +149,20 @@ def parse(text: str) -> Formula:
     except LarkError as exc:
         raise FormulaSyntaxError(f"formula syntax error: {exc}") from None
     tree = tree if isinstance(tree, Tree) else Tree("number", [tree])
-    references = tuple(dict.fromkeys(_references(tree)))
-    return Formula(source, tree, references)
+    return Formula(source, tree, _bounded_references(tree))
+
+
+def _bounded_references(tree: Tree[Token]) -> tuple[str, ...]:
+    """The distinct cells read, refused beyond :data:`MAX_RANGE_CELLS` in all: each one is
+    a stored dependency row, and many ranges each under the limit would add up."""
+    seen: dict[str, None] = {}
+    for ref in _references(tree):
+        seen[ref] = None
+        if len(seen) > MAX_RANGE_CELLS:
+            raise FormulaSyntaxError(
+                f"a formula reads {MAX_RANGE_CELLS:,} cells at most (ranges included)"
+            )
+    return tuple(seen)
 
 
 def _references(tree: Tree[Token]) -> Iterator[str]:

@@ -208,3 +208,10 @@ async def test_a_recompute_bob_enqueues_for_alices_sheet_tells_him_no_cells(
     told = str(job)
     assert job["status"] == "completed"
     assert "B7" not in told and "C9" not in told
+
+
+def test_a_formula_reading_too_many_cells_in_all_is_refused() -> None:
+    # Each range is within the limit; together they would store 300,000 dependency rows.
+    text = "=SUM(A1:A100000)+SUM(B1:B100000)+SUM(C1:C100000)"
+    with pytest.raises(FormulaSyntaxError, match="reads 100,000 cells at most"):
+        formulas.parse(text)
