@@ -15,6 +15,8 @@ import estimating.app
 import estimating.demo
 import league.app
 import league.demo
+import workspace.app
+import workspace.demo
 from nightcrew import App
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ class Application:
 APPLICATIONS: tuple[Application, ...] = (
     Application("estimating", estimating.app.install, estimating.demo),
     Application("league", league.app.install, league.demo),
+    Application("workspace", workspace.app.install, workspace.demo),
 )
 """Every application in ``apps/``, in installation order."""
 

@@ -73,24 +73,33 @@ async def main(host: str, port: int, *, reload: bool, small: bool) -> None:
     worker = app.worker()
     scheduler = Scheduler(app)
 
-    def stop() -> None:
-        server.should_exit = True
-        worker.stop()
-        scheduler.stop()
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop)
     tasks = [
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(server.serve(), name="http"),
     ]
+    stopping: list[asyncio.Task[None]] = []
+
+    async def stop_server_last() -> None:
+        # The server's shutdown closes the App's pools: only once the worker has let its
+        # running jobs finish and written their outcomes (else it retries them forever).
+        await asyncio.gather(*tasks[:2], return_exceptions=True)
+        server.should_exit = True
+
+    def stop() -> None:
+        worker.stop()
+        scheduler.stop()
+        if not stopping:
+            stopping.append(asyncio.create_task(stop_server_last(), name="stop-http"))
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
     print_where_to_look(console, f"http://{host}:{port}", admin, user)
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *stopping, return_exceptions=True)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]

@@ -9,12 +9,16 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from nightcrew_apps import APPLICATIONS, build_app
+from tests.conftest import create_database, drop_database
 from tests.http.conftest import free_port
+from tests.pgvector import pgvector_server_url
 from tests.support import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +31,18 @@ def test_the_demo_app_hosts_every_application() -> None:
     assert ("estimating", "estimating") in app.migration_sets
 
 
-def test_make_demo_loads_the_data_serves_every_application_and_stops(db_url: str) -> None:
+@pytest.fixture
+def demo_db() -> Iterator[str]:
+    """An empty database (the demo migrates it) on a server with pgvector, which the
+    workspace application needs: the configured test server may lack it."""
+    server = pgvector_server_url()
+    url = create_database(server, "template0", "make_demo")
+    yield url
+    drop_database(server, url)
+
+
+def test_make_demo_loads_the_data_serves_every_application_and_stops(demo_db: str) -> None:
+    db_url = demo_db
     port = free_port()
     env = {**os.environ, "NIGHTCREW_DATABASE_URL": db_url, "COLUMNS": "300"}
     lines: list[str] = []
@@ -46,6 +61,7 @@ def test_make_demo_loads_the_data_serves_every_application_and_stops(db_url: str
             base = f"http://127.0.0.1:{port}"
             assert f"Dashboard: {base}/" in output
             assert f"{base}/estimating" in output
+            assert f"{base}/workspace" in output and "3 editors" in output
             found = re.search(r"User API key:\s+(nck_\S+)", output)
             assert found, output
             trend = httpx.get(f"{base}/api/estimating/items/REBAR-12MM/price-trend?months=6",

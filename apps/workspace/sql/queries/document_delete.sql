@@ -1,0 +1,1 @@
+DELETE FROM workspace.documents WHERE id = %(id)s RETURNING id

@@ -1,0 +1,2 @@
+INSERT INTO workspace.documents (title, content) VALUES (%(title)s, %(content)s)
+RETURNING id

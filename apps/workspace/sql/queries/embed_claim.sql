@@ -1,0 +1,21 @@
+-- Claim up to %(batch)s more documents whose vector for the model is missing or stale,
+-- oldest change first, so that one model call serves several waiting documents; rows
+-- locked by someone else and claims of other live jobs are skipped.
+UPDATE workspace.documents d
+SET embed_claim_job = %(job)s, embed_claim_hash = d.content_hash,
+    embed_claim_until = now() + make_interval(secs => %(claim_seconds)s)
+FROM (
+    SELECT c.id
+    FROM workspace.documents c
+    LEFT JOIN workspace.embeddings e ON e.document_id = c.id AND e.model = %(model)s
+    WHERE e.content_hash IS DISTINCT FROM c.content_hash
+      AND (c.embed_claim_job IS NULL OR c.embed_claim_job = %(job)s
+           OR c.embed_claim_hash IS DISTINCT FROM c.content_hash
+           OR c.embed_claim_until < now())
+      AND c.id IS DISTINCT FROM %(id)s
+    ORDER BY c.updated_at
+    LIMIT %(batch)s
+    FOR UPDATE OF c SKIP LOCKED
+) picked
+WHERE d.id = picked.id
+RETURNING d.id, d.owner, d.title, d.content, d.content_hash

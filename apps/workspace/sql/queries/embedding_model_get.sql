@@ -1,0 +1,1 @@
+SELECT model, dimension, changed_at FROM workspace.embedding_model

@@ -1,0 +1,1 @@
+SELECT title, content, content_hash FROM workspace.documents WHERE id = %(id)s

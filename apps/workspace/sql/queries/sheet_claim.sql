@@ -1,0 +1,1 @@
+SELECT workspace.claim_sheet(%(sheet)s)

@@ -1,0 +1,1 @@
+SELECT id FROM workspace.documents WHERE id = %(id)s
