@@ -24,6 +24,7 @@ from nightcrew.keys import create_key as create_api_key
 from nightcrew.notify.render import EmailTemplate
 from nightcrew.queries import query as load_query
 from nightcrew.scheduler.loop import Scheduler
+from nightcrew.stages import Stages
 from nightcrew.worker import Worker
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Retry",
     "Scheduler",
     "Settings",
+    "Stages",
     "SyncJobContext",
     "Worker",
     "create_api_key",
