@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import estimating.app
 import estimating.demo
+import prospecting.app
+import prospecting.demo
 from nightcrew import App
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ class Application:
 
 APPLICATIONS: tuple[Application, ...] = (
     Application("estimating", estimating.app.install, estimating.demo),
+    Application("prospecting", prospecting.app.install, prospecting.demo),
 )
 """Every application in ``apps/``, in installation order."""
 
