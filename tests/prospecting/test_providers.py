@@ -98,7 +98,7 @@ async def test_a_timeout_is_retried_then_given_up(
     throttle = CountingThrottle()
     async with httpx.AsyncClient(timeout=0.15) as http:
         client = client_of(sandbox, "verifier", http, throttle, attempts=2)
-        with pytest.raises(ProviderError, match="gave up after 2 attempts.*Timeout"):
+        with pytest.raises(ProviderError, match=r"gave up after 2 attempts.*Timeout"):
             await HttpEmailVerifier(client).verify("x@a.example")
     assert throttle.slots == 2
 
