@@ -25,3 +25,15 @@ async def await_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         await asyncio.sleep(0.02)
+
+
+def most_in_window(times: list[float], window: float) -> int:
+    """The most of ``times`` (seconds) that fall in any half-open window of ``window``
+    seconds: what a rate limit of N per ``window`` must keep at N (+ its burst)."""
+    ordered = sorted(times)
+    most, first = 0, 0
+    for last, at in enumerate(ordered):
+        while ordered[first] <= at - window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most

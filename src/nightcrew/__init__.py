@@ -21,8 +21,10 @@ from nightcrew.errors import (
 )
 from nightcrew.jobs import Job, JobStatus
 from nightcrew.keys import create_key as create_api_key
+from nightcrew.limits import Limit, LimitInfo
 from nightcrew.notify.render import EmailTemplate
 from nightcrew.queries import query as load_query
+from nightcrew.queues import QueueInfo
 from nightcrew.scheduler.loop import Scheduler
 from nightcrew.stages import Stages
 from nightcrew.worker import Worker
@@ -39,9 +41,12 @@ __all__ = [
     "JobInfo",
     "JobStatus",
     "LeaseLost",
+    "Limit",
+    "LimitInfo",
     "MigrationError",
     "NightcrewError",
     "PayloadValidationError",
+    "QueueInfo",
     "Retry",
     "Scheduler",
     "Settings",

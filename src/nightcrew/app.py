@@ -16,6 +16,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from nightcrew import limits as limit_store
+from nightcrew import queues as queue_store
 from nightcrew.builtins import install_builtin_jobs
 from nightcrew.config import Settings
 from nightcrew.db.migrate import migrate
@@ -24,7 +26,9 @@ from nightcrew.errors import ConfigurationError
 from nightcrew.jobs import Backoff, Job, JobType
 from nightcrew.lifecycle import bulk, control
 from nightcrew.lifecycle.enqueue import ainsert_one, build_job, insert_one
+from nightcrew.limits import Limit, LimitInfo, check_limits
 from nightcrew.queries import query
+from nightcrew.queues import QueueInfo
 from nightcrew.scheduler.book import ScheduleBook
 from nightcrew.scheduler.store import ScheduleInfo
 
@@ -99,6 +103,7 @@ class App:
         notify: dict[str, Any] | None = None,
         notify_template: Any = None,
         priority_range: tuple[int, int] | None = None,
+        limits: Sequence[Limit] = (),
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of job type ``name``.
 
@@ -107,6 +112,8 @@ class App:
         ``public=False`` keeps the type off the HTTP API. ``notify`` is the default of
         enqueue's ``notify``; ``notify_template`` an ``EmailTemplate`` for its emails.
         ``priority_range=(low, high)`` bounds the priority non-admin HTTP callers may ask.
+        ``limits=[nightcrew.Limit("places", rate="10/s"), ...]``: a job starts only when
+        every limit allows it (across all workers; see docs/flow-control.md).
         """
 
         def register(handler: F) -> F:
@@ -125,6 +132,7 @@ class App:
                 notify=notify,
                 notify_template=notify_template,
                 priority_range=priority_range,
+                limits=check_limits(name, limits),
             )
             return handler
 
@@ -536,6 +544,49 @@ class App:
         pool = await self.apool()
         async with pool.connection() as conn:
             return (await control.aretry(conn, job_id)).done
+
+    # ---- flow control: limits and queues --------------------------------------------------
+
+    def set_limit(
+        self,
+        key: str,
+        *,
+        rate: str | None = None,
+        concurrency: int | None = None,
+        by: str | None = None,
+    ) -> LimitInfo:
+        """Override the limits of the concrete key ``key`` at run time, in the database
+        (every worker obeys it from its next grant). The values given replace the code's
+        (a dimension not given is then unlimited) until :meth:`clear_limit`."""
+        with self.pool().connection() as conn:
+            return limit_store.set_override(conn, key, rate=rate, concurrency=concurrency, by=by)
+
+    def clear_limit(self, key: str) -> bool:
+        """Drop the override of ``key``: the code's limits apply again. False when none."""
+        with self.pool().connection() as conn:
+            return limit_store.clear_override(conn, key)
+
+    def limits(self) -> list[LimitInfo]:
+        """Every limit key seen or overridden, with its limits and current use."""
+        with self.pool().connection() as conn:
+            return limit_store.list_limits(conn)
+
+    def pause_queue(self, name: str, *, by: str | None = None) -> bool:
+        """Pause queue ``name`` cluster-wide (survives restarts): no worker starts its jobs
+        until :meth:`resume_queue`; running jobs finish, enqueueing still works. False when
+        it was paused already."""
+        with self.pool().connection() as conn:
+            return queue_store.pause(conn, name, by=by)
+
+    def resume_queue(self, name: str) -> bool:
+        """Resume a paused queue; False when it was not paused."""
+        with self.pool().connection() as conn:
+            return queue_store.resume(conn, name)
+
+    def queues(self) -> list[QueueInfo]:
+        """Every known queue: depth, running, paused, jobs per minute."""
+        with self.pool().connection() as conn:
+            return queue_store.list_queues(conn)
 
     # ---- schedules -----------------------------------------------------------------------
 

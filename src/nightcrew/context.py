@@ -17,6 +17,7 @@ from uuid import UUID
 import psycopg
 
 from nightcrew.errors import JobCancelled, LeaseLost
+from nightcrew.limits import RECHECK_SECONDS, Limit
 from nightcrew.queries import query
 from nightcrew.stages import Stages
 
@@ -219,10 +220,60 @@ class JobContext:
                 await conn.execute(query("lock_lease"), _lease_params(self))
         self.note_lease_renewed(sent_at)  # committed: the extended lease holds
 
+    @asynccontextmanager
+    async def limit(
+        self, key: str, *, rate: str | None = None, concurrency: int | None = None
+    ) -> AsyncIterator[None]:
+        """Wait until the keyed limit allows one more call, across every worker (see
+        :class:`nightcrew.Limit`); with ``concurrency`` hold a slot until the block exits.
+
+        No database connection is held while waiting, and the attempt is not spent: the
+        lease is renewed as usual. Cancellation interrupts the wait.
+        """
+        params = _acquire_params(self, Limit(key, rate=rate, concurrency=concurrency))
+        slot_id = None
+        while True:
+            self._raise_if_stopped()
+            pool = await self.app.apool()
+            async with pool.connection() as conn:
+                cur = await conn.execute(query("limit_acquire"), params)
+                granted, wait, slot_id = await _one_row(cur)
+            if granted:
+                break
+            await asyncio.sleep(RECHECK_SECONDS)  # concurrency full: ask again
+        try:
+            if wait > 0:
+                await asyncio.sleep(wait)  # the rate slot is reserved: no need to ask again
+            self._raise_if_stopped()
+            yield
+        finally:
+            if slot_id is not None:
+                async with pool.connection() as conn:
+                    await conn.execute(query("limit_release"), {"slot_id": slot_id})
+
     def _renew_before_commit(self, locked_at: float) -> bool:
         """Whether a transaction locked since ``locked_at`` must extend its lease again
         before it commits: heartbeats skipped its locked row meanwhile."""
         return time.monotonic() - locked_at > self.lease_seconds / 4
+
+
+async def _one_row(cur: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:
+    row = await cur.fetchone()
+    assert row is not None  # the function always returns one row
+    return tuple(row)
+
+
+def _acquire_params(ctx: JobContext, limit: Limit) -> dict[str, Any]:
+    """Parameters of ``limit_acquire`` for one ``ctx.limit`` call (its key taken as is)."""
+    grant = limit.as_grant(limit.key)
+    return {
+        "key": limit.key,
+        "rate_count": grant["rate_count"],
+        "rate_seconds": grant["rate_seconds"],
+        "concurrency": limit.concurrency,
+        "job_id": ctx.job.id,
+        "attempt": ctx.job.attempt,
+    }
 
 
 def _lease_params(ctx: JobContext) -> dict[str, Any]:
@@ -279,6 +330,32 @@ class SyncJobContext:
         params = _save_params(self._ctx, progress, stage, metrics, checkpoint)
         row = self._tx.execute(query("save_progress"), params).fetchone()
         self._ctx._after_write(row, params)
+
+    @contextmanager
+    def limit(
+        self, key: str, *, rate: str | None = None, concurrency: int | None = None
+    ) -> Iterator[None]:
+        """See :meth:`JobContext.limit`; waits in this thread (no connection held)."""
+        ctx = self._ctx
+        params = _acquire_params(ctx, Limit(key, rate=rate, concurrency=concurrency))
+        while True:
+            ctx._raise_if_stopped()
+            with ctx.app.pool().connection() as conn:
+                row = conn.execute(query("limit_acquire"), params).fetchone()
+            assert row is not None  # the function always returns one row
+            granted, wait, slot_id = row
+            if granted:
+                break
+            time.sleep(RECHECK_SECONDS)  # concurrency full: ask again
+        try:
+            if wait > 0:
+                time.sleep(wait)  # the rate slot is reserved: no need to ask again
+            ctx._raise_if_stopped()
+            yield
+        finally:
+            if slot_id is not None:
+                with ctx.app.pool().connection() as conn:
+                    conn.execute(query("limit_release"), {"slot_id": slot_id})
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:

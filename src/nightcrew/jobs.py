@@ -23,6 +23,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from nightcrew.errors import ConfigurationError, EnqueueError
+from nightcrew.limits import Limit, check_limits
 from nightcrew.notify.spec import notify_json
 
 
@@ -156,6 +157,9 @@ class JobType:
     priority_range: tuple[int, int] | None = None
     """The priorities a non-admin HTTP caller may ask for this type's jobs (inclusive);
     ``None``: any valid priority. Python callers and admins are not bound by it."""
+    limits: tuple[Limit, ...] = ()
+    """Keyed rate and concurrency limits every job of this type is held to (see
+    :class:`nightcrew.Limit`, docs/flow-control.md)."""
 
     def allows_priority(self, priority: int) -> bool:
         """Whether a non-admin HTTP caller may give this type's jobs ``priority``."""
@@ -185,6 +189,7 @@ class JobType:
         if not callable(self.backoff) and float(self.backoff) < 0:
             raise ConfigurationError(f"{self.name}: backoff must be >= 0")
         self._check_priority_range()
+        self.limits = check_limits(self.name, self.limits)
         self.is_async = inspect.iscoroutinefunction(self.handler)
         try:
             self.notify_json = notify_json(self.notify)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import os
 import random
@@ -35,6 +36,7 @@ from nightcrew.lifecycle.fetch import configure_fetch_session, fetch_jobs
 from nightcrew.lifecycle.finish import Completer, Outcome
 from nightcrew.lifecycle.heartbeat import renew_leases
 from nightcrew.lifecycle.rescue import rescue_expired
+from nightcrew.limits import grant, grant_entry
 from nightcrew.queries import query
 
 if TYPE_CHECKING:
@@ -49,6 +51,9 @@ DB_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 # the lease runs out (less when heartbeats are sparse: see Worker.lease_margin): time for
 # its handler to stop and for a write in flight to land.
 LEASE_SAFETY_FRACTION = 0.25
+
+# The least time between two fetches woken by the slots of jobs given back for a limit.
+MIN_LIMIT_WAKE = 0.02
 
 
 @dataclass
@@ -100,6 +105,8 @@ class Worker:
         self._attempt_here: dict[UUID, int] = {}  # job id -> its attempt running here
         self._waiting: dict[UUID, _Waiting] = {}  # started once the earlier attempt ends
         self._lost_here: set[UUID] = set()  # running here with a lost lease: never fetch
+        self._paused: set[str] = set()  # queues paused since this worker started (NOTIFY)
+        self._due: list[float] = []  # heap (monotonic): slots of jobs given back here
         self.processed = 0
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
@@ -225,13 +232,68 @@ class Worker:
                 log.warning("fetch failed (%s); retrying in %.2fs", exc, delay)
                 await self._sleep_unless_stopping(delay)
                 continue
+            fetched = len(rows)
+            try:
+                rows, waits = await self._grant_limited(rows)
+            except DB_UNAVAILABLE as exc:
+                # The limited jobs just leased stay leased: rescued when their leases expire.
+                await self._close_fetch_connection()
+                log.warning("limit grant failed (%s)", exc)
+                rows, waits = [r for r in rows if not self._limits_of(r)], {}
             for row in rows:
-                self._start(row, leased_at)
-            if len(rows) < limit:
+                self._start(row, leased_at, delay=waits.get(str(row[0]), 0.0))
+            if fetched < limit:
                 # asyncio.timeout, not wait_for: no extra task between a NOTIFY and the fetch.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.poll_seconds):
+                    async with asyncio.timeout(self._idle_seconds()):
                         await self._wake.wait()
+
+    def _idle_seconds(self) -> float:
+        """How long an idle fetch loop waits for a NOTIFY: the poll interval, or less when
+        a job this worker gave back to wait for a limit becomes due sooner."""
+        now = time.monotonic()
+        while self._due and self._due[0] <= now:
+            heapq.heappop(self._due)
+        if not self._due:
+            return self.settings.poll_seconds
+        # Not sooner than MIN_LIMIT_WAKE apart: one fetch then takes every job due by then.
+        return min(self.settings.poll_seconds, max(MIN_LIMIT_WAKE, self._due[0] - now))
+
+    def _limits_of(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        spec = self.app.registry.get(row[1])
+        return spec.limits if spec is not None else ()
+
+    async def _grant_limited(
+        self, rows: list[tuple[Any, ...]]
+    ) -> tuple[list[tuple[Any, ...]], dict[str, float]]:
+        """Pass the fetched jobs that have limits through the grant step: the rows that
+        may start (with seconds to wait for their rate slot); the others were given back.
+        Jobs without limits pass untouched, at no cost."""
+        entries = []
+        for row in rows:
+            limits = self._limits_of(row)
+            if limits:
+                job = {"type": row[1], "queue": row[2], "payload": row[3], "user_id": row[9]}
+                entries.append(grant_entry(row[0], row[5], limits, job))
+        if not entries:
+            return rows, {}
+        waits = await self._grant(entries)
+        now = time.monotonic()
+        for wait in waits.values():
+            if wait < 0:  # given back: fetch again when its reserved slot comes
+                heapq.heappush(self._due, now - wait)
+        granted = {job_id for job_id, wait in waits.items() if wait >= 0}
+        kept = [r for r in rows if not self._limits_of(r) or str(r[0]) in granted]
+        return kept, waits
+
+    async def _grant(self, entries: list[dict[str, Any]]) -> dict[str, float]:
+        if not self.settings.listen:
+            pool = await self.app.apool()
+            async with pool.connection() as conn:
+                return await grant(conn, entries)
+        if self._fetch_conn is None:
+            self._fetch_conn = await self._open_fetch_connection()
+        return await grant(self._fetch_conn, entries)
 
     async def _fetch(self, limit: int) -> list[tuple[Any, ...]]:
         if not self.settings.listen:
@@ -277,7 +339,7 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    def _start(self, row: tuple[Any, ...], leased_at: float) -> None:
+    def _start(self, row: tuple[Any, ...], leased_at: float, *, delay: float = 0.0) -> None:
         (
             job_id,
             job_type,
@@ -306,7 +368,7 @@ class Worker:
         fetched = _Waiting(info, checkpoint, timeout, leased_at)
         earlier = self._attempt_here.get(job_id)
         if earlier is None:
-            self._launch(fetched)
+            self._launch(fetched, delay=delay)
             return
         # Fetched again, so the earlier attempt's lease is gone for sure, but its handler
         # still runs (a thread that cannot be stopped): start this one after it returns.
@@ -314,7 +376,7 @@ class Worker:
         self._stop_lost(self.running[(job_id, earlier)], "lease lost")
         self._waiting[job_id] = fetched
 
-    def _launch(self, fetched: _Waiting) -> None:
+    def _launch(self, fetched: _Waiting, *, delay: float = 0.0) -> None:
         info = fetched.info
         ctx = JobContext(
             self.app,
@@ -324,7 +386,7 @@ class Worker:
             lease_seconds=self.settings.lease_seconds,
             leased_at=fetched.leased_at,
         )
-        task = asyncio.create_task(self._run_job(ctx, fetched.timeout))
+        task = asyncio.create_task(self._run_job(ctx, fetched.timeout, delay))
         self.running[(info.id, info.attempt)] = _Running(ctx, task)
         self._attempt_here[info.id] = info.attempt
 
@@ -356,9 +418,16 @@ class Worker:
 
     # ---- running one attempt -----------------------------------------------------------
 
-    async def _run_job(self, ctx: JobContext, timeout: float | None) -> None:
+    async def _run_job(self, ctx: JobContext, timeout: float | None, delay: float = 0.0) -> None:
         outcome: Outcome | None = None
         try:
+            if delay > 0:
+                # Its rate slot is this close: hold the lease until then (HOLD_SECONDS).
+                await asyncio.sleep(delay)
+            if ctx.job.queue in self._paused or (delay > 0 and self._stopping.is_set()):
+                # Paused (or stopping) while it waited for its slot: give it back unrun.
+                outcome = released_outcome(ctx.job)
+                return
             outcome = await self.executor.execute(ctx, timeout)
         finally:
             self._forget(ctx.job)
@@ -524,7 +593,7 @@ class Worker:
 
         await listen_forever(
             self.app.url,
-            ("nightcrew_jobs", "nightcrew_cancel"),
+            ("nightcrew_jobs", "nightcrew_cancel", "nightcrew_queues"),
             self._on_notify,
             on_listening=listening,
             on_lost=self._listening.clear,
@@ -535,12 +604,23 @@ class Worker:
         if channel == "nightcrew_jobs":
             if payload in self.queues:
                 self._wake.set()
+        elif channel == "nightcrew_queues":
+            self._note_queue_change(payload)
         elif channel == "nightcrew_cancel":
             with contextlib.suppress(ValueError):
                 job_id = UUID(payload)
                 attempt = self._attempt_here.get(job_id)
                 if attempt is not None:
                     self.running[(job_id, attempt)].ctx.request_cancel()
+
+    def _note_queue_change(self, payload: str) -> None:
+        """``pause:NAME`` / ``resume:NAME``: jobs held for a limit slot are not started in
+        a paused queue (the fetch itself already skips it)."""
+        action, _, queue = payload.partition(":")
+        if action == "pause":
+            self._paused.add(queue)
+        elif action == "resume":
+            self._paused.discard(queue)
 
     # ---- shutdown -----------------------------------------------------------------------
 

@@ -3,9 +3,14 @@
 -- on each other; attempts is counted here, so ctx.job.attempt is 1 on the first run.
 -- %(exclude)s: jobs whose earlier attempt still runs in this worker (a thread that outlived
 -- its lease): fetching them here would run two attempts side by side. Usually empty.
+-- A paused queue (nightcrew.queue_pauses) is skipped: one primary-key probe per queue.
 WITH picked AS (
     SELECT c.ctid
-    FROM unnest(%(queues)s::text[]) AS q(name)
+    FROM (
+        SELECT u.name
+        FROM unnest(%(queues)s::text[]) AS u(name)
+        WHERE NOT EXISTS (SELECT 1 FROM nightcrew.queue_pauses AS p WHERE p.queue = u.name)
+    ) AS q
     CROSS JOIN LATERAL (
         SELECT ctid, priority, run_at
         FROM nightcrew.jobs

@@ -1,0 +1,223 @@
+"""Keyed limits in-process: definition, key templates, the grant step, overrides, ctx.limit.
+
+The cross-process guarantees (rates and concurrency across worker processes, a SIGKILLed
+worker's slot) are in tests/faults/test_flow_control.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from nightcrew.limits import parse_rate
+from tests.support import most_in_window
+from nightcrew import App, ConfigurationError, JobContext, Limit, SyncJobContext
+
+
+@pytest.fixture
+def clean_db(db_url: str) -> str:
+    """The module's database with the queue and every limit's state emptied."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE nightcrew.jobs, nightcrew.workers, nightcrew.limits,"
+            " nightcrew.limit_slots, nightcrew.limit_reservations, nightcrew.queue_pauses"
+        )
+    return db_url
+
+
+@pytest.mark.parametrize(
+    ("rate", "expected"), [("10/s", (10, 1.0)), ("100/m", (100, 60.0)), (" 3 / h ", (3, 3600.0))]
+)
+def test_rates_parse(rate: str, expected: tuple[int, float]) -> None:
+    assert parse_rate(rate) == expected
+
+
+@pytest.mark.parametrize("rate", ["10", "0/s", "-1/s", "10/d", "ten/s", "10/s/s", ""])
+def test_bad_rates_are_refused_with_the_value(rate: str) -> None:
+    with pytest.raises(ConfigurationError, match="rate must look like"):
+        Limit("k", rate=rate)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"key": "k"}, "needs a rate, a concurrency or both"),
+        ({"key": "k", "concurrency": 0}, "concurrency must be an integer >= 1"),
+        ({"key": "k", "concurrency": True}, "concurrency must be an integer >= 1"),
+        ({"key": "", "rate": "1/s"}, "non-empty"),
+        ({"key": "t:{tenant}", "rate": "1/s"}, r"\{tenant\} is not one of"),
+        ({"key": "t:{payload.a.b}", "rate": "1/s"}, "is not one of"),
+        ({"key": "t:{user_id!r}", "rate": "1/s"}, "no format spec"),
+        ({"key": "t:{user_id", "rate": "1/s"}, "limit key"),
+    ],
+)
+def test_bad_limits_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    key = kwargs.pop("key")
+    with pytest.raises(ConfigurationError, match=message):
+        Limit(key, **kwargs)
+
+
+def test_limit_is_frozen_and_keyword_only() -> None:
+    limit = Limit("places", rate="10/s")
+    with pytest.raises(AttributeError):
+        limit.rate = "1/s"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Limit("places", "10/s")  # type: ignore[misc]
+
+
+def test_keys_are_filled_from_the_job() -> None:
+    job = {"user_id": "alice", "queue": "q", "type": "t", "payload": {"domain": "x.com", "n": 3}}
+    assert Limit("tenant:{user_id}", concurrency=2).resolve(job) == "tenant:alice"
+    assert Limit("{queue}/{type}", rate="1/s").resolve(job) == "q/t"
+    assert Limit("d:{payload.domain}:{payload.n}", rate="1/s").resolve(job) == "d:x.com:3"
+    # A missing value leaves its part empty: such jobs share one key.
+    assert Limit("tenant:{user_id}", rate="1/s").resolve({"payload": None}) == "tenant:"
+    assert Limit("d:{payload.domain}", rate="1/s").resolve({"payload": [1]}) == "d:"
+
+
+def test_job_types_refuse_what_is_not_a_limit(app: App) -> None:
+    with pytest.raises(ConfigurationError, match="must be nightcrew.Limit"):
+
+        @app.job("t.bad", limits=["places"])  # type: ignore[list-item]
+        async def bad(ctx: JobContext, payload: Any) -> None: ...
+
+
+async def test_rate_limited_jobs_are_spaced_and_burn_no_attempt(aapp: App) -> None:
+    starts: list[float] = []
+
+    @aapp.job("t.rated", limits=[Limit("rated", rate="20/s")])
+    async def rated(ctx: JobContext, payload: Any) -> None:
+        starts.append(time.monotonic())
+
+    await aapp.aenqueue_many([{"type": "t.rated"}] * 30)
+    await aapp.worker(concurrency=10).run_until_idle(timeout=30)
+    assert len(starts) == 30
+    took = max(starts) - min(starts)
+    assert 29 / 20 - 0.1 <= took <= 29 / 20 + 1.0, took
+    # 20 slots in any 1 s, and starts follow their slots within the loop's jitter.
+    assert most_in_window(starts, 1.0) <= 22
+    pool = await aapp.apool()
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT attempts, status::text, count(*) FROM nightcrew.jobs"
+            " WHERE type = 't.rated' GROUP BY 1, 2"
+        )
+        assert await cur.fetchall() == [(1, "completed", 30)]
+        cur = await conn.execute("SELECT count(*) FROM nightcrew.limit_reservations")
+        assert await cur.fetchone() == (0,)
+
+
+async def test_concurrency_limit_per_user_key(aapp: App) -> None:
+    running: dict[str, int] = {"a": 0, "b": 0}
+    peak: dict[str, int] = {"a": 0, "b": 0}
+
+    @aapp.job("t.tenant", limits=[Limit("tenant:{user_id}", concurrency=2)])
+    async def tenant(ctx: JobContext, payload: Any) -> None:
+        user = ctx.job.user_id or ""
+        running[user] += 1
+        peak[user] = max(peak[user], running[user])
+        await asyncio.sleep(0.05)
+        running[user] -= 1
+
+    for user in ("a", "b"):
+        await aapp.aenqueue_many([{"type": "t.tenant", "user_id": user}] * 8)
+    await aapp.worker(concurrency=10).run_until_idle(timeout=30)
+    assert peak == {"a": 2, "b": 2}
+    assert {info.key for info in aapp.limits()} == {"tenant:a", "tenant:b"}
+    assert all(info.concurrency == 2 and info.running == 0 for info in aapp.limits())
+
+
+async def test_set_limit_overrides_the_code_and_clear_restores_it(aapp: App) -> None:
+    starts: list[float] = []
+
+    @aapp.job("t.slow", limits=[Limit("slow", rate="1/h")])
+    async def slow(ctx: JobContext, payload: Any) -> None:
+        starts.append(time.monotonic())
+
+    await aapp.aenqueue_many([{"type": "t.slow"}] * 3)
+    worker = aapp.worker()
+    runner = asyncio.create_task(worker.run())
+    try:
+        deadline = time.monotonic() + 10
+        while len(starts) < 1 or not aapp.limits():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        assert len(starts) == 1  # the other two wait an hour for their slots
+        info = await asyncio.to_thread(aapp.set_limit, "slow", rate="50/s", by="ops")
+        assert (info.rate, info.concurrency, info.overridden) == ("50/s", None, True)
+        assert (info.code_rate, info.code_concurrency) == ("1/h", None)
+        deadline = time.monotonic() + 10
+        while len(starts) < 3:  # released from their reserved slots at once
+            assert time.monotonic() < deadline, starts
+            await asyncio.sleep(0.02)
+        assert await asyncio.to_thread(aapp.clear_limit, "slow")
+        assert not await asyncio.to_thread(aapp.clear_limit, "slow")
+        (info,) = await asyncio.to_thread(aapp.limits)
+        assert (info.rate, info.overridden) == ("1/h", False)
+    finally:
+        worker.stop()
+        await runner
+
+
+def test_set_limit_refuses_bad_values(app: App) -> None:
+    with pytest.raises(ConfigurationError, match="rate must look like"):
+        app.set_limit("k", rate="fast")
+    with pytest.raises(ConfigurationError, match="give a rate, a concurrency or both"):
+        app.set_limit("k")
+    with pytest.raises(ConfigurationError, match="at most 200"):
+        app.set_limit("k" * 201, rate="1/s")
+    assert app.limits() == []
+
+
+async def test_ctx_limit_spaces_calls_and_holds_concurrency(aapp: App) -> None:
+    calls: list[float] = []
+    inside = {"now": 0, "peak": 0}
+
+    @aapp.job("t.calls")
+    async def calls_job(ctx: JobContext, payload: Any) -> None:
+        async with ctx.limit("api", rate="10/s"):
+            calls.append(time.monotonic())
+        async with ctx.limit("pool", concurrency=1):
+            inside["now"] += 1
+            inside["peak"] = max(inside["peak"], inside["now"])
+            await asyncio.sleep(0.02)
+            inside["now"] -= 1
+
+    await aapp.aenqueue_many([{"type": "t.calls"}] * 8)
+    await aapp.worker(concurrency=8).run_until_idle(timeout=30)
+    assert len(calls) == 8 and inside["peak"] == 1
+    assert most_in_window(calls, 0.5) <= 6, calls
+    assert max(calls) - min(calls) >= 0.55
+    pool = await aapp.apool()
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM nightcrew.limit_slots")
+        assert await cur.fetchone() == (0,)  # every block gave its slot back
+
+
+async def test_sync_ctx_limit(aapp: App) -> None:
+    calls: list[float] = []
+
+    @aapp.job("t.sync_calls")
+    def sync_calls(ctx: SyncJobContext, payload: Any) -> None:
+        with ctx.limit("sync-api", rate="10/s", concurrency=1):
+            calls.append(time.monotonic())
+
+    await aapp.aenqueue_many([{"type": "t.sync_calls"}] * 4)
+    await aapp.worker(concurrency=4).run_until_idle(timeout=30)
+    assert len(calls) == 4
+    assert max(calls) - min(calls) >= 0.25, calls
+
+
+def test_unlimited_jobs_never_reach_the_grant(app: App, clean_db: str) -> None:
+    @app.job("t.free")
+    async def free(ctx: JobContext, payload: Any) -> None: ...
+
+    app.enqueue_many([{"type": "t.free"}] * 5)
+    asyncio.run(app.worker().run_until_idle())
+    with psycopg.connect(clean_db) as conn:
+        assert conn.execute("SELECT count(*) FROM nightcrew.limits").fetchone() == (0,)
