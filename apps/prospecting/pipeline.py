@@ -13,10 +13,7 @@ Before each call: cancelled? stop (keeping everything); over budget? stop paying
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -64,38 +61,11 @@ class Providers:
     settings: ProspectingSettings
 
 
-class LocalRateLimit:
-    """Spaces calls of this process at most ``per_second`` apart: the fallback when the
-    App has no shared keyed limit (nightcrew's ``ctx.limit``)."""
-
-    def __init__(self, per_second: float) -> None:
-        self.interval = 1.0 / per_second
-        self.next_at = 0.0
-        self.lock = asyncio.Lock()
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait for this call's turn."""
-        async with self.lock:
-            now = time.monotonic()
-            if self.next_at > now:
-                await asyncio.sleep(self.next_at - now)
-            self.next_at = max(now, self.next_at) + self.interval
-        yield
-
-
-_LOCAL_LIMITS: dict[str, LocalRateLimit] = {}
-
-
 def provider_throttle(ctx: JobContext, provider: Provider) -> Throttle:
     """One slot of the provider's rate limit per HTTP attempt: nightcrew's keyed limit
-    ``prospecting.<provider>``, shared by every worker process."""
+    ``prospecting.<provider>``, shared by every worker process (state in Postgres)."""
     key = f"prospecting.{provider.name}"
-    limit: Callable[..., AbstractAsyncContextManager[object]] | None = getattr(ctx, "limit", None)
-    if limit is not None:
-        return lambda: limit(key, rate=provider.rate)
-    local = _LOCAL_LIMITS.setdefault(key, LocalRateLimit(provider.per_second))
-    return local.slot
+    return lambda: ctx.limit(key, rate=provider.limit_rate)
 
 
 def http_providers(

@@ -4,6 +4,7 @@ each provider's base URL, key and rate limit, and the price list."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -59,6 +60,17 @@ def parse_prices(text: str | None) -> dict[str, Decimal]:
     return prices
 
 
+def parse_headroom(text: str) -> float:
+    """``PROSPECTING_RATE_HEADROOM``: the share of each provider's rate left unused (0-0.5)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError("PROSPECTING_RATE_HEADROOM: not a number") from None
+    if not 0 <= value <= 0.5:
+        raise SettingsError("PROSPECTING_RATE_HEADROOM: must be between 0 and 0.5")
+    return value
+
+
 @dataclass(frozen=True)
 class Provider:
     """One provider's endpoint: base URL, API key, rate (as written and per second),
@@ -70,6 +82,17 @@ class Provider:
     rate: str
     per_second: float
     price: Decimal
+    headroom: float = 0.05
+
+    @property
+    def limit_rate(self) -> str:
+        """The rate nightcrew's keyed limit enforces: the provider's less the headroom,
+        as a whole number of calls per hour (so that a few milliseconds of network jitter
+        between our clock and the provider's never shows it more than its rate in a
+        second: calls are spaced 1/rate apart, and a late first call with an early sixth
+        would otherwise both land in the same second)."""
+        per_hour = math.floor(self.per_second * 3600 * (1 - self.headroom))
+        return f"{max(per_hour, 1)}/h"
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ProspectingSettin
     """Read ``PROSPECTING_*`` from ``environ`` (default: the process environment)."""
     env = os.environ if environ is None else environ
     prices = parse_prices(env.get("PROSPECTING_PRICES"))
+    headroom = parse_headroom(env.get("PROSPECTING_RATE_HEADROOM", "0.05"))
     providers = {}
     for name in PROVIDERS:
         upper = name.upper()
@@ -99,6 +123,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ProspectingSettin
             rate=rate.strip(),
             per_second=parse_rate(f"PROSPECTING_{upper}_RATE", rate),
             price=prices[name],
+            headroom=headroom,
         )
     timeout = float(env.get("PROSPECTING_TIMEOUT", "10"))
     return ProspectingSettings(providers, timeout)
