@@ -27,7 +27,7 @@ from tests.http.conftest import free_port
 from tests.prospecting.conftest import SandboxProcess
 from tests.support import wait_until
 
-SLOW_RATES = {"places": "20/s", "finder": "8/s", "verifier": "8/s"}
+SLOW_RATES = {"places": "20/s", "finder": "10/s", "verifier": "10/s"}
 """Slow enough that the campaign runs for a few seconds in front of the browser."""
 
 
@@ -104,7 +104,7 @@ def test_submit_watch_live_and_download_the_leads(browser: Any, site: Site) -> N
     page.goto("/prospecting")
     page.get_by_label("Business type").fill("bakery")
     page.get_by_label("Location").fill("Portland")
-    page.get_by_label("Max results").fill("40")
+    page.get_by_label("Max results").fill("25")
     page.get_by_role("button", name="Start campaign").click()
     page.wait_for_url("**/prospecting/campaigns/*")
     assert "campaign started" in page.locator(".flash").inner_text()
@@ -121,7 +121,7 @@ def test_submit_watch_live_and_download_the_leads(browser: Any, site: Site) -> N
     )
     cost = page.locator('[data-metric="total_cost"]').inner_text()
     assert cost.startswith("$") and float(cost[1:]) > 0
-    assert int(page.locator('[data-metric="businesses_found"]').inner_text()) == 40
+    assert int(page.locator('[data-metric="businesses_found"]').inner_text()) == 25
     assert int(enriched.inner_text()) >= 1
 
     # Finished: the page reloads itself into the results.
@@ -131,7 +131,7 @@ def test_submit_watch_live_and_download_the_leads(browser: Any, site: Site) -> N
     qualified = int(page.locator('[data-metric="qualified_leads"]').inner_text())
     assert rows.count() == qualified > 0
     assert page.locator('[data-metric="leads_enriched"]').inner_text() == str(qualified)
-    assert "40 businesses" in page.locator("#campaign-summary").inner_text()
+    assert "25 businesses" in page.locator("#campaign-summary").inner_text()
 
     with page.expect_download() as info:
         page.locator("#csv-link").click()
