@@ -66,7 +66,9 @@ async def main(host: str, port: int, *, reload: bool, small: bool) -> None:
     console = Console()
     # The demo serves plain http on a loopback address: let the dashboard cookie go
     # without Secure there (only there: any other host still gets a Secure cookie).
-    app = build_app(dev_insecure_cookies=True)
+    # A short shutdown grace: long jobs (a prospecting campaign, a bulk update) are
+    # checkpointed, so one cut short at Ctrl-C resumes where it was at the next start.
+    app = build_app(dev_insecure_cookies=True, shutdown_grace_seconds=5)
     await prepare_data(app, console, reload=reload, small=small)
     admin, user = await asyncio.to_thread(create_keys, app)
     server = _Server(uvicorn.Config(create_app(app), host=host, port=port, log_level="warning"))
@@ -74,23 +76,27 @@ async def main(host: str, port: int, *, reload: bool, small: bool) -> None:
     scheduler = Scheduler(app)
 
     def stop() -> None:
-        server.should_exit = True
         worker.stop()
         scheduler.stop()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    tasks = [
+    background = [
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(scheduler.run(), name="scheduler"),
-        asyncio.create_task(server.serve(), name="http"),
     ]
+    http = asyncio.create_task(server.serve(), name="http")
+    tasks = [*background, http]
     print_where_to_look(console, f"http://{host}:{port}", admin, user)
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # The server last: its shutdown closes the App's pools, which the worker still
+        # needs to hand a running job back (a campaign cut short resumes next time).
+        await asyncio.gather(*background, return_exceptions=True)
+        server.should_exit = True
+        await asyncio.gather(http, return_exceptions=True)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]

@@ -44,7 +44,7 @@ async def start_sandbox(console: Console) -> str:
     sandbox = Sandbox(SandboxConfig(latency_ms=SANDBOX_LATENCY_MS, error_rate=0.02,
                                     rate_429=0.01))  # fmt: skip
     server = _QuietServer(uvicorn.Config(sandbox.app, host="127.0.0.1", port=port,
-                                         log_level="warning"))  # fmt: skip
+                                         log_level="warning", lifespan="off"))  # fmt: skip
     task = asyncio.create_task(server.serve(), name="prospecting-sandbox")
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
