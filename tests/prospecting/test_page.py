@@ -48,8 +48,9 @@ def site(pro_db: str, sandbox: SandboxProcess) -> Iterator[Site]:
     with psycopg.connect(pro_db, autocommit=True) as conn:
         keys = {who: create_key(conn, who, actor="test")[1] for who in ("alice", "bob")}
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=2))  # fmt: skip
+    config = uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning",
+                            timeout_graceful_shutdown=2)  # fmt: skip
+    server = uvicorn.Server(config)
     web = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     web.start()
     worker = app.worker(concurrency=2)
