@@ -85,11 +85,29 @@ def http_providers(
 
 
 def domain_of(website: str | None) -> str | None:
-    """The host of a website URL, without ``www.``."""
-    if not website:
+    """The host of an http(s) website (or a bare host name), without ``www.``; ``None``
+    for anything else (``javascript:...``, ``http:///``, a host without a dot)."""
+    text = (website or "").strip()
+    if not text:
         return None
-    host = urlsplit(website if "//" in website else f"//{website}").hostname
-    return host.removeprefix("www.") if host else None
+    try:  # a malformed URL (an unclosed IPv6 bracket, say) is no website
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        host = (parts.hostname or "").removeprefix("www.")
+    except ValueError:
+        return None
+    return host if parts.scheme in ("http", "https") and "." in host else None
+
+
+def usable_website(website: str | None) -> str | None:
+    """The website as given when it is an http(s) URL with a host, else ``None``: provider
+    data is not trusted to be a link (nor to score as a website)."""
+    if (
+        website
+        and domain_of(website)
+        and website.strip().lower().startswith(("http://", "https://"))
+    ):
+        return website.strip()
+    return None
 
 
 @dataclass
@@ -218,9 +236,9 @@ async def discover(
         rows = [
             {"campaign_id": campaign.id, "place_id": p.place_id, "user_id": campaign.user_id,
              "position": found + i, "name": p.name, "address": p.address,
-             "website": p.website, "domain": domain_of(p.website), "phone": p.phone,
+             "website": website, "domain": domain_of(website), "phone": p.phone,
              "rating": p.rating, "reviews": p.reviews}
-            for i, p in enumerate(wanted)
+            for i, (p, website) in enumerate((p, usable_website(p.website)) for p in wanted)
         ]  # fmt: skip
         token = result.next_token
         last = token is None or found + len(rows) >= campaign.max_results
@@ -366,9 +384,10 @@ async def run_campaign(
         if not campaign.budget_exhausted:
             await enrich(ctx, stages, campaign, providers)
     except JobCancelled:
-        async with pool.connection() as conn:
-            campaign.metrics = await read_metrics(conn, campaign_id)
-            await finish(conn, campaign, summary_of(campaign, cancelled=True))
+        if ctx.cancelled:  # not a timeout or a shutdown: those run the campaign again
+            async with pool.connection() as conn:
+                campaign.metrics = await read_metrics(conn, campaign_id)
+                await finish(conn, campaign, summary_of(campaign, cancelled=True))
         raise
     await stages.enter("storing_results", metrics=campaign.metrics)
     async with ctx.transaction() as conn:

@@ -5,9 +5,10 @@
 
 ``/places/search``, ``/finder/domain-search`` and ``/verifier/check`` answer like the
 providers' APIs with deterministic businesses for any query (the same query always finds
-the same businesses, emails and verdicts); ``--error-rate`` of the requests fail with a 503
-and ``--rate-429`` with a 429 and ``Retry-After``. Only a 200 is billed, and only once per
-``Idempotency-Key`` (a repeated key is answered again for free).
+the same businesses, emails and verdicts; a query naming ``messy`` gets unclean data: two
+websites in three are ``javascript:`` or host-less URLs); ``--error-rate`` of the requests
+fail with a 503 and ``--rate-429`` with a 429 and ``Retry-After``. Only a 200 is billed,
+and only once per ``Idempotency-Key`` (a repeated key is answered again for free).
 
 ``GET /_stats`` reports, per provider, the requests received, the most received in any one
 second (the clock's seconds, and any sliding 1-second window) and the billed calls per
@@ -110,11 +111,15 @@ def business(query: str, index: int) -> dict[str, Any]:
     has_site = (h >> 8) % 10 < 8
     has_phone = (h >> 12) % 10 < 7
     rated = (h >> 16) % 10 < 9
+    website = f"https://{slug}.example" if has_site else None
+    if "messy" in query.lower() and index % 3 < 2:
+        # Provider data is not always clean: a script URL, a URL without a host.
+        website = ("javascript:alert(document.domain)", "http:///")[index % 3]
     return {
         "place_id": f"pl_{h:016x}",
         "name": name,
         "formatted_address": f"{(h >> 20) % 400 + 1} {_STREETS[(h >> 28) % len(_STREETS)]}",
-        "website": f"https://{slug}.example" if has_site else None,
+        "website": website,
         "formatted_phone_number": f"+1 555 {(h >> 32) % 9000 + 1000}" if has_phone else None,
         "rating": round(2.5 + ((h >> 40) % 26) / 10, 1) if rated else None,
         "user_ratings_total": int((h >> 44) % 1500) if rated else None,

@@ -126,3 +126,23 @@ async def test_a_budget_stops_the_paying_and_completes_with_the_leads_found(
     leads = (await api.client.get(f"/api/prospecting/campaigns/{campaign_id}/leads",
                                   headers=api.auth("alice"))).json()["leads"]  # fmt: skip
     assert len(leads) == tables["qualified"], "the leads found are kept, enriched or not"
+
+
+async def test_unclean_provider_websites_are_neither_linked_nor_searched(
+    pro_app: App, api: Api, sandbox: SandboxProcess
+) -> None:
+    # The sandbox answers a "messy" query with javascript: and host-less websites.
+    answer = await api.submit("alice", businessType="messy cafe", maxResults=12)
+    campaign_id = answer.json()["campaignId"]
+    await drain(pro_app, timeout=60)
+    with psycopg.connect(pro_app.url, autocommit=True) as conn:
+        websites = [row[0] for row in conn.execute(
+            "SELECT website FROM prospecting.businesses WHERE campaign_id = %s"
+            " ORDER BY position", (campaign_id,))]  # fmt: skip
+    assert websites[0] is None and websites[1] is None and websites[3] is None
+    assert all(w is None or w.startswith("https://") for w in websites)
+    billed = sandbox.stats()["finder"]["billed"]
+    assert billed and all("." in domain and ":" not in domain for domain in billed)
+    leads = (await api.client.get(f"/api/prospecting/campaigns/{campaign_id}/leads",
+                                  headers=api.auth("alice"))).json()["leads"]  # fmt: skip
+    assert all(lead["website"].startswith("https://") for lead in leads)

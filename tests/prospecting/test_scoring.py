@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from prospecting.pipeline import domain_of, usable_website
 from prospecting.scoring import QUALIFY_AT, Signals, base_score, confidence, qualifies
 from prospecting.settings import SettingsError, load_settings, parse_prices, parse_rate
 
@@ -72,3 +73,24 @@ def test_settings_come_from_the_environment() -> None:
     assert settings["verifier"].price == Decimal("0.01")
     with pytest.raises(SettingsError, match="PROSPECTING_VERIFIER_RATE"):
         load_settings({"PROSPECTING_VERIFIER_RATE": "fast"})
+
+
+@pytest.mark.parametrize(
+    ("website", "domain", "usable"),
+    [
+        ("https://www.cafe.example/menu", "cafe.example", True),
+        ("http://cafe.example", "cafe.example", True),
+        ("cafe.example", "cafe.example", False),  # a host name, not a link
+        ("javascript:alert(document.domain)", None, False),
+        ("http:///", None, False),
+        ("ftp://cafe.example", None, False),
+        ("https://localhost", None, False),
+        ("http://[::1", None, False),
+        (None, None, False),
+    ],
+)
+def test_websites_from_providers_are_checked(
+    website: str | None, domain: str | None, usable: bool
+) -> None:
+    assert domain_of(website) == domain
+    assert (usable_website(website) is not None) is usable
