@@ -160,3 +160,25 @@ def test_a_bad_form_says_which_field(browser: Any, site: Site) -> None:
     page.get_by_role("button", name="Start campaign").click()
     page.wait_for_url("**/prospecting?**")
     assert "location: " in page.locator(".flash").inner_text()
+
+
+def test_the_cancel_button_stops_the_campaign_and_keeps_its_leads(browser: Any, site: Site) -> None:
+    page = logged_in(browser, site, "alice")
+    page.goto("/prospecting")
+    page.get_by_label("Business type").fill("florist")
+    page.get_by_label("Location").fill("Bristol")
+    page.get_by_label("Max results").fill("60")
+    page.get_by_role("button", name="Start campaign").click()
+    page.wait_for_url("**/prospecting/campaigns/*")
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-metric=\"leads_enriched\"]').textContent) > 0"
+    )
+    page.get_by_role("button", name="Cancel campaign").click()
+    page.wait_for_selector("#leads", timeout=30_000)  # reloaded once the job stopped
+    assert page.locator("#campaign-status .status").inner_text() == "cancelled"
+    assert "cancelled" in page.locator("#campaign-summary").inner_text()
+    qualified = int(page.locator('[data-metric="qualified_leads"]').inner_text())
+    enriched = int(page.locator('[data-metric="leads_enriched"]').inner_text())
+    assert page.locator("#leads tbody tr").count() == qualified
+    assert 0 < enriched < qualified, "stopped part-way, the leads found kept"
+    assert page.get_by_role("button", name="Cancel campaign").count() == 0
