@@ -8,7 +8,8 @@ default ``nightcrew_bench``) and empties its tables before every run. Figures:
 * single  -- N ``app.enqueue`` calls one at a time from one client (jobs/s)
 * bulk    -- ``app.enqueue_many`` in calls of 1,000, and one call of all N (jobs/s)
 * drain   -- N pre-enqueued no-op jobs, CHECKPOINT, worker process(es) spawned; rate =
-             N / (all rows ``completed`` in the jobs table - first handler start)
+             N / (all rows ``completed`` in the jobs table - first handler start);
+             ``--limit-rate 1000/s`` holds every job to one keyed rate limit
 * latency -- one idle worker; jobs enqueued one at a time 20 ms apart; handler-start
              ``time.time()`` minus ``time.time()`` just before the enqueue call (ms)
 
@@ -85,19 +86,28 @@ class DrainConfig:
 # ---- worker process ------------------------------------------------------------------------
 
 
-def worker_process(url: str, cfg: DrainConfig, outdir: str) -> None:
+def worker_process(url: str, cfg: DrainConfig, outdir: str, limit_rate: str | None) -> None:
     """Entry point of a spawned worker process; runs until SIGTERM."""
-    asyncio.run(_worker(url, cfg, outdir))
+    asyncio.run(_worker(url, cfg, outdir, limit_rate))
 
 
-async def _worker(url: str, cfg: DrainConfig, outdir: str) -> None:
+def _limits(limit_rate: str | None) -> dict[str, Any]:
+    """``limits=`` of the no-op type: one keyed rate limit when asked for."""
+    if limit_rate is None:
+        return {}
+    from nightcrew import Limit
+
+    return {"limits": [Limit("bench", rate=limit_rate)]}
+
+
+async def _worker(url: str, cfg: DrainConfig, outdir: str, limit_rate: str | None) -> None:
     app = App(
         url, migrate_on_start=False, concurrency=cfg.concurrency, fetch_batch=cfg.fetch_batch,
         complete_batch=cfg.complete_batch, complete_interval_ms=cfg.complete_interval_ms,
     )  # fmt: skip
     out = open(os.path.join(outdir, f"w{os.getpid()}.log"), "a", buffering=1)  # noqa: SIM115
 
-    @app.job(JOB_TYPE, max_attempts=1)
+    @app.job(JOB_TYPE, max_attempts=1, **_limits(limit_rate))
     async def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
         now = time.time()
         out.write(f"{int(payload['i']):08d} {float(payload['t']):17.6f} {now:17.6f}\n")
@@ -109,9 +119,12 @@ async def _worker(url: str, cfg: DrainConfig, outdir: str) -> None:
     out.close()
 
 
-def start_workers(url: str, cfg: DrainConfig, outdir: str) -> list[Any]:
+def start_workers(
+    url: str, cfg: DrainConfig, outdir: str, limit_rate: str | None = None
+) -> list[Any]:
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker_process, args=(url, cfg, outdir)) for _ in range(cfg.procs)]
+    args = (url, cfg, outdir, limit_rate)
+    procs = [ctx.Process(target=worker_process, args=args) for _ in range(cfg.procs)]
     for p in procs:
         p.start()
     return procs
@@ -152,8 +165,9 @@ def read_records(outdir: str) -> list[tuple[int, float, float]]:
 class Bench:
     """Runs the figures against one freshly created/migrated database."""
 
-    def __init__(self, url: str, sizes: dict[str, int]) -> None:
+    def __init__(self, url: str, sizes: dict[str, int], limit_rate: str | None = None) -> None:
         self.url = url
+        self.limit_rate = limit_rate
         self.sizes = sizes
         self.app = App(url, migrate_on_start=False)
         self.app.job(JOB_TYPE, max_attempts=1)(_never_called)
@@ -162,6 +176,9 @@ class Bench:
 
     def reset(self) -> None:
         self.admin.execute("TRUNCATE nightcrew.jobs, nightcrew.workers")
+        if self.limit_rate is not None:  # (a schema before flow control has no such table)
+            self.admin.execute("TRUNCATE nightcrew.limits, nightcrew.limit_reservations,"
+                               " nightcrew.limit_slots")  # fmt: skip
 
     def emit(self, figure: str, **rec: Any) -> None:
         # The 1-minute load average: on a shared machine it says how noisy the run was.
@@ -216,7 +233,7 @@ class Bench:
         self.admin.execute("CHECKPOINT")
         outdir = tempfile.mkdtemp(prefix="nc-drain-")
         t_spawn = time.time()
-        procs = start_workers(self.url, cfg, outdir)
+        procs = start_workers(self.url, cfg, outdir, self.limit_rate)
         status, t_done = "ok", float("nan")
         try:
             deadline = t_spawn + timeout
@@ -242,6 +259,7 @@ class Bench:
             rep=rep, n=n, status=status, setup=cfg.describe(), config=asdict(cfg),
             executed=len(ids), unique=len(set(ids)), completed_rows=self.completed(),
             startup_s=t_first - t_spawn, seconds=t_done - t_first, rate=n / (t_done - t_first),
+            limit_rate=self.limit_rate,
         )  # fmt: skip
         self.emit("drain" if rep else "drain_sweep", **rec)
         return rec
@@ -374,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--drain-timeout", type=float, default=240.0)
     ap.add_argument("--latency-concurrency", type=int, default=10)
+    ap.add_argument("--limit-rate", help="drain: hold every job to Limit('bench', rate=...)")
     a = ap.parse_args(argv)
     if not a.database_url:
         ap.error("give --database-url or set NIGHTCREW_DATABASE_URL")
@@ -388,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
         url = bench_database(a.database_url, a.db_name)
     except psycopg.Error as exc:
         sys.exit(f"cannot prepare the benchmark database: {exc}")
-    bench = Bench(url, sizes)
+    bench = Bench(url, sizes, a.limit_rate)
     try:
         if "single" in only:
             for r in range(1, reps + 1):

@@ -244,6 +244,59 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_queues(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    if args.action == "list":
+        queues = app.queues()
+        if args.json:
+            _print_json([q.as_dict() for q in queues])
+            return 0
+        if not queues:
+            print("no queues yet")
+        for q in queues:
+            state = "PAUSED" if q.paused else "running"
+            print(f"{q.name:<24} {state:<8} depth {q.depth:<8} running {q.running:<6} "
+                  f"{q.jobs_per_minute:.1f}/min")  # fmt: skip
+        return 0
+    if not args.name:
+        raise SystemExit(f"nightcrew queues {args.action} needs a queue name")
+    by = "cli"
+    if args.action == "pause":
+        changed = app.pause_queue(args.name, by=by)
+        print(f"{args.name}: paused" if changed else f"{args.name}: was paused already")
+    else:
+        changed = app.resume_queue(args.name)
+        print(f"{args.name}: resumed" if changed else f"{args.name}: was not paused")
+    return 0
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    if args.action == "list":
+        infos = app.limits()
+        if args.json:
+            _print_json([info.as_dict() for info in infos])
+            return 0
+        if not infos:
+            print("no limit keys yet (a key appears when a job or ctx.limit first uses it)")
+        for info in infos:
+            source = "override" if info.overridden else "code"
+            print(f"{info.key:<32} rate {info.rate or '-':<8} concurrency "
+                  f"{info.concurrency or '-':<5} ({source})  running {info.running}  "
+                  f"slots taken {info.backlog_seconds:.1f}s ahead")  # fmt: skip
+        return 0
+    if not args.key:
+        raise SystemExit(f"nightcrew limits {args.action} needs a limit key")
+    if args.action == "clear":
+        changed = app.clear_limit(args.key)
+        print(f"{args.key}: override cleared" if changed else f"{args.key}: had no override")
+        return 0
+    info = app.set_limit(args.key, rate=args.rate, concurrency=args.concurrency, by="cli")
+    print(f"{info.key}: rate {info.rate or '-'}, concurrency {info.concurrency or '-'} "
+          f"(override)")  # fmt: skip
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------------------
 
 
@@ -287,6 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cron", help="set: new cron expression")
     p.add_argument("--every", type=float, help="set: new interval in seconds")
     p.add_argument("--timezone", help="set: new IANA time zone")
+    p = add("queues", cmd_queues, "list, pause or resume queues (cluster-wide)")
+    p.add_argument("action", choices=["list", "pause", "resume"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    p = add("limits", cmd_limits, "list, override or clear keyed rate/concurrency limits")
+    p.add_argument("action", choices=["list", "set", "clear"])
+    p.add_argument("key", nargs="?")
+    p.add_argument("--rate", help="set: N/s, N/m or N/h")
+    p.add_argument("--concurrency", type=int, help="set: at most N at once")
+    p.add_argument("--json", action="store_true", help="list as JSON")
     p = add("serve", cmd_serve, "serve the HTTP API (uvicorn)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

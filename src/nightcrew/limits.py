@@ -29,7 +29,7 @@ _KEY_FIELDS = ("user_id", "queue", "type")
 _PAYLOAD_PREFIX = "payload."
 MAX_KEY_LENGTH = 200
 
-HOLD_SECONDS = 0.1
+HOLD_SECONDS = 0.2
 """A fetched job whose rate slot comes within this many seconds keeps its lease and starts
 at the slot; a later one is given back (run_at = its slot) so it keeps no worker slot."""
 

@@ -74,3 +74,34 @@ def test_migrate_and_db_url(clean_db: str) -> None:
     out = nightcrew(clean_db, "migrate")
     assert out.returncode == 0 and "up to date" in out.stdout
     assert nightcrew(clean_db, "db-url").stdout.strip() == clean_db
+
+
+def test_queues_and_limits_commands(clean_db: str) -> None:
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute("TRUNCATE nightcrew.queue_pauses, nightcrew.limits")
+    paused = nightcrew(clean_db, "queues", "pause", "reports")
+    assert paused.returncode == 0 and paused.stdout.strip() == "reports: paused"
+    again = nightcrew(clean_db, "queues", "pause", "reports")
+    assert again.stdout.strip() == "reports: was paused already"
+    listed = nightcrew(clean_db, "queues", "list", "--json")
+    assert next(q for q in json.loads(listed.stdout) if q["name"] == "reports")["paused"]
+    assert "PAUSED" in nightcrew(clean_db, "queues", "list").stdout
+    assert nightcrew(clean_db, "queues", "resume", "reports").stdout.strip() == "reports: resumed"
+
+    set_ = nightcrew(clean_db, "limits", "set", "places", "--rate", "10/s", "--concurrency", "3")
+    assert set_.returncode == 0, set_.stderr
+    assert set_.stdout.strip() == "places: rate 10/s, concurrency 3 (override)"
+    (info,) = json.loads(nightcrew(clean_db, "limits", "list", "--json").stdout)
+    assert (info["key"], info["rate"], info["concurrency"], info["overridden"]) == (
+        "places", "10/s", 3, True,
+    )  # fmt: skip
+    cleared = nightcrew(clean_db, "limits", "clear", "places")
+    assert cleared.stdout.strip() == "places: override cleared"
+
+    bad = nightcrew(clean_db, "limits", "set", "places", "--rate", "lots")
+    assert bad.returncode == 2 and "rate must look like" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    bad_queue = nightcrew(clean_db, "queues", "pause", "no spaces allowed")
+    assert bad_queue.returncode == 2 and "queue name" in bad_queue.stderr
+    missing = nightcrew(clean_db, "limits", "set")
+    assert missing.returncode != 0 and "needs a limit key" in missing.stderr

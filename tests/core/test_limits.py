@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from nightcrew import App, ConfigurationError, JobContext, Limit, SyncJobContext
 from nightcrew.limits import parse_rate
 from tests.support import most_in_window
-from nightcrew import App, ConfigurationError, JobContext, Limit, SyncJobContext
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_keys_are_filled_from_the_job() -> None:
 
 
 def test_job_types_refuse_what_is_not_a_limit(app: App) -> None:
-    with pytest.raises(ConfigurationError, match="must be nightcrew.Limit"):
+    with pytest.raises(ConfigurationError, match=r"must be nightcrew\.Limit"):
 
         @app.job("t.bad", limits=["places"])  # type: ignore[list-item]
         async def bad(ctx: JobContext, payload: Any) -> None: ...

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import sql
 
-from nightcrew import App, JobContext
+from nightcrew import App, JobContext, Limit
 
 app = App()
 
@@ -69,3 +69,40 @@ def sync_record(ctx: Any, payload: dict[str, Any]) -> None:
     line = f"{ctx.job.id} {os.getpid()} {start!r} {end!r}\n"
     with (Path(payload["out"]) / f"{os.getpid()}.log").open("a") as out:
         out.write(line)
+
+
+def _log_run(payload: dict[str, Any], *fields: object) -> None:
+    """Append one line (fields, space-separated) to this process's file in payload["out"]."""
+    line = " ".join(str(f) for f in fields) + "\n"
+    with (Path(payload["out"]) / f"{os.getpid()}.log").open("a") as out:
+        out.write(line)
+
+
+@app.job("faults.limited", queue="faults-limited", limits=[Limit("acc", rate="10/s")])
+async def limited(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Held to 10 starts per second across every worker; logs ``job id, pid, start``."""
+    _log_run(payload, ctx.job.id, os.getpid(), repr(time.time()))
+
+
+@app.job("faults.tenant", queue="faults-tenant", limits=[Limit("tenant:{user_id}", concurrency=2)])
+async def tenant(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """At most 2 at once per user; logs ``user, start, end`` of the ``sleep``-second run
+    (``sleep_first`` seconds on the first attempt, when given)."""
+    start = time.time()
+    first = ctx.job.attempt == 1 and "sleep_first" in payload
+    await asyncio.sleep(float(payload["sleep_first"] if first else payload.get("sleep", 0)))
+    _log_run(payload, ctx.job.user_id, repr(start), repr(time.time()))
+
+
+@app.job("faults.hunter", queue="faults-hunter")
+async def hunter(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """One provider call among other work, held to 5 per second by ``ctx.limit``."""
+    async with ctx.limit("hunter", rate="5/s"):
+        _log_run(payload, ctx.job.id, repr(time.time()))
+
+
+@app.job("faults.pausable", queue="faults-pausable")
+async def pausable(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Logs ``job id, start``, then sleeps ``sleep`` seconds (a queue to pause)."""
+    _log_run(payload, ctx.job.id, repr(time.time()))
+    await asyncio.sleep(float(payload.get("sleep", 0)))

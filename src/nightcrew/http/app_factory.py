@@ -13,6 +13,7 @@ from nightcrew.http.errors import install_error_handlers
 from nightcrew.http.limits import BodyLimitMiddleware
 from nightcrew.http.metrics import build_ops_router
 from nightcrew.http.notifications import build_notifications_router
+from nightcrew.http.routes_flow import build_flow_router
 from nightcrew.http.routes_jobs import build_jobs_router
 from nightcrew.http.routes_schedules import build_schedules_router
 from nightcrew.http.sse import EventHub, build_events_router
@@ -58,6 +59,7 @@ def create_app(
     )
     api.include_router(build_notifications_router(app))
     api.include_router(build_schedules_router(app))
+    api.include_router(build_flow_router(app))
     api.include_router(build_stats_router(app))
     api.include_router(build_ops_router(app))
     for router, prefix in app.http_routers:  # the application's own (App.add_router)

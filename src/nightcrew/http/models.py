@@ -245,3 +245,58 @@ class Health(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
     migrations: Literal["current"]
+
+
+class QueueResponse(BaseModel):
+    """One queue: waiting and running jobs, whether paused, recent throughput."""
+
+    name: str
+    depth: int = Field(description="Jobs waiting to run (pending or retrying).")
+    running: int
+    paused: bool
+    paused_at: datetime | None
+    jobs_per_minute: float = Field(description="Jobs finished per minute, last 5 minutes.")
+
+
+class QueueList(BaseModel):
+    """``GET /api/queues``: every known queue, by name."""
+
+    items: list[QueueResponse]
+
+
+class LimitResponse(BaseModel):
+    """One limit key: the limits in force, the code's, and current use."""
+
+    key: str
+    rate: str | None = Field(description="The rate in force, e.g. '10/s'; null: none.")
+    concurrency: int | None = Field(description="The concurrency in force; null: none.")
+    code_rate: str | None
+    code_concurrency: int | None
+    overridden: bool = Field(description="An operator's values replace the code's.")
+    running: int = Field(description="Concurrency slots held now.")
+    backlog_seconds: float = Field(description="How far ahead the rate's slots are taken.")
+    updated_at: datetime
+
+
+class LimitList(BaseModel):
+    """``GET /api/limits``: every limit key seen or overridden."""
+
+    items: list[LimitResponse]
+
+
+class LimitChange(BaseModel):
+    """``PUT /api/limits/{key}``: override the key's limits (both replace the code's; one
+    not given is then unlimited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: str | None = Field(
+        default=None, max_length=40, description="'N/s', 'N/m' or 'N/h'.", examples=["10/s"]
+    )
+    concurrency: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _something(self) -> LimitChange:
+        if self.rate is None and self.concurrency is None:
+            raise ValueError("give rate and/or concurrency")
+        return self

@@ -1,6 +1,7 @@
-"""The dashboard's form actions: log in and out, retry, cancel, reprioritise, discard, and
-schedule switches. Each needs a valid CSRF token; job actions act through row-level
-security (admins: any job, users: their own), schedule actions need an admin; all audited."""
+"""The dashboard's form actions: log in and out, retry, cancel, reprioritise, discard,
+schedule switches, queue pause/resume and limit overrides. Each needs a valid CSRF token;
+job actions act through row-level security (admins: any job, users: their own); schedule,
+queue and limit actions need an admin; all audited."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from nightcrew.errors import EnqueueError
+from nightcrew import limits as limit_store
+from nightcrew.errors import ConfigurationError, EnqueueError
 from nightcrew.http.dashboard.auth import (
     check_csrf,
     clear_session_cookie,
@@ -27,7 +29,8 @@ from nightcrew.http.dashboard.auth import (
 )
 from nightcrew.http.dashboard.views import SECURITY_HEADERS, environment, render
 from nightcrew.http.errors import ApiError
-from nightcrew.http.models import ScheduleChange
+from nightcrew.http.models import LimitChange, ScheduleChange
+from nightcrew.http.routes_flow import clear_limit, set_limit, set_queue_paused
 from nightcrew.http.routes_schedules import change_schedule, run_schedule
 from nightcrew.http.session import Session
 from nightcrew.lifecycle import control
@@ -153,6 +156,43 @@ def build_actions_router() -> APIRouter:
             return done(request, form, f"{name} cannot be run here: {exc}")
         return done(request, form, message)
 
+    @router.post("/queues/{name}/{action}")
+    async def queue_action(request: Request, name: str, action: str) -> Response:
+        form = await read_form(request)
+        check_csrf(request, form)
+        form.setdefault("next", "/queues")
+        actor = await _dashboard_admin(request, "queues can be paused by admins only")
+        if action not in ("pause", "resume"):
+            raise ApiError(404, f"unknown queue action {action!r}")
+        try:
+            changed = await asyncio.to_thread(
+                set_queue_paused, nightcrew_app(request), name, action == "pause", actor
+            )
+        except ConfigurationError as exc:
+            return done(request, form, str(exc))
+        state = "paused" if action == "pause" else "resumed"
+        return done(request, form, f"{name} {state}" if changed else f"{name} unchanged")
+
+    @router.post("/limits")
+    async def limit_action(request: Request) -> Response:
+        form = await read_form(request)
+        check_csrf(request, form)
+        form.setdefault("next", "/queues")
+        actor = await _dashboard_admin(request, "limits can be changed by admins only")
+        app, key = nightcrew_app(request), form.get("key", "")
+        try:
+            if form.get("action") == "clear":
+                limit_store.check_key(key)
+                cleared = await asyncio.to_thread(clear_limit, app, key, actor)
+                return done(request, form, f"{key}: override cleared" if cleared
+                            else f"{key}: had no override")  # fmt: skip
+            change = _limit_change(form)
+            await asyncio.to_thread(set_limit, app, key, change, actor)
+        except ConfigurationError as exc:
+            return done(request, form, str(exc))
+        return done(request, form, f"{key}: rate {change.rate or '-'}, "
+                    f"concurrency {change.concurrency or '-'}")  # fmt: skip
+
     @router.post("/notifications/{notification_id}/read")
     async def read_notification(request: Request, notification_id: str) -> Response:
         form = await read_form(request)
@@ -167,6 +207,25 @@ def build_actions_router() -> APIRouter:
         return done(request, form, "marked read", "/notifications")
 
     return router
+
+
+async def _dashboard_admin(request: Request, refusal: str) -> str:
+    """The admin user of the dashboard session; 403 for other users."""
+    async with dashboard_session(request) as session:
+        if not session.principal.is_admin:
+            raise ApiError(403, refusal)
+        return session.principal.user_id
+
+
+def _limit_change(form: dict[str, str]) -> LimitChange:
+    """The limit form's rate and concurrency (empty: not given), checked."""
+    rate = form.get("rate", "").strip() or None
+    text = form.get("concurrency", "").strip()
+    if text and not (text.isascii() and text.isdigit()):
+        raise ConfigurationError(f"concurrency must be an integer >= 1, got {text!r}")
+    concurrency = int(text) if text else None
+    limit_store.override_params(form.get("key", ""), rate, concurrency, None)
+    return LimitChange(rate=rate, concurrency=concurrency)
 
 
 async def _job_action(

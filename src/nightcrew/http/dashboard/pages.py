@@ -3,6 +3,7 @@ alerts and notifications."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from datetime import UTC, datetime, timedelta
@@ -171,6 +172,15 @@ def build_pages_router() -> APIRouter:
             found = await app.aschedules_list()
             rows = [(s, cron_words(s.cron, s.every, s.timezone)) for s in found]
             return await render(request, session, "schedules.html", schedules=rows)
+
+    @router.get("/queues", response_class=HTMLResponse)
+    async def queues(request: Request) -> Response:
+        app = nightcrew_app(request)
+        async with dashboard_session(request) as session:
+            found = await asyncio.to_thread(app.queues)  # counts only: any user
+            # Limits act on the whole installation: admins only, like /api/limits.
+            limits = await asyncio.to_thread(app.limits) if session.principal.is_admin else []
+            return await render(request, session, "queues.html", queues=found, limits=limits)
 
     @router.get("/alerts", response_class=HTMLResponse)
     async def alerts(request: Request) -> Response:

@@ -19,7 +19,7 @@ from nightcrew.notify.render import duration_text
 if TYPE_CHECKING:
     from nightcrew.app import App
 
-NAV = [("Overview", "/"), ("Jobs", "/jobs"), ("Dead letter", "/dead"),
+NAV = [("Overview", "/"), ("Jobs", "/jobs"), ("Dead letter", "/dead"), ("Queues", "/queues"),
        ("Schedules", "/schedules"), ("Alerts", "/alerts")]  # fmt: skip
 _ENVIRONMENTS: weakref.WeakKeyDictionary[App, Environment] = weakref.WeakKeyDictionary()
 

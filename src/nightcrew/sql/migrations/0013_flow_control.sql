@@ -23,6 +23,8 @@ CREATE TABLE nightcrew.limits (
     overridden_by         text,
     -- GCRA's theoretical arrival time: when the key's next call is due at the steady rate.
     tat                   timestamptz,
+    -- When the last calls granted went (sorted, at most 200): no window may hold more.
+    recent                timestamptz[] NOT NULL DEFAULT '{}',
     updated_at            timestamptz NOT NULL DEFAULT now(),
     CHECK ((code_rate_count IS NULL) = (code_rate_seconds IS NULL)),
     CHECK ((override_rate_count IS NULL) = (override_rate_seconds IS NULL))
@@ -77,23 +79,69 @@ BEGIN
 END
 $$;
 
--- Take the next rate slot of a locked key (GCRA): returns when the call may go. A burst of
--- up to 1/20 s worth of calls (at least one) may go at once; beyond it, calls are spaced
--- at the steady rate, so any window of W seconds holds at most rate * W + burst calls.
-CREATE FUNCTION nightcrew.limit_take_rate(p_key text, p_count integer, p_seconds float8,
-                                          p_now timestamptz) RETURNS timestamptz
+-- Rate slots (GCRA, with a record of the calls granted). The next slot of a locked key
+-- comes from its theoretical arrival time `tat`: a burst of up to 1/20 s worth of calls
+-- (at least one) may go at once; beyond it calls are spaced 5 % wider than the rate, a
+-- margin for the jitter between a slot and the call's real start (and the provider's
+-- clock). A job given back holds a reserved slot (limit_reservations) and advances `tat`;
+-- when it is late for its slot (a slow fetch) it must not bunch up with the slots after
+-- it, so no slot is granted while the last `ring` calls granted (`recent`) would then fall
+-- in one window: at most `ring` calls in any `ring / rate` seconds (+ the 5 % margin),
+-- whatever the delays.
+CREATE FUNCTION nightcrew.limit_spacing(p_count integer, p_seconds float8) RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$ SELECT make_interval(secs => p_seconds / p_count * 1.05) $$;
+
+CREATE FUNCTION nightcrew.limit_ring(p_count integer) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$ SELECT least(p_count, 200) $$;
+
+-- The slot a call of a locked key may take (nothing is written): `p_reserved` when it
+-- holds one, else the next by `tat`; never sooner than p_now, nor than the ring allows.
+CREATE FUNCTION nightcrew.limit_next_slot(p_key text, p_count integer, p_seconds float8,
+                                          p_now timestamptz, p_reserved timestamptz)
+RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 DECLARE
-    spacing interval := make_interval(secs => p_seconds / p_count);
+    spacing interval := nightcrew.limit_spacing(p_count, p_seconds);
     burst integer := greatest(1, floor(p_count * 0.05 / p_seconds))::integer;
+    ring integer := nightcrew.limit_ring(p_count);
     due timestamptz;
+    recent timestamptz[];
     slot timestamptz;
 BEGIN
-    SELECT coalesce(tat, p_now) INTO due FROM nightcrew.limits WHERE key = p_key;
-    slot := greatest(p_now, due - spacing * (burst - 1));
-    UPDATE nightcrew.limits SET tat = greatest(due, slot) + spacing WHERE key = p_key;
+    SELECT coalesce(l.tat, p_now), l.recent INTO due, recent
+    FROM nightcrew.limits AS l WHERE l.key = p_key;
+    slot := greatest(p_now, coalesce(p_reserved, due - spacing * (burst - 1)));
+    IF cardinality(recent) >= ring THEN
+        slot := greatest(slot, recent[cardinality(recent) - ring + 1]
+                               + nightcrew.limit_spacing(p_count, p_seconds) * ring);
+    END IF;
     RETURN slot;
 END
+$$;
+
+-- A new slot was taken (granted or reserved): the steady rate's next call comes after it.
+CREATE FUNCTION nightcrew.limit_advance(p_key text, p_slot timestamptz, p_count integer,
+                                        p_seconds float8) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE nightcrew.limits
+    SET tat = greatest(coalesce(tat, p_slot), p_slot) + nightcrew.limit_spacing(p_count, p_seconds)
+    WHERE key = p_key
+$$;
+
+-- A call goes at p_slot: keep it among the key's last `ring` calls.
+CREATE FUNCTION nightcrew.limit_record_call(p_key text, p_slot timestamptz, p_count integer)
+RETURNS void
+LANGUAGE sql AS $$
+    UPDATE nightcrew.limits AS l
+    SET recent = CASE
+        -- The usual case: later than every recorded call, append and trim.
+        WHEN cardinality(l.recent) = 0 OR p_slot >= l.recent[cardinality(l.recent)] THEN
+            (l.recent || p_slot)[greatest(1, cardinality(l.recent) + 2
+                                             - nightcrew.limit_ring(p_count)):]
+        ELSE (SELECT array_agg(x ORDER BY x)
+              FROM (SELECT x FROM unnest(l.recent || p_slot) AS u(x)
+                    ORDER BY x DESC LIMIT nightcrew.limit_ring(p_count)) AS last) END
+    WHERE l.key = p_key
 $$;
 
 -- Record the limits the code asks for (first row of each key wins) and lock those keys in
@@ -120,84 +168,206 @@ $$;
 -- p_jobs = [{"id", "attempt", "limits": [{"key", "rate_count", "rate_seconds",
 -- "concurrency"}]}] in fetch order. Returns every job: wait >= 0 for one that may start,
 -- in that many seconds (its rate slot, at most p_hold); wait < 0 for one given back in the
--- same transaction, its attempt not counted: to 'pending', run_at -wait seconds on (at its
--- reserved rate slot, or p_recheck seconds on when a concurrency limit is full).
+-- same transaction, its attempt not counted: to 'pending', run_at -wait seconds on (p_hold
+-- before its reserved rate slot, or p_recheck seconds on when a concurrency limit is full).
+--
+-- Each key's state is read once into arrays (times as epoch seconds, each key's last calls
+-- in a circular buffer of 200), the jobs are decided in memory with no query per job, and
+-- each table is written once at the end: updating a key's row once per job left hundreds
+-- of row versions for every later read to walk (2 ms a job, measured).
 CREATE FUNCTION nightcrew.limit_grant(p_jobs jsonb, p_hold float8, p_recheck float8)
 RETURNS TABLE (job_id uuid, wait float8)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    t timestamptz;
+    stride CONSTANT integer := 200;  -- the largest ring (nightcrew.limit_ring)
+    t float8;
+    -- Per key, by position in k_key: effective limits, GCRA state, live concurrency, and
+    -- the last calls: k_ring[(i - 1) * stride + 1 ..], k_n of them, next write at k_next.
+    k_key text[] := '{}';
+    k_count integer[] := '{}';
+    k_seconds float8[] := '{}';
+    k_conc integer[] := '{}';
+    k_tat float8[] := '{}';
+    k_live integer[] := '{}';
+    k_n integer[] := '{}';
+    k_next integer[] := '{}';
+    k_ring float8[] := '{}';
+    reserved_at jsonb;  -- {"<job id>|<key>": epoch} of the batch's reservations
+    rec record;
     job jsonb;
-    lim record;
-    eff record;
+    i integer;
+    n integer;
+    ring integer;
+    oldest float8;
     ok boolean;
-    slot timestamptz;
-    key_slot timestamptz;
+    id uuid;
+    slot float8;
+    key_slot float8;
+    spacing float8;
+    job_keys integer[];
+    job_slots float8[];
     back_ids uuid[] := '{}';
     back_attempts integer[] := '{}';
-    back_at timestamptz[] := '{}';
+    back_at float8[] := '{}';
+    granted uuid[] := '{}';
+    res_job uuid[] := '{}';
+    res_key text[] := '{}';
+    res_at float8[] := '{}';
+    slot_job uuid[] := '{}';
+    slot_attempt integer[] := '{}';
+    slot_key text[] := '{}';
 BEGIN
     PERFORM nightcrew.limit_lock_keys(
         (SELECT coalesce(jsonb_agg(x), '[]') FROM jsonb_array_elements(p_jobs) AS j,
                 jsonb_array_elements(j -> 'limits') AS x));
-    t := clock_timestamp();  -- after the locks: the time the slots are taken at
+    t := extract(epoch FROM clock_timestamp());  -- after the locks: when slots are taken
+    FOR rec IN
+        SELECT l.key, e.rate_count, e.rate_seconds, e.concurrency,
+               coalesce(extract(epoch FROM l.tat)::float8, t) AS tat,
+               (SELECT coalesce(array_agg(extract(epoch FROM x)::float8 ORDER BY x), '{}')
+                FROM unnest(l.recent) AS x) AS recent
+        FROM nightcrew.limits AS l CROSS JOIN LATERAL nightcrew.limit_effective(l) AS e
+        WHERE l.key IN (SELECT x ->> 'key' FROM jsonb_array_elements(p_jobs) AS j,
+                               jsonb_array_elements(j -> 'limits') AS x)
+    LOOP
+        i := cardinality(k_key) + 1;
+        k_key[i] := rec.key;
+        k_count[i] := rec.rate_count;
+        k_seconds[i] := rec.rate_seconds;
+        k_conc[i] := rec.concurrency;
+        k_tat[i] := rec.tat;
+        k_live[i] := CASE WHEN rec.concurrency IS NULL THEN 0
+                          ELSE nightcrew.limit_slots_live(rec.key) END;
+        ring := CASE WHEN rec.rate_count IS NULL THEN 1 ELSE least(rec.rate_count, stride) END;
+        n := least(cardinality(rec.recent), ring);
+        k_ring[i * stride] := 0;  -- extend the buffer to this key's end
+        FOR j IN 1 .. n LOOP  -- the newest n calls, oldest first
+            k_ring[(i - 1) * stride + j] := rec.recent[cardinality(rec.recent) - n + j];
+        END LOOP;
+        k_n[i] := n;
+        k_next[i] := n % ring + 1;
+    END LOOP;
+    SELECT coalesce(jsonb_object_agg(r.job_id::text || '|' || r.key,
+                                     extract(epoch FROM r.slot_at)::float8), '{}')
+    INTO reserved_at
+    FROM nightcrew.limit_reservations AS r
+    WHERE r.job_id IN (SELECT (j ->> 'id')::uuid FROM jsonb_array_elements(p_jobs) AS j);
+
     FOR job IN SELECT value FROM jsonb_array_elements(p_jobs) LOOP
+        id := (job ->> 'id')::uuid;
+        job_keys := '{}';
+        FOR j IN 0 .. jsonb_array_length(job -> 'limits') - 1 LOOP
+            job_keys := job_keys || array_position(k_key, job -> 'limits' -> j ->> 'key');
+        END LOOP;
+        -- Concurrency first: a job that may not run takes no rate slot.
         ok := true;
-        FOR lim IN SELECT * FROM jsonb_to_recordset(job -> 'limits') AS x(key text) LOOP
-            SELECT e.* INTO eff FROM nightcrew.limits AS l,
-                   LATERAL nightcrew.limit_effective(l) AS e WHERE l.key = lim.key;
-            IF eff.concurrency IS NOT NULL
-               AND nightcrew.limit_slots_live(lim.key) >= eff.concurrency THEN
+        FOREACH i IN ARRAY job_keys LOOP
+            IF k_conc[i] IS NOT NULL AND k_live[i] >= k_conc[i] THEN
                 ok := false;
             END IF;
         END LOOP;
         IF NOT ok THEN
-            back_ids := back_ids || (job ->> 'id')::uuid;
+            back_ids := back_ids || id;
             back_attempts := back_attempts || (job ->> 'attempt')::integer;
-            back_at := back_at || (t + make_interval(secs => p_recheck));
-            job_id := (job ->> 'id')::uuid;
+            back_at := back_at || (t + p_recheck);
+            job_id := id;
             wait := -p_recheck;
             RETURN NEXT;
             CONTINUE;
         END IF;
+        -- Rate: the reserved slot, else the next by tat (GCRA, burst 1/20 s); never
+        -- sooner than the ring allows (see limit_next_slot, its one-call twin).
         slot := t;
-        FOR lim IN SELECT * FROM jsonb_to_recordset(job -> 'limits') AS x(key text) LOOP
-            SELECT e.* INTO eff FROM nightcrew.limits AS l,
-                   LATERAL nightcrew.limit_effective(l) AS e WHERE l.key = lim.key;
-            IF eff.rate_count IS NULL THEN
+        job_slots := '{}';
+        FOREACH i IN ARRAY job_keys LOOP
+            IF k_count[i] IS NULL THEN
+                job_slots := job_slots || NULL::float8;
                 CONTINUE;
             END IF;
-            SELECT r.slot_at INTO key_slot FROM nightcrew.limit_reservations AS r
-            WHERE r.job_id = (job ->> 'id')::uuid AND r.key = lim.key;
-            IF NOT FOUND THEN
-                key_slot := nightcrew.limit_take_rate(lim.key, eff.rate_count,
-                                                      eff.rate_seconds, t);
-                INSERT INTO nightcrew.limit_reservations (job_id, key, slot_at)
-                VALUES ((job ->> 'id')::uuid, lim.key, key_slot);
+            spacing := k_seconds[i] / k_count[i] * 1.05;
+            ring := least(k_count[i], stride);
+            key_slot := (reserved_at ->> (id::text || '|' || k_key[i]))::float8;
+            IF key_slot IS NULL THEN
+                key_slot := greatest(t, k_tat[i] - spacing
+                           * (greatest(1, floor(k_count[i] * 0.05 / k_seconds[i])) - 1));
+                k_tat[i] := greatest(k_tat[i], key_slot) + spacing;
             END IF;
+            key_slot := greatest(key_slot, t);
+            IF k_n[i] >= ring THEN  -- full: the oldest is the ring-th most recent call
+                oldest := k_ring[(i - 1) * stride + k_next[i]];
+                key_slot := greatest(key_slot, oldest + spacing * ring);
+            END IF;
+            job_slots := job_slots || key_slot;
             slot := greatest(slot, key_slot);
         END LOOP;
-        IF slot - t > make_interval(secs => p_hold) THEN
-            back_ids := back_ids || (job ->> 'id')::uuid;
+        IF slot - t > p_hold THEN
+            -- Too far off: reserve the slots and give the job back, runnable p_hold before
+            -- its slot: fetched then, it is held for the rest and starts on time instead of
+            -- a fetch's latency late (a slot missed is lost).
+            FOR j IN 1 .. cardinality(job_keys) LOOP
+                IF job_slots[j] IS NOT NULL THEN
+                    res_job := res_job || id;
+                    res_key := res_key || k_key[job_keys[j]];
+                    res_at := res_at || job_slots[j];
+                END IF;
+            END LOOP;
+            back_ids := back_ids || id;
             back_attempts := back_attempts || (job ->> 'attempt')::integer;
-            back_at := back_at || slot;
-            job_id := (job ->> 'id')::uuid;
-            wait := -extract(epoch FROM slot - t)::float8;
+            back_at := back_at || (slot - p_hold);
+            job_id := id;
+            wait := t - (slot - p_hold);
             RETURN NEXT;
             CONTINUE;
         END IF;
-        DELETE FROM nightcrew.limit_reservations AS r WHERE r.job_id = (job ->> 'id')::uuid;
-        INSERT INTO nightcrew.limit_slots (id, key, job_id, attempt)
-        SELECT gen_random_uuid(), x.key, (job ->> 'id')::uuid, (job ->> 'attempt')::integer
-        FROM jsonb_to_recordset(job -> 'limits') AS x(key text)
-        JOIN nightcrew.limits AS l ON l.key = x.key
-        CROSS JOIN LATERAL nightcrew.limit_effective(l) AS e
-        WHERE e.concurrency IS NOT NULL;
-        job_id := (job ->> 'id')::uuid;
-        wait := greatest(0, extract(epoch FROM slot - t))::float8;
+        -- Granted: record the call in each rate key's ring, take the concurrency slots.
+        granted := granted || id;
+        FOREACH i IN ARRAY job_keys LOOP
+            IF k_count[i] IS NOT NULL THEN
+                ring := least(k_count[i], stride);
+                k_ring[(i - 1) * stride + k_next[i]] := slot;
+                k_next[i] := k_next[i] % ring + 1;
+                k_n[i] := least(k_n[i] + 1, ring);
+            END IF;
+            IF k_conc[i] IS NOT NULL THEN
+                k_live[i] := k_live[i] + 1;
+                slot_job := slot_job || id;
+                slot_attempt := slot_attempt || (job ->> 'attempt')::integer;
+                slot_key := slot_key || k_key[i];
+            END IF;
+        END LOOP;
+        job_id := id;
+        wait := slot - t;
         RETURN NEXT;
     END LOOP;
+
+    -- Write everything once: each rate key's tat and last calls (oldest first).
+    FOR i IN 1 .. cardinality(k_key) LOOP
+        CONTINUE WHEN k_count[i] IS NULL;
+        ring := least(k_count[i], stride);
+        UPDATE nightcrew.limits AS l
+        SET tat = to_timestamp(k_tat[i]),
+            recent = (SELECT coalesce(array_agg(to_timestamp(
+                                 k_ring[(i - 1) * stride
+                                        + ((k_next[i] - k_n[i] - 1 + ring + g) % ring) + 1])
+                                 ORDER BY g), '{}')
+                      FROM generate_series(0, k_n[i] - 1) AS g)
+        WHERE l.key = k_key[i];
+    END LOOP;
+    IF cardinality(slot_job) > 0 THEN
+        INSERT INTO nightcrew.limit_slots (id, key, job_id, attempt)
+        SELECT gen_random_uuid(), s.key, s.job, s.attempt
+        FROM unnest(slot_key, slot_job, slot_attempt) AS s(key, job, attempt);
+    END IF;
+    IF cardinality(granted) > 0 THEN
+        DELETE FROM nightcrew.limit_reservations AS r WHERE r.job_id = ANY (granted);
+    END IF;
+    IF cardinality(res_job) > 0 THEN
+        INSERT INTO nightcrew.limit_reservations AS r (job_id, key, slot_at)
+        SELECT u.job, u.key, to_timestamp(u.at)
+        FROM unnest(res_job, res_key, res_at) AS u(job, key, at)
+        ON CONFLICT (job_id, key) DO UPDATE SET slot_at = EXCLUDED.slot_at;
+    END IF;
     IF cardinality(back_ids) > 0 THEN
         -- One statement for all given-back jobs (the jobs triggers run once). 'pending',
         -- never 'retrying': a held-back job did not fail, and is not counted as retried.
@@ -205,7 +375,7 @@ BEGIN
         UPDATE nightcrew.jobs AS j
         SET status = 'pending',
             attempts = j.attempts - 1,
-            run_at = b.run_at,
+            run_at = to_timestamp(b.run_at),
             worker_id = NULL,
             lease_expires_at = NULL,
             updated_at = now()
@@ -227,6 +397,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     eff record;
     t timestamptz;
+    call_at timestamptz;
 BEGIN
     PERFORM nightcrew.limit_lock_keys(jsonb_build_array(jsonb_build_object(
         'key', p_key, 'rate_count', p_rate_count, 'rate_seconds', p_rate_seconds,
@@ -245,8 +416,11 @@ BEGIN
         VALUES (slot_id, p_key, p_job, p_attempt);
     END IF;
     IF eff.rate_count IS NOT NULL THEN
-        wait := greatest(0, extract(epoch FROM
-            nightcrew.limit_take_rate(p_key, eff.rate_count, eff.rate_seconds, t) - t));
+        -- The call waits for its slot in the handler, so the slot is its call already.
+        call_at := nightcrew.limit_next_slot(p_key, eff.rate_count, eff.rate_seconds, t, NULL);
+        PERFORM nightcrew.limit_advance(p_key, call_at, eff.rate_count, eff.rate_seconds);
+        PERFORM nightcrew.limit_record_call(p_key, call_at, eff.rate_count);
+        wait := greatest(0, extract(epoch FROM call_at - t));
     END IF;
 END
 $$;
