@@ -92,7 +92,8 @@ def hints(base: str, user_key: str) -> list[str]:
     """What to try in the running demo."""
     auth = f'curl -H "Authorization: Bearer {user_key}"'
     return [
-        f"Prospecting page (log in with the user key): {base}/prospecting",
+        f"Prospecting, look here first: log in at {base}/login with the user key, open "
+        f"{base}/prospecting: a campaign is running against the sandbox (live bar and cost)",
         f"{auth} -H 'Content-Type: application/json' -d "
         f'\'{{"businessType": "dentist", "location": "Denver", "maxResults": 20, '
         f'"budget": 2}}\' {base}/api/prospecting/campaigns',
