@@ -9,12 +9,13 @@ the "Prospecting" dashboard page to any nightcrew App.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from uuid import UUID
 
 import httpx
 
-from nightcrew import App, JobContext
+from nightcrew import App, ConfigurationError, JobContext, Limit
 from prospecting.api import build_router
 from prospecting.campaigns import JOB_TYPE, QUEUE
 from prospecting.dashboard import build_dashboard_router
@@ -23,6 +24,17 @@ from prospecting.settings import ProspectingSettings, SettingsSource, load_setti
 
 NAME = "prospecting"
 """The application's name: its job types' prefix, its queue, schema and route prefixes."""
+
+
+CAMPAIGNS_PER_USER_ENV = "PROSPECTING_CAMPAIGNS_PER_USER"
+
+
+def campaigns_per_user() -> int:
+    """How many campaigns one user runs at once (``$PROSPECTING_CAMPAIGNS_PER_USER``, 2)."""
+    text = os.environ.get(CAMPAIGNS_PER_USER_ENV, "2")
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigurationError(f"{CAMPAIGNS_PER_USER_ENV}: a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def campaign_handler(settings_of: SettingsSource) -> Any:
@@ -47,7 +59,12 @@ def install(app: App, settings: ProspectingSettings | None = None) -> None:
     settings_of: SettingsSource = (lambda: settings) if settings else load_settings
     with app.application(NAME):
         app.add_migrations("prospecting", "prospecting")
-        app.job(JOB_TYPE, queue=QUEUE, timeout=3600, max_attempts=5)(campaign_handler(settings_of))
+        # One user's many campaigns cannot take every worker slot and the whole of the
+        # providers' limits: a user runs this many at once (app.set_limit overrides it).
+        per_user = Limit(f"{NAME}.campaigns:{{user_id}}", concurrency=campaigns_per_user())
+        app.job(JOB_TYPE, queue=QUEUE, timeout=3600, max_attempts=5, limits=[per_user])(
+            campaign_handler(settings_of)
+        )
         app.add_router(build_router(app, settings_of))
         app.add_dashboard_page(
             "Prospecting", "/prospecting", build_dashboard_router(app, settings_of),

@@ -146,3 +146,30 @@ async def test_unclean_provider_websites_are_neither_linked_nor_searched(
     leads = (await api.client.get(f"/api/prospecting/campaigns/{campaign_id}/leads",
                                   headers=api.auth("alice"))).json()["leads"]  # fmt: skip
     assert all(lead["website"].startswith("https://") for lead in leads)
+
+
+async def test_one_user_runs_at_most_two_campaigns_at_once(
+    pro_app: App, api: Api, sandbox: SandboxProcess
+) -> None:
+    alice = [(await api.submit("alice", maxResults=8, location=f"Town {i}")).json()["jobId"]
+             for i in range(4)]  # fmt: skip
+    bob = (await api.submit("bob", maxResults=8)).json()["jobId"]
+    await drain(pro_app, timeout=120)  # a worker of 10 slots: room for every campaign
+    with psycopg.connect(pro_app.url, autocommit=True) as conn:
+        spans = {str(job_id): (started, done) for job_id, started, done in conn.execute(
+            "SELECT id, started_at, completed_at FROM nightcrew.jobs"
+            " WHERE id = ANY(%s::uuid[]) AND status = 'completed'", ([*alice, bob],))}  # fmt: skip
+    assert len(spans) == 5, "every campaign completed"
+
+    def overlap(ids: list[str]) -> int:
+        events = sorted([(spans[i][0], 1) for i in ids] + [(spans[i][1], -1) for i in ids],
+                        key=lambda e: (e[0], e[1]))  # fmt: skip
+        running = best = 0
+        for _, step in events:
+            running += step
+            best = max(best, running)
+        return best
+
+    assert overlap(alice) == 2, "alice's campaigns ran two at a time"
+    last_alice_start = max(spans[i][0] for i in alice)
+    assert spans[bob][0] < last_alice_start, "bob's campaign did not wait behind alice's"
