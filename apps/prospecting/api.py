@@ -39,7 +39,7 @@ def build_router(app: "App", settings_of: SettingsSource) -> APIRouter:
 
     async def own_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
         uid = campaigns.parse_id(campaign_id)
-        found = await campaigns.get_campaign(app, session.conn, uid) if uid else None
+        found = await campaigns.get_campaign(session.conn, uid) if uid else None
         if found is None:
             raise ApiError(404, "campaign not found")
         return found

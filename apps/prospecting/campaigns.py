@@ -75,20 +75,17 @@ def parse_id(text: str) -> UUID | None:
         return None
 
 
-async def get_campaign(app: App, conn: Conn, campaign_id: UUID) -> dict[str, Any] | None:
+async def get_campaign(conn: Conn, campaign_id: UUID) -> dict[str, Any] | None:
     """The campaign (``None`` when it is not the acting user's) with its job's status,
-    progress, stage and metrics."""
+    progress, stage and metrics, read on ``conn`` (no second pool connection per request)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query("campaign_get"), {"id": campaign_id})
         row = await cur.fetchone()
-    if row is None:
-        return None
-    job = await app.aget_job(row["job_id"]) if row["job_id"] else None
-    return campaign_json(row, job.to_dict() if job else {})
+    return None if row is None else campaign_json(row)
 
 
-def campaign_json(row: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """The API's view of a campaign row and its job's state."""
+def campaign_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The API's view of a campaign row joined with its job's state."""
     budget = row.get("budget")
     return {
         "campaignId": str(row["id"]),
@@ -97,10 +94,10 @@ def campaign_json(row: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         "location": row["location"],
         "maxResults": row["max_results"],
         "budget": None if budget is None else float(budget),
-        "status": job.get("status", row.get("status")),
-        "progress": job.get("progress", row.get("progress")) or 0,
-        "stage": job.get("stage", row.get("stage")),
-        "metrics": job.get("metrics", row.get("metrics")) or {},
+        "status": row.get("status"),
+        "progress": float(row.get("progress") or 0),
+        "stage": row.get("stage"),
+        "metrics": row.get("metrics") or {},
         "summary": row.get("summary"),
         "createdAt": row["created_at"].isoformat(),
         "finishedAt": row["finished_at"].isoformat() if row.get("finished_at") else None,
@@ -112,7 +109,7 @@ async def list_campaigns(conn: Conn, limit: int = 50) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query("campaigns_list"), {"limit": limit, "before": None})
         rows = await cur.fetchall()
-    return [campaign_json(row, {}) for row in rows]
+    return [campaign_json(row) for row in rows]
 
 
 async def leads_of(conn: Conn, campaign_id: UUID) -> list[dict[str, Any]]:

@@ -70,7 +70,7 @@ def build_dashboard_router(app: "App", settings_of: SettingsSource) -> APIRouter
     async def campaign_page(request: Request, campaign_id: str) -> Response:
         async with dashboard_session(request) as session:
             uid = campaigns.parse_id(campaign_id)
-            found = await campaigns.get_campaign(app, session.conn, uid) if uid else None
+            found = await campaigns.get_campaign(session.conn, uid) if uid else None
             if found is None or uid is None:
                 return await render(request, session, "not_found.html", status=404,
                                     what=f"campaign {campaign_id}")  # fmt: skip
@@ -82,7 +82,7 @@ def build_dashboard_router(app: "App", settings_of: SettingsSource) -> APIRouter
     async def leads_csv(request: Request, campaign_id: str) -> Response:
         async with dashboard_session(request) as session:
             uid = campaigns.parse_id(campaign_id)
-            found = await campaigns.get_campaign(app, session.conn, uid) if uid else None
+            found = await campaigns.get_campaign(session.conn, uid) if uid else None
             if found is None or uid is None:
                 return Response("campaign not found\n", status_code=404, media_type="text/plain")
             leads = await campaigns.leads_of(session.conn, uid)
