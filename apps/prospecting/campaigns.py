@@ -107,7 +107,7 @@ def campaign_json(row: dict[str, Any]) -> dict[str, Any]:
 async def list_campaigns(conn: Conn, limit: int = 50) -> list[dict[str, Any]]:
     """The acting user's campaigns, newest first."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("campaigns_list"), {"limit": limit, "before": None})
+        await cur.execute(query("campaigns_list"), {"limit": limit})
         rows = await cur.fetchall()
     return [campaign_json(row) for row in rows]
 

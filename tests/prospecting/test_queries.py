@@ -14,7 +14,7 @@ from tests.core.test_queries_prepare import positional
 
 QUERIES = sorted((Path(__file__).resolve().parents[2] / "apps" / "prospecting" / "sql"
                   / "queries").glob("*.sql"))  # fmt: skip
-TYPES = {"campaigns_list": {"before": "timestamptz"}}
+TYPES: dict[str, dict[str, str]] = {}
 
 
 @pytest.fixture(scope="module")

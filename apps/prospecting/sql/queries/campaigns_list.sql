@@ -3,6 +3,5 @@ SELECT c.id, c.job_id, c.business_type, c.location, c.max_results, c.budget, c.s
        c.created_at, c.finished_at, j.status::text AS status, j.progress, j.stage, j.metrics
 FROM prospecting.campaigns c
 LEFT JOIN nightcrew.jobs j ON j.id = c.job_id
-WHERE (%(before)s::timestamptz IS NULL OR c.created_at < %(before)s)
 ORDER BY c.created_at DESC
 LIMIT %(limit)s
