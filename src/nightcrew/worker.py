@@ -55,6 +55,11 @@ LEASE_SAFETY_FRACTION = 0.25
 # The least time between two fetches woken by the slots of jobs given back for a limit.
 MIN_LIMIT_WAKE = 0.02
 
+# A job held for its rate slot that wakes this much later than the slot is given back
+# rather than started: several held jobs of a stalled process would otherwise all start at
+# once and break the rate's window.
+LATE_SLOT_SECONDS = 0.05
+
 
 @dataclass
 class _Running:
@@ -202,7 +207,9 @@ class Worker:
             cur = await conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM nightcrew.jobs WHERE queue = ANY(%s)"
                 " AND status IN ('pending', 'retrying', 'processing')"
-                " AND run_at <= now() + interval '1 second')",
+                " AND run_at <= now() + interval '1 second'"
+                " AND (status = 'processing'"
+                "      OR queue NOT IN (SELECT queue FROM nightcrew.queue_pauses)))",
                 (self.queues,),
             )
             row = await cur.fetchone()
@@ -233,6 +240,8 @@ class Worker:
                 await self._sleep_unless_stopping(delay)
                 continue
             fetched = len(rows)
+            if self._paused:  # the fetch skips paused queues: these were resumed
+                self._paused.difference_update(row[2] for row in rows)
             try:
                 rows, waits = await self._grant_limited(rows)
             except DB_UNAVAILABLE as exc:
@@ -423,11 +432,14 @@ class Worker:
         try:
             if delay > 0:
                 # Its rate slot is this close: hold the lease until then (HOLD_SECONDS).
+                slot = time.monotonic() + delay
                 await asyncio.sleep(delay)
-            if ctx.job.queue in self._paused or (delay > 0 and self._stopping.is_set()):
-                # Paused (or stopping) while it waited for its slot: give it back unrun.
-                outcome = released_outcome(ctx.job)
-                return
+                late = time.monotonic() - slot > LATE_SLOT_SECONDS
+                if late or ctx.job.queue in self._paused or self._stopping.is_set():
+                    # Paused or stopping while it waited, or woken late (this process was
+                    # stalled: starting now could bunch calls up): give it back unrun.
+                    outcome = released_outcome(ctx.job)
+                    return
             outcome = await self.executor.execute(ctx, timeout)
         finally:
             self._forget(ctx.job)
@@ -589,6 +601,7 @@ class Worker:
     async def _listen_loop(self) -> None:
         def listening() -> None:
             self._listening.set()
+            self._paused.clear()  # pauses heard of before a reconnect may have ended
             self._wake.set()  # anything enqueued while we were not listening
 
         await listen_forever(

@@ -294,9 +294,13 @@ BEGIN
                 k_tat[i] := greatest(k_tat[i], key_slot) + spacing;
             END IF;
             key_slot := greatest(key_slot, t);
-            IF k_n[i] >= ring THEN  -- full: the oldest is the ring-th most recent call
-                oldest := k_ring[(i - 1) * stride + k_next[i]];
-                key_slot := greatest(key_slot, oldest + spacing * ring);
+            -- The oldest recorded call, n calls back: no n + 1 calls (less the burst) may
+            -- fall within n spacings, so late slots cannot bunch even before the ring fills.
+            n := k_n[i];
+            IF n > 0 THEN
+                oldest := k_ring[(i - 1) * stride + CASE WHEN n >= ring THEN k_next[i] ELSE 1 END];
+                key_slot := greatest(key_slot, oldest + spacing
+                           * (n - greatest(1, floor(k_count[i] * 0.05 / k_seconds[i])) + 1));
             END IF;
             job_slots := job_slots || key_slot;
             slot := greatest(slot, key_slot);
