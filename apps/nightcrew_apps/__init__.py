@@ -15,6 +15,8 @@ import estimating.app
 import estimating.demo
 import league.app
 import league.demo
+import prospecting.app
+import prospecting.demo
 import workspace.app
 import workspace.demo
 from nightcrew import App
@@ -48,6 +50,7 @@ APPLICATIONS: tuple[Application, ...] = (
     Application("estimating", estimating.app.install, estimating.demo),
     Application("league", league.app.install, league.demo),
     Application("workspace", workspace.app.install, workspace.demo),
+    Application("prospecting", prospecting.app.install, prospecting.demo),
 )
 """Every application in ``apps/``, in installation order."""
 

@@ -66,7 +66,9 @@ async def main(host: str, port: int, *, reload: bool, small: bool) -> None:
     console = Console()
     # The demo serves plain http on a loopback address: let the dashboard cookie go
     # without Secure there (only there: any other host still gets a Secure cookie).
-    app = build_app(dev_insecure_cookies=True)
+    # A short shutdown grace: long jobs (a prospecting campaign, a bulk update) are
+    # checkpointed, so one cut short at Ctrl-C resumes where it was at the next start.
+    app = build_app(dev_insecure_cookies=True, shutdown_grace_seconds=5)
     await prepare_data(app, console, reload=reload, small=small)
     admin, user = await asyncio.to_thread(create_keys, app)
     server = _Server(uvicorn.Config(create_app(app), host=host, port=port, log_level="warning"))

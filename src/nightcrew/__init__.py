@@ -30,6 +30,7 @@ from nightcrew.notify.webhooks import verify as verify_webhook
 from nightcrew.queries import query as load_query
 from nightcrew.queues import QueueInfo
 from nightcrew.scheduler.loop import Scheduler
+from nightcrew.stages import Stages
 from nightcrew.worker import Worker
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "Retry",
     "Scheduler",
     "Settings",
+    "Stages",
     "SyncJobContext",
     "Worker",
     "admin_user_ids",

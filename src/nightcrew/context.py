@@ -7,7 +7,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +20,7 @@ from nightcrew.errors import JobCancelled, LeaseLost
 from nightcrew.jobs import JobStatus, ParentJob
 from nightcrew.limits import RECHECK_SECONDS, Limit
 from nightcrew.queries import query
+from nightcrew.stages import Stages
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -200,6 +201,17 @@ class JobContext:
                 cur = await conn.execute(query("save_progress"), params)
                 row = await cur.fetchone()
         self._after_write(row, params)
+
+    def stages(
+        self,
+        ranges: Mapping[str, tuple[float, float]] | Iterable[tuple[str, float, float]],
+        *,
+        floor: float = 0.0,
+    ) -> Stages:
+        """This job's declared stages and their progress ranges (see
+        :class:`nightcrew.Stages`): ``await stages.enter(name, total=n)``, then
+        ``await stages.advance(done)``; ``floor`` is progress an earlier attempt reached."""
+        return Stages(self, ranges, floor=floor)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
