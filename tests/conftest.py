@@ -104,3 +104,15 @@ async def aapp(app: App) -> AsyncIterator[App]:
     """The same App, with its async pool closed after the test."""
     yield app
     await app.aclose()
+
+
+@pytest.fixture
+def demo_db() -> Iterator[str]:
+    """An empty database (``make demo`` migrates it) on a server with pgvector, which the
+    workspace application needs: the configured test server may lack it."""
+    from tests.pgvector import pgvector_server_url
+
+    server = pgvector_server_url()
+    url = create_database(server, "template0", "make_demo")
+    yield url
+    drop_database(server, url)

@@ -9,16 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from nightcrew_apps import APPLICATIONS, build_app
-from tests.conftest import create_database, drop_database
 from tests.http.conftest import free_port
-from tests.pgvector import pgvector_server_url
 from tests.support import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,16 +25,6 @@ def test_the_demo_app_hosts_every_application() -> None:
     assert app.applications == [application.name for application in APPLICATIONS]
     assert "estimating" in app.applications
     assert ("estimating", "estimating") in app.migration_sets
-
-
-@pytest.fixture
-def demo_db() -> Iterator[str]:
-    """An empty database (the demo migrates it) on a server with pgvector, which the
-    workspace application needs: the configured test server may lack it."""
-    server = pgvector_server_url()
-    url = create_database(server, "template0", "make_demo")
-    yield url
-    drop_database(server, url)
 
 
 def test_make_demo_loads_the_data_serves_every_application_and_stops(demo_db: str) -> None:

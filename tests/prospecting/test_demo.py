@@ -31,7 +31,8 @@ def campaign_job(url: str) -> tuple[str, float] | None:
     return None if row is None else (row[0], float(row[1]))
 
 
-def test_the_demo_runs_a_campaign_and_stops_cleanly_while_it_runs(db_url: str) -> None:
+def test_the_demo_runs_a_campaign_and_stops_cleanly_while_it_runs(demo_db: str) -> None:
+    db_url = demo_db
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROSPECTING_")}
     env.update({"NIGHTCREW_DATABASE_URL": db_url, "COLUMNS": "300"})
