@@ -34,10 +34,13 @@ browser:
 		&& apt-get install -y -qq chromium; } \
 		|| echo 'WARNING: chromium is not installed: the browser tests will be SKIPPED'
 
-# The fast tier first (no database, seconds), then the real-Postgres and fault tiers.
+# The fast tier first (no database, seconds), then the real-Postgres and fault tiers, three
+# test files at a time (most of their time is spent waiting on workers and the database;
+# every test module has its own database, so files do not see each other's jobs).
+PYTEST_WORKERS ?= 3
 pytest: $(STAMP) browser drill-packages
 	$(BIN)/pytest tests/unit
-	$(BIN)/pytest --ignore=tests/unit
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/unit
 
 test: lint typecheck pytest
 

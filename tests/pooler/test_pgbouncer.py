@@ -171,7 +171,8 @@ def test_worker_scheduler_and_api_through_pgbouncer(
         assert client.get(f"/api/jobs/{ids[-1]}").json()["status"] == "completed"
     # The scheduler of one worker process leads, on a direct connection.
     leaders = scalar(db_url, "SELECT count(*) FROM pg_stat_activity"
-                             " WHERE application_name LIKE 'nightcrew-scheduler:%%'")  # fmt: skip
+                             " WHERE application_name LIKE 'nightcrew-scheduler:%%'"
+                             " AND datname = current_database()")  # fmt: skip
     assert leaders == 1
     for proc in procs:
         text = workers.log(proc)
