@@ -11,6 +11,8 @@ created and migrated if missing), what no client library can beat on this machin
 * insert_floor  -- pgbench (a C client), one connection, prepared, durable commit per row:
                    a narrow table (bigserial, jsonb) and ``nightcrew.jobs`` with the columns
                    of a single enqueue (ids from gen_random_uuid()). rows/s.
+* insert_floor_32 -- the same into ``nightcrew.jobs`` from 32 pgbench connections: the
+                   floor of concurrent single enqueue (32 clients, one job per commit).
 * two_commits   -- pgbench at 50 Hz: insert a job, then lease it as the fetch does (same
                    SET list, so the update triggers run), each its own durable commit: the
                    floor of idle pickup latency without NOTIFY or Python. p50/p95/p99 ms.
@@ -84,20 +86,26 @@ def copy_ceiling(conn: psycopg.Connection[Any], table: str, reps: int) -> dict[s
     return emit("copy_ceiling", table=table, rate=statistics.median(rates), runs=rates)
 
 
-def pgbench(url: str, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def pgbench(
+    url: str, script: str, *args: str, clients: int = 1
+) -> subprocess.CompletedProcess[str]:
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
     try:
-        cmd = ["pgbench", "-n", "-M", "prepared", "-c", "1", *args, "-f", f.name, url]
+        threads = ["-j", str(min(clients, os.cpu_count() or 1))]
+        cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), *threads, *args,
+               "-f", f.name, url]  # fmt: skip
         return subprocess.run(cmd, capture_output=True, text=True, check=True)
     finally:
         os.unlink(f.name)
 
 
-def insert_floor(url: str, table: str, sql: str, seconds: int) -> dict[str, Any]:
-    out = pgbench(url, sql + ";\n", "-T", str(seconds)).stdout
+def insert_floor(url: str, table: str, sql: str, seconds: int, clients: int = 1) -> dict[str, Any]:
+    """pgbench's durable single-row inserts/s from ``clients`` connections (prepared)."""
+    out = pgbench(url, sql + ";\n", "-T", str(seconds), clients=clients).stdout
     tps = next(float(w.split("=")[1].split()[0]) for w in out.splitlines() if "tps =" in w)
-    return emit("insert_floor", table=table, rate=tps)
+    figure = "insert_floor" if clients == 1 else f"insert_floor_{clients}"
+    return emit(figure, table=table, clients=clients, rate=tps)
 
 
 def two_commits(url: str, seconds: int) -> dict[str, Any]:
@@ -142,6 +150,10 @@ def main(argv: list[str] | None = None) -> None:
                 sql = f"INSERT INTO {NARROW} (payload) VALUES ('{{\"i\": 1}}')"
                 results.append(insert_floor(url, NARROW, sql, args.seconds))
                 results.append(insert_floor(url, "nightcrew.jobs", INSERT_JOB, args.seconds))
+                conn.execute("TRUNCATE nightcrew.jobs")
+                results.append(
+                    insert_floor(url, "nightcrew.jobs", INSERT_JOB, args.seconds, clients=32)
+                )
                 conn.execute("TRUNCATE nightcrew.jobs")
                 results.append(two_commits(url, args.seconds))
         finally:
