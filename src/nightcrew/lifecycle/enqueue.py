@@ -4,6 +4,7 @@ statement, many rows with COPY. Nothing is written when any argument is wrong.""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import Any, TypedDict, Unpack
 from uuid import UUID
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from pydantic import BaseModel, ValidationError
 
 from nightcrew.errors import EnqueueError, PayloadValidationError
@@ -21,6 +23,8 @@ from nightcrew.ids import uuid7
 from nightcrew.jobs import JobType
 from nightcrew.notify.spec import notify_json
 from nightcrew.queries import query
+
+logger = logging.getLogger(__name__)
 
 PRIORITY_RANGE = (-1000, 1000)
 DEDUPE_SCOPES = ("active", "queued")
@@ -305,16 +309,39 @@ def _insert_query(job: NewJob) -> Any:
     return query("insert_job_queued" if job.dedupe_scope == "queued" else "insert_job")
 
 
+def commits_alone(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the next statement on ``conn`` is its own transaction (autocommit, none open)."""
+    return conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+
+
+def _insert_params(job: NewJob, alone: bool) -> dict[str, Any]:
+    # Alone, the NOTIFY is sent after the insert's commit (see insert_job_plain.sql).
+    return {**job.params(), "notify_now": not alone}
+
+
 def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
     """Write one job (or find the live job with its dedupe key); return the id."""
-    row = conn.execute(_insert_query(job), job.params()).fetchone()
+    alone = commits_alone(conn)
+    row = conn.execute(_insert_query(job), _insert_params(job, alone)).fetchone()
     assert row is not None
+    if alone and row[3]:
+        try:
+            conn.execute(query("notify_queue"), {"queue": job.queue})
+        except psycopg.OperationalError:
+            # The job is committed: raising would invite a duplicate. Workers poll.
+            logger.warning("job %s committed, but waking the workers failed", row[0])
     return row[0]  # type: ignore[no-any-return]
 
 
 async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     """Async twin of :func:`insert_one`."""
-    cur = await conn.execute(_insert_query(job), job.params())
+    alone = commits_alone(conn)
+    cur = await conn.execute(_insert_query(job), _insert_params(job, alone))
     row = await cur.fetchone()
     assert row is not None
+    if alone and row[3]:
+        try:
+            await conn.execute(query("notify_queue"), {"queue": job.queue})
+        except psycopg.OperationalError:
+            logger.warning("job %s committed, but waking the workers failed", row[0])
     return row[0]  # type: ignore[no-any-return]
