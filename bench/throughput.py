@@ -191,30 +191,37 @@ def run_async(coro: Any, uvloop: bool) -> Any:
     return asyncio.run(coro)
 
 
-async def timed_enqueue_tasks(url: str, tasks: int, ids: range, start_at: float) -> float:
+async def timed_enqueue_tasks(
+    url: str, tasks: int, ids: range, start_at: float
+) -> tuple[float, float]:
     """Warm a pool of ``tasks`` connections, wait until ``start_at`` (wall clock), then
-    enqueue ``ids`` from ``tasks`` concurrent tasks; return the seconds from the start."""
+    enqueue ``ids`` from ``tasks`` concurrent tasks; return the seconds from the start and
+    the CPU seconds this process spent meanwhile."""
     app = client_app(url, tasks)
     pool = await app.apool()
     await pool.wait()  # every connection open before the clock starts
     await asyncio.gather(*(app.aenqueue(JOB_TYPE, {"i": WARMUP_ID, "t": 0}) for _ in range(tasks)))
     await asyncio.sleep(max(0.0, start_at - time.time()))
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     await asyncio.gather(*(enqueue_one_by_one(app, ids[k::tasks]) for k in range(tasks)))
-    end = time.time()
+    end, cpu = time.time(), time.process_time() - cpu
     await app.aclose()
-    return end - start
+    return end - start, cpu
 
 
 def enqueue_process(url: str, tasks: int, ids: range, start_at: float, uvloop: bool,
                     ends: Any) -> None:  # fmt: skip
     """Entry point of a spawned client process of the concurrent figure."""
-    ends.put(start_at + run_async(timed_enqueue_tasks(url, tasks, ids, start_at), uvloop))
+    seconds, cpu = run_async(timed_enqueue_tasks(url, tasks, ids, start_at), uvloop)
+    ends.put((start_at + seconds, cpu))
 
 
-def concurrent_in_processes(url: str, clients: int, procs: int, n: int, uvloop: bool) -> float:
+def concurrent_in_processes(
+    url: str, clients: int, procs: int, n: int, uvloop: bool
+) -> tuple[float, float]:
     """``clients`` tasks spread over ``procs`` spawned processes; return the seconds taken
-    from a common start (after every pool is warm) to the last process's end."""
+    from a common start (after every pool is warm) to the last process's end, and the CPU
+    seconds of all of them."""
     ctx = multiprocessing.get_context("spawn")
     ends = ctx.Queue()
     start_at = time.time() + 3.0 + procs  # time to spawn, connect and warm every pool
@@ -227,7 +234,7 @@ def concurrent_in_processes(url: str, clients: int, procs: int, n: int, uvloop: 
     finished = [ends.get(timeout=600) for _ in workers]
     for w in workers:
         w.join()
-    return float(max(finished) - start_at)
+    return max(end for end, _ in finished) - start_at, sum(cpu for _, cpu in finished)
 
 
 # ---- the benchmark ---------------------------------------------------------------------------
@@ -275,15 +282,18 @@ class Bench:
             app = client_app(self.url, 1)
             await app.aenqueue(JOB_TYPE, {"i": WARMUP_ID, "t": time.time()})  # pool warm-up
             self.reset()
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             await enqueue_one_by_one(app, range(n))
             dt = time.perf_counter() - t0
+            cpu.append(time.process_time() - cpu0)
             await app.aclose()
             return dt
 
+        cpu: list[float] = []  # the client's CPU: steadier than the rate on a busy machine
         dt = run_async(run(), self.uvloop)
         self.emit(
             "async_single",
+            cpu_us_per_job=1e6 * cpu[0] / n,
             rep=rep,
             n=n,
             seconds=dt,
@@ -296,12 +306,14 @@ class Bench:
         n = self.sizes["concurrent"]
         self.reset()
         if procs <= 1:
-            dt = run_async(timed_enqueue_tasks(self.url, clients, range(n), 0.0), self.uvloop)
+            timed = timed_enqueue_tasks(self.url, clients, range(n), 0.0)
+            dt, cpu = run_async(timed, self.uvloop)
         else:
-            dt = concurrent_in_processes(self.url, clients, procs, n, self.uvloop)
+            dt, cpu = concurrent_in_processes(self.url, clients, procs, n, self.uvloop)
         stored = self.stored() - clients  # less the warm-up jobs
         self.emit("concurrent", rep=rep, n=n, clients=clients, procs=procs, seconds=dt,
-                  rate=n / dt, stored=stored, uvloop=self.uvloop)  # fmt: skip
+                  rate=n / dt, cpu_us_per_job=1e6 * cpu / n, stored=stored,
+                  uvloop=self.uvloop)  # fmt: skip
 
     def bulk(self, rep: int, chunk: int) -> None:
         n = self.sizes["bulk"]
