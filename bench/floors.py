@@ -13,6 +13,8 @@ created and migrated if missing), what no client library can beat on this machin
                    of a single enqueue (ids from gen_random_uuid()). rows/s.
 * insert_floor_32 -- the same into ``nightcrew.jobs`` from 32 pgbench connections: the
                    floor of concurrent single enqueue (32 clients, one job per commit).
+* insert_notify_floor_32 -- the same, each insert followed by its wake-up NOTIFY as its own
+                   transaction (what a single enqueue does): the floor with the wake-up.
 * two_commits   -- pgbench at 50 Hz: insert a job, then lease it as the fetch does (same
                    SET list, so the update triggers run), each its own durable commit: the
                    floor of idle pickup latency without NOTIFY or Python. p50/p95/p99 ms.
@@ -46,6 +48,8 @@ INSERT_JOB = (
     "INSERT INTO nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts)"
     " VALUES (gen_random_uuid(), 'bench.noop', 'default', '{\"i\": 1}', 0, now(), 1)"
 )
+# A wake-up sent as its own transaction after the insert's commit, as a single enqueue does.
+NOTIFY_AFTER = "SELECT pg_notify('nightcrew_jobs', 'default')"
 LEASE_JOB = (
     "UPDATE nightcrew.jobs SET status = 'processing', attempts = attempts + 1,"
     " worker_id = 'floor', lease_expires_at = now() + interval '30 s',"
@@ -100,12 +104,21 @@ def pgbench(
         os.unlink(f.name)
 
 
-def insert_floor(url: str, table: str, sql: str, seconds: int, clients: int = 1) -> dict[str, Any]:
+def insert_floor(
+    url: str, table: str, sql: str, seconds: int, clients: int = 1, figure: str | None = None
+) -> dict[str, Any]:
     """pgbench's durable single-row inserts/s from ``clients`` connections (prepared)."""
     out = pgbench(url, sql + ";\n", "-T", str(seconds), clients=clients).stdout
     tps = next(float(w.split("=")[1].split()[0]) for w in out.splitlines() if "tps =" in w)
-    figure = "insert_floor" if clients == 1 else f"insert_floor_{clients}"
+    figure = figure or ("insert_floor" if clients == 1 else f"insert_floor_{clients}")
     return emit(figure, table=table, clients=clients, rate=tps)
+
+
+def insert_notify_floor(url: str, seconds: int, clients: int) -> dict[str, Any]:
+    """The same inserts, each followed by its wake-up NOTIFY in a transaction of its own."""
+    script = f"{INSERT_JOB};\n{NOTIFY_AFTER}"
+    return insert_floor(url, "nightcrew.jobs", script, seconds, clients,
+                        figure=f"insert_notify_floor_{clients}")  # fmt: skip
 
 
 def two_commits(url: str, seconds: int) -> dict[str, Any]:
@@ -154,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(
                     insert_floor(url, "nightcrew.jobs", INSERT_JOB, args.seconds, clients=32)
                 )
+                conn.execute("TRUNCATE nightcrew.jobs")
+                results.append(insert_notify_floor(url, args.seconds, 32))
                 conn.execute("TRUNCATE nightcrew.jobs")
                 results.append(two_commits(url, args.seconds))
         finally:
