@@ -105,9 +105,9 @@ class DrainConfig:
 # ---- worker process ------------------------------------------------------------------------
 
 
-def worker_process(url: str, cfg: DrainConfig, outdir: str) -> None:
+def worker_process(url: str, cfg: DrainConfig, outdir: str, uvloop: bool = False) -> None:
     """Entry point of a spawned worker process; runs until SIGTERM."""
-    asyncio.run(_worker(url, cfg, outdir))
+    run_async(_worker(url, cfg, outdir), uvloop)
 
 
 async def _worker(url: str, cfg: DrainConfig, outdir: str) -> None:
@@ -129,9 +129,10 @@ async def _worker(url: str, cfg: DrainConfig, outdir: str) -> None:
     out.close()
 
 
-def start_workers(url: str, cfg: DrainConfig, outdir: str) -> list[Any]:
+def start_workers(url: str, cfg: DrainConfig, outdir: str, uvloop: bool = False) -> list[Any]:
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker_process, args=(url, cfg, outdir)) for _ in range(cfg.procs)]
+    procs = [ctx.Process(target=worker_process, args=(url, cfg, outdir, uvloop))
+             for _ in range(cfg.procs)]  # fmt: skip
     for p in procs:
         p.start()
     return procs
@@ -251,6 +252,7 @@ class Bench:
         self.admin = psycopg.connect(url, autocommit=True)
         self.runs: dict[str, list[dict[str, Any]]] = {}
         self.uvloop = False  # run the async client figures on uvloop
+        self.worker_uvloop = False  # run the worker processes on uvloop
 
     def reset(self) -> None:
         self.admin.execute("TRUNCATE nightcrew.jobs, nightcrew.workers")
@@ -369,7 +371,7 @@ class Bench:
         self.admin.execute("CHECKPOINT")
         outdir = tempfile.mkdtemp(prefix="nc-drain-")
         t_spawn = time.time()
-        procs = start_workers(self.url, cfg, outdir)
+        procs = start_workers(self.url, cfg, outdir, self.worker_uvloop)
         status, t_done = "ok", float("nan")
         try:
             deadline = t_spawn + timeout
@@ -404,7 +406,7 @@ class Bench:
         self.reset()
         outdir = tempfile.mkdtemp(prefix="nc-lat-")
         cfg = DrainConfig(1, concurrency, 100, 500, 5.0)
-        procs = start_workers(self.url, cfg, outdir)
+        procs = start_workers(self.url, cfg, outdir, self.worker_uvloop)
         status = "ok"
         returned: dict[int, float] = {}  # job -> time the enqueue call returned
         try:
@@ -626,6 +628,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clients", type=int, default=32, help="tasks of the concurrent figure")
     ap.add_argument("--client-procs", type=int, default=1, help="processes sharing --clients")
     ap.add_argument("--uvloop", action="store_true", help="async client figures on uvloop")
+    ap.add_argument("--worker-uvloop", action="store_true", help="worker processes on uvloop")
     ap.add_argument("--pgqueuer-python", default=None, help="PgQueuer's venv python: run it too")
     ap.add_argument("--peers", default=PEERS, help="the shared harness (../shared/bench-peers)")
     a = ap.parse_args(argv)
@@ -644,7 +647,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"cannot prepare the benchmark database: {exc}")
     peer = pgqueuer_or_none(a.pgqueuer_python, a.peers, a.database_url, a.clients)
     bench = Bench(url, sizes)
-    bench.uvloop = a.uvloop
+    bench.uvloop, bench.worker_uvloop = a.uvloop, a.worker_uvloop
     runs: dict[str, Any] = {
         "single": bench.single,
         "async_single": bench.async_single,

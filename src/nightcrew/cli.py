@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
 from typing import Any
 
 from nightcrew.app import App
@@ -170,23 +169,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run_event_loop(
+    asyncio.run(
         run_worker(
             app, queues=queues, concurrency=args.concurrency, scheduler=not args.no_scheduler
         )
     )
     return 0
-
-
-def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop when it is installed (``pip install 'nightcrew[uvloop]'``),
-    else on asyncio's own loop. ``nightcrew serve`` gets the same from uvicorn."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    uvloop.run(main)
 
 
 async def run_worker(
