@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -306,6 +307,27 @@ async def test_async_single_enqueue_wakes_its_queue(aapp: App) -> None:
         await aapp.aenqueue("reports.weekly", {"i": 2}, run_at=datetime.now(UTC) + timedelta(1))
         assert _wake_ups(listener) == ["default"]
     assert count_jobs(url) == 2
+
+
+async def test_concurrent_async_enqueues_all_wake_their_queue(aapp: App) -> None:
+    # Concurrent enqueues may share one NOTIFY (sent after all their commits); every one is
+    # followed by a wake-up, and none is left pending for the next enqueue.
+    register(aapp)
+
+    @aapp.job("mail.send", queue="mail")
+    async def send(ctx: JobContext, payload: dict[str, object]) -> None:
+        return None
+
+    url = aapp.settings.database_url or ""
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN nightcrew_jobs")
+        await asyncio.gather(*(aapp.aenqueue("reports.weekly", {"i": i}) for i in range(40)),
+                             aapp.aenqueue("mail.send", {"to": "a@example.com"}))  # fmt: skip
+        woken = _wake_ups(listener)
+        assert set(woken) == {"default", "mail"} and 2 <= len(woken) <= 41
+        await aapp.aenqueue("reports.weekly", {"i": 40})
+        assert _wake_ups(listener) == ["default"]
+    assert count_jobs(url) == 42
 
 
 def test_a_bad_bulk_item_leaves_the_callers_transaction_usable(app: App) -> None:

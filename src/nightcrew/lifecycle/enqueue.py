@@ -3,10 +3,12 @@ statement, many rows with COPY. Nothing is written when any argument is wrong.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -340,8 +342,32 @@ async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     row = await cur.fetchone()
     assert row is not None
     if alone and row[3]:
-        try:
-            await conn.execute(query("notify_queue"), {"queue": job.queue})
-        except psycopg.OperationalError:
-            logger.warning("job %s committed, but waking the workers failed", row[0])
+        await _wake_after_commit(conn, job.queue, row[0])
     return row[0]  # type: ignore[no-any-return]
+
+
+# Per event loop: queues whose wake-up NOTIFY is scheduled but not sent yet.
+_unsent_wakeups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _wake_after_commit(conn: psycopg.AsyncConnection[Any], queue: str, job_id: UUID) -> None:
+    """Wake ``queue``'s workers after a committed enqueue, coalescing concurrent ones.
+
+    An enqueue that committed while another one's NOTIFY for the same queue is scheduled
+    but not sent yet needs none of its own: that NOTIFY goes out after this commit.
+    Commits that finish together (a group commit) so share one round trip."""
+    unsent = _unsent_wakeups.setdefault(asyncio.get_running_loop(), set())
+    if queue in unsent:
+        return
+    unsent.add(queue)
+    try:
+        await asyncio.sleep(0)  # let the commits that arrived with this one join it
+    finally:
+        unsent.discard(queue)
+    try:
+        await conn.execute(query("notify_queue"), {"queue": queue})
+    except psycopg.OperationalError:
+        # The job is committed: raising would invite a duplicate. Workers poll.
+        logger.warning("job %s committed, but waking the workers failed", job_id)
