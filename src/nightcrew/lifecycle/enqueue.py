@@ -316,17 +316,45 @@ def commits_alone(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) 
     return conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
 
 
-def _insert_params(job: NewJob, alone: bool) -> dict[str, Any]:
-    # Alone, the NOTIFY is sent after the insert's commit (see insert_job_plain.sql).
-    return {**job.params(), "notify_now": not alone}
+class _InFlight:
+    """How many single enqueues of this process are between sending and committing.
+
+    A lone enqueue notifies from its own statement (one round trip). One that may commit
+    alongside others notifies after its commit instead: a NOTIFY holds a cluster-wide lock
+    across its transaction's WAL flush, so in-statement NOTIFYs would forbid group commit."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def enter(self) -> bool:
+        """Count one more; return whether another one was already in flight."""
+        with self.lock:
+            self.count += 1
+            return self.count > 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.count -= 1
+
+
+_in_flight = _InFlight()
+
+
+def _insert_params(job: NewJob, notify_now: bool) -> dict[str, Any]:
+    return {**job.params(), "notify_now": notify_now}
 
 
 def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
     """Write one job (or find the live job with its dedupe key); return the id."""
     alone = commits_alone(conn)
-    row = conn.execute(_insert_query(job), _insert_params(job, alone)).fetchone()
+    after_commit = _in_flight.enter() and alone
+    try:
+        row = conn.execute(_insert_query(job), _insert_params(job, not after_commit)).fetchone()
+    finally:
+        _in_flight.leave()
     assert row is not None
-    if alone and row[3]:
+    if after_commit and row[3]:
         try:
             conn.execute(query("notify_queue"), {"queue": job.queue})
         except psycopg.OperationalError:
@@ -338,10 +366,14 @@ def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
 async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     """Async twin of :func:`insert_one`."""
     alone = commits_alone(conn)
-    cur = await conn.execute(_insert_query(job), _insert_params(job, alone))
-    row = await cur.fetchone()
+    after_commit = _in_flight.enter() and alone
+    try:
+        cur = await conn.execute(_insert_query(job), _insert_params(job, not after_commit))
+        row = await cur.fetchone()
+    finally:
+        _in_flight.leave()
     assert row is not None
-    if alone and row[3]:
+    if after_commit and row[3]:
         await _wake_after_commit(conn, job.queue, row[0])
     return row[0]  # type: ignore[no-any-return]
 
