@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install clean browser drills drill-packages
+.PHONY: demo test lint typecheck pytest install clean browser drills drill-packages bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,9 @@ drills: $(STAMP) drill-packages
 
 clean:
 	rm -rf $(VENV)
+
+# Every figure of issue 21 beside PgQueuer (its own venv) and the floors, medians of 3
+# interleaved rounds, one table (bench/README.md). Long (15-30 min); not part of `make test`.
+BENCH_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+bench: $(STAMP)
+	cd bench && ../$(BIN)/python suite.py --database-url $(BENCH_URL) $(BENCH_ARGS)

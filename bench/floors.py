@@ -11,6 +11,10 @@ created and migrated if missing), what no client library can beat on this machin
 * insert_floor  -- pgbench (a C client), one connection, prepared, durable commit per row:
                    a narrow table (bigserial, jsonb) and ``nightcrew.jobs`` with the columns
                    of a single enqueue (ids from gen_random_uuid()). rows/s.
+* insert_floor_32 -- the same into ``nightcrew.jobs`` from 32 pgbench connections: the
+                   floor of concurrent single enqueue (32 clients, one job per commit).
+* insert_notify_floor_32 -- the same, each insert followed by its wake-up NOTIFY as its own
+                   transaction (what a single enqueue does): the floor with the wake-up.
 * two_commits   -- pgbench at 50 Hz: insert a job, then lease it as the fetch does (same
                    SET list, so the update triggers run), each its own durable commit: the
                    floor of idle pickup latency without NOTIFY or Python. p50/p95/p99 ms.
@@ -44,6 +48,8 @@ INSERT_JOB = (
     "INSERT INTO nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts)"
     " VALUES (gen_random_uuid(), 'bench.noop', 'default', '{\"i\": 1}', 0, now(), 1)"
 )
+# A wake-up sent as its own transaction after the insert's commit, as a single enqueue does.
+NOTIFY_AFTER = "SELECT pg_notify('nightcrew_jobs', 'default')"
 LEASE_JOB = (
     "UPDATE nightcrew.jobs SET status = 'processing', attempts = attempts + 1,"
     " worker_id = 'floor', lease_expires_at = now() + interval '30 s',"
@@ -84,20 +90,35 @@ def copy_ceiling(conn: psycopg.Connection[Any], table: str, reps: int) -> dict[s
     return emit("copy_ceiling", table=table, rate=statistics.median(rates), runs=rates)
 
 
-def pgbench(url: str, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def pgbench(
+    url: str, script: str, *args: str, clients: int = 1
+) -> subprocess.CompletedProcess[str]:
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
     try:
-        cmd = ["pgbench", "-n", "-M", "prepared", "-c", "1", *args, "-f", f.name, url]
+        threads = ["-j", str(min(clients, os.cpu_count() or 1))]
+        cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), *threads, *args,
+               "-f", f.name, url]  # fmt: skip
         return subprocess.run(cmd, capture_output=True, text=True, check=True)
     finally:
         os.unlink(f.name)
 
 
-def insert_floor(url: str, table: str, sql: str, seconds: int) -> dict[str, Any]:
-    out = pgbench(url, sql + ";\n", "-T", str(seconds)).stdout
+def insert_floor(
+    url: str, table: str, sql: str, seconds: int, clients: int = 1, figure: str | None = None
+) -> dict[str, Any]:
+    """pgbench's durable single-row inserts/s from ``clients`` connections (prepared)."""
+    out = pgbench(url, sql + ";\n", "-T", str(seconds), clients=clients).stdout
     tps = next(float(w.split("=")[1].split()[0]) for w in out.splitlines() if "tps =" in w)
-    return emit("insert_floor", table=table, rate=tps)
+    figure = figure or ("insert_floor" if clients == 1 else f"insert_floor_{clients}")
+    return emit(figure, table=table, clients=clients, rate=tps)
+
+
+def insert_notify_floor(url: str, seconds: int, clients: int) -> dict[str, Any]:
+    """The same inserts, each followed by its wake-up NOTIFY in a transaction of its own."""
+    script = f"{INSERT_JOB};\n{NOTIFY_AFTER}"
+    return insert_floor(url, "nightcrew.jobs", script, seconds, clients,
+                        figure=f"insert_notify_floor_{clients}")  # fmt: skip
 
 
 def two_commits(url: str, seconds: int) -> dict[str, Any]:
@@ -142,6 +163,12 @@ def main(argv: list[str] | None = None) -> None:
                 sql = f"INSERT INTO {NARROW} (payload) VALUES ('{{\"i\": 1}}')"
                 results.append(insert_floor(url, NARROW, sql, args.seconds))
                 results.append(insert_floor(url, "nightcrew.jobs", INSERT_JOB, args.seconds))
+                conn.execute("TRUNCATE nightcrew.jobs")
+                results.append(
+                    insert_floor(url, "nightcrew.jobs", INSERT_JOB, args.seconds, clients=32)
+                )
+                conn.execute("TRUNCATE nightcrew.jobs")
+                results.append(insert_notify_floor(url, args.seconds, 32))
                 conn.execute("TRUNCATE nightcrew.jobs")
                 results.append(two_commits(url, args.seconds))
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -265,6 +266,68 @@ def test_bulk_wakes_every_queue_it_fills_and_only_once_committed(app: App) -> No
             app.enqueue_many(items)
         assert _wake_ups(listener) == []
     assert count_jobs(url) == 100
+
+
+def test_single_enqueue_wakes_its_queue_once_committed_and_only_when_due(app: App) -> None:
+    # A pooled enqueue commits the job, then wakes the queue from its own statement (see
+    # insert_job_plain.sql); in the caller's transaction the wake-up waits for its commit.
+    register(app)
+
+    @app.job("mail.send", queue="mail")
+    async def send(ctx: JobContext, payload: dict[str, object]) -> None:
+        return None
+
+    url = app.settings.database_url or ""
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN nightcrew_jobs")
+        app.enqueue("mail.send", {"to": "a@example.com"})
+        app.enqueue("reports.weekly", {"i": 1}, dedupe_key="k")
+        app.enqueue("reports.weekly", {"i": 2}, dedupe_key="k")  # the live job: no new job
+        app.enqueue("reports.weekly", {"i": 3}, dedupe_key="q", dedupe_scope="queued")
+        app.enqueue("reports.weekly", {"i": 4}, delay=3600)  # not due: nothing to wake
+        assert _wake_ups(listener) == ["mail", "default", "default"]
+        with psycopg.connect(url) as conn:
+            app.enqueue("mail.send", {"to": "b@example.com"}, conn=conn)
+            assert _wake_ups(listener) == []  # not committed yet
+            conn.commit()
+        assert _wake_ups(listener) == ["mail"]
+        with psycopg.connect(url) as conn:
+            app.enqueue("mail.send", {"to": "c@example.com"}, conn=conn)
+            conn.rollback()
+        assert _wake_ups(listener) == []
+    assert count_jobs(url) == 5
+
+
+async def test_async_single_enqueue_wakes_its_queue(aapp: App) -> None:
+    register(aapp)
+    url = aapp.settings.database_url or ""
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN nightcrew_jobs")
+        await aapp.aenqueue("reports.weekly", {"i": 1})
+        await aapp.aenqueue("reports.weekly", {"i": 2}, run_at=datetime.now(UTC) + timedelta(1))
+        assert _wake_ups(listener) == ["default"]
+    assert count_jobs(url) == 2
+
+
+async def test_concurrent_async_enqueues_all_wake_their_queue(aapp: App) -> None:
+    # Concurrent enqueues may share one NOTIFY (sent after all their commits); every one is
+    # followed by a wake-up, and none is left pending for the next enqueue.
+    register(aapp)
+
+    @aapp.job("mail.send", queue="mail")
+    async def send(ctx: JobContext, payload: dict[str, object]) -> None:
+        return None
+
+    url = aapp.settings.database_url or ""
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN nightcrew_jobs")
+        await asyncio.gather(*(aapp.aenqueue("reports.weekly", {"i": i}) for i in range(40)),
+                             aapp.aenqueue("mail.send", {"to": "a@example.com"}))  # fmt: skip
+        woken = _wake_ups(listener)
+        assert set(woken) == {"default", "mail"} and 2 <= len(woken) <= 41
+        await aapp.aenqueue("reports.weekly", {"i": 40})
+        assert _wake_ups(listener) == ["default"]
+    assert count_jobs(url) == 42
 
 
 def test_a_bad_bulk_item_leaves_the_callers_transaction_usable(app: App) -> None:

@@ -3,9 +3,12 @@ statement, many rows with COPY. Nothing is written when any argument is wrong.""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from typing import Any, TypedDict, Unpack
 from uuid import UUID
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from pydantic import BaseModel, ValidationError
 
 from nightcrew.errors import EnqueueError, PayloadValidationError
@@ -22,6 +26,8 @@ from nightcrew.ids import uuid7
 from nightcrew.jobs import JobType
 from nightcrew.notify.spec import OWNER_JSON, notify_json
 from nightcrew.queries import query
+
+logger = logging.getLogger(__name__)
 
 PRIORITY_RANGE = (-1000, 1000)
 DEDUPE_SCOPES = ("active", "queued")
@@ -365,15 +371,64 @@ def _insert_query(job: NewJob) -> Any:
     return query("insert_job_queued" if job.dedupe_scope == "queued" else "insert_job")
 
 
+def commits_alone(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the next statement on ``conn`` is its own transaction (autocommit, none open)."""
+    return conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+
+
+class _InFlight:
+    """How many single enqueues of this process are between sending and committing.
+
+    A lone enqueue notifies from its own statement (one round trip). One that may commit
+    alongside others notifies after its commit instead: a NOTIFY holds a cluster-wide lock
+    across its transaction's WAL flush, so in-statement NOTIFYs would forbid group commit."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def enter(self) -> bool:
+        """Count one more; return whether another one was already in flight."""
+        with self.lock:
+            self.count += 1
+            return self.count > 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.count -= 1
+
+
+_in_flight = _InFlight()
+
+
+def _insert_params(job: NewJob, notify_now: bool) -> dict[str, Any]:
+    return {**job.params(), "notify_now": notify_now}
+
+
 def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
     """Write one job (or find the live job with its dedupe key); return the id. A job with
     parents is written and linked to them in one transaction (a savepoint in the caller's)."""
-    if not job.depends_on:
-        row = conn.execute(_insert_query(job), job.params()).fetchone()
-        assert row is not None
-        return row[0]  # type: ignore[no-any-return]
+    if job.depends_on:
+        return _insert_dependent(conn, job)
+    alone = commits_alone(conn)
+    after_commit = _in_flight.enter() and alone
+    try:
+        row = conn.execute(_insert_query(job), _insert_params(job, not after_commit)).fetchone()
+    finally:
+        _in_flight.leave()
+    assert row is not None
+    if after_commit and row[3]:
+        try:
+            conn.execute(query("notify_queue"), {"queue": job.queue})
+        except psycopg.OperationalError:
+            # The job is committed: raising would invite a duplicate. Workers poll.
+            logger.warning("job %s committed, but waking the workers failed", row[0])
+    return row[0]  # type: ignore[no-any-return]
+
+
+def _insert_dependent(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
     with refused_parents(), conn.transaction():
-        row = conn.execute(_insert_query(job), job.params()).fetchone()
+        row = conn.execute(_insert_query(job), _insert_params(job, True)).fetchone()
         assert row is not None
         job_id, inserted = row[0], row[1]
         if (link := link_statement(job, job_id, inserted)) is not None:
@@ -383,14 +438,25 @@ def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
 
 async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     """Async twin of :func:`insert_one`."""
-    if not job.depends_on:
-        cur = await conn.execute(_insert_query(job), job.params())
+    if job.depends_on:
+        return await _ainsert_dependent(conn, job)
+    alone = commits_alone(conn)
+    after_commit = _in_flight.enter() and alone
+    try:
+        cur = await conn.execute(_insert_query(job), _insert_params(job, not after_commit))
         row = await cur.fetchone()
-        assert row is not None
-        return row[0]  # type: ignore[no-any-return]
+    finally:
+        _in_flight.leave()
+    assert row is not None
+    if after_commit and row[3]:
+        await _wake_after_commit(conn, job.queue, row[0])
+    return row[0]  # type: ignore[no-any-return]
+
+
+async def _ainsert_dependent(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     with refused_parents():
         async with conn.transaction():
-            cur = await conn.execute(_insert_query(job), job.params())
+            cur = await conn.execute(_insert_query(job), _insert_params(job, True))
             row = await cur.fetchone()
             assert row is not None
             job_id, inserted = row[0], row[1]
@@ -428,3 +494,30 @@ def refused_parents() -> Iterator[None]:
             raise
         field = message.split(":", 1)[0].split(" ", 1)[0]
         raise EnqueueError(message, field=field) from None
+
+
+# Per event loop: queues whose wake-up NOTIFY is scheduled but not sent yet.
+_unsent_wakeups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _wake_after_commit(conn: psycopg.AsyncConnection[Any], queue: str, job_id: UUID) -> None:
+    """Wake ``queue``'s workers after a committed enqueue, coalescing concurrent ones.
+
+    An enqueue that committed while another one's NOTIFY for the same queue is scheduled
+    but not sent yet needs none of its own: that NOTIFY goes out after this commit.
+    Commits that finish together (a group commit) so share one round trip."""
+    unsent = _unsent_wakeups.setdefault(asyncio.get_running_loop(), set())
+    if queue in unsent:
+        return
+    unsent.add(queue)
+    try:
+        await asyncio.sleep(0)  # let the commits that arrived with this one join it
+    finally:
+        unsent.discard(queue)
+    try:
+        await conn.execute(query("notify_queue"), {"queue": queue})
+    except psycopg.OperationalError:
+        # The job is committed: raising would invite a duplicate. Workers poll.
+        logger.warning("job %s committed, but waking the workers failed", job_id)

@@ -1,5 +1,5 @@
 -- Insert one job with an 'active'-scope dedupe key; while a job with that key is live,
--- return the existing job instead.
+-- return the existing job instead. notify_now and due: see insert_job_plain.
 -- The no-op DO UPDATE makes the statement return the conflicting row's id atomically.
 WITH ins AS (
     INSERT INTO nightcrew.jobs AS j (
@@ -18,6 +18,7 @@ WITH ins AS (
     RETURNING j.id, j.queue, j.run_at, (j.xmax = 0) AS inserted
 )
 SELECT id, inserted,
-       CASE WHEN inserted AND run_at <= now()
-            THEN pg_notify('nightcrew_jobs', queue)::text END AS notified
+       CASE WHEN %(notify_now)s AND inserted AND run_at <= now()
+            THEN pg_notify('nightcrew_jobs', queue)::text END AS notified,
+       inserted AND run_at <= now() AS due
 FROM ins

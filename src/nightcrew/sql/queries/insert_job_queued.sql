@@ -23,8 +23,9 @@ WITH waiting AS (
     RETURNING j.id, j.queue, j.run_at, (j.xmax = 0) AS inserted
 )
 SELECT id, inserted,
-       CASE WHEN inserted AND run_at <= now()
-            THEN pg_notify('nightcrew_jobs', queue)::text END AS notified
+       CASE WHEN %(notify_now)s AND inserted AND run_at <= now()
+            THEN pg_notify('nightcrew_jobs', queue)::text END AS notified,
+       inserted AND run_at <= now() AS due
 FROM ins
 UNION ALL
-SELECT id, false, NULL FROM waiting
+SELECT id, false, NULL, false FROM waiting

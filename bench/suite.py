@@ -1,0 +1,344 @@
+"""``make bench``: every figure of issue 21 in one run, beside PgQueuer and the floors.
+
+    python bench/suite.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+
+Runs ``--rounds`` rounds (default 3). In each: every figure of ``bench/throughput.py`` that
+has a target, nightcrew and PgQueuer back to back (who goes first alternates by round);
+HTTP enqueue through one ``nightcrew serve`` process with 50 concurrent clients; and the
+floors of ``bench/floors.py`` (COPY ceiling, pgbench inserts with 1 and 32 clients, two
+commits at 50 Hz). Then one table of medians: figure, nightcrew, PgQueuer, floor, ratio,
+target, met?. PgQueuer runs in its own venv (``--pgqueuer-python``); when that venv is
+missing its columns are empty and the run says how to build it. Every run is also one JSON
+line on stdout; ``--json FILE`` writes the table's rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+import floors
+from nightcrew.keys import create_key
+from throughput import (
+    FULL,
+    HERE,
+    PEERS,
+    PGQ_DEFAULT_PYTHON,
+    QUICK,
+    Bench,
+    DrainConfig,
+    _pct,
+    bench_database,
+    pgqueuer_or_none,
+    run_pgqueuer,
+)
+
+DRAIN = DrainConfig(2, 500, 500, 1000, 10.0)  # the fastest setup of throughput.py's sweep
+HTTP_CLIENTS = 50
+FIGURES = ("async_single", "concurrent", "async_bulk", "drain", "latency")
+
+
+# ---- HTTP through `nightcrew serve` ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+    """``nightcrew serve --app http_app:app`` in ``bench/``, with the database of ``url``."""
+    cli = os.path.join(os.path.dirname(sys.executable), "nightcrew")
+    env = dict(os.environ, NIGHTCREW_DATABASE_URL=url)
+    return subprocess.Popen([cli, "serve", "--app", "http_app:app", "--port", str(port)],
+                            cwd=HERE, env=env)  # fmt: skip
+
+
+async def wait_until_serving(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nightcrew serve did not listen on {port}") from None
+            await asyncio.sleep(0.05)
+
+
+def post_request(port: int, key: str) -> bytes:
+    body = b'{"type": "bench.noop", "payload": {"n": 1}}'
+    head = (f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    return head.encode() + body
+
+
+async def http_client(
+    port: int, request: bytes, until: float, latencies: list[float], statuses: Counter[str]
+) -> None:
+    """One keep-alive connection posting back to back until ``until`` (perf_counter).
+
+    A bare HTTP/1.1 client on asyncio streams: an HTTP library would spend more CPU than the
+    server on this 2-core machine and measure itself."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = head[9:12].decode()
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))  # fmt: skip
+            await reader.readexactly(length)
+            statuses[status] += 1
+            if status == "202":
+                latencies.append(time.perf_counter() - started)
+    finally:
+        writer.close()
+
+
+async def http_load(port: int, key: str, clients: int, seconds: float) -> dict[str, Any]:
+    await wait_until_serving(port, 30)
+    request = post_request(port, key)
+    warm: Counter[str] = Counter()
+    await http_client(port, request, time.perf_counter() + 0.5, [], warm)
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    started = time.perf_counter()
+    until = started + seconds
+    await asyncio.gather(*(http_client(port, request, until, latencies, statuses)
+                           for _ in range(clients)))  # fmt: skip
+    elapsed = time.perf_counter() - started
+    ms = sorted(x * 1000 for x in latencies)
+    return {"clients": clients, "rate": len(ms) / elapsed, "p50": _pct(ms, 50),
+            "p99": _pct(ms, 99), "errors": sum(n for s, n in statuses.items() if s != "202"),
+            "warm_up": dict(warm)}  # fmt: skip
+
+
+def http_figure(bench: Bench, rep: int, clients: int, seconds: float) -> None:
+    """HTTP enqueue through one ``nightcrew serve`` process; throughput and p99."""
+    _, key = create_key(bench.admin, "bench", actor="bench")
+    bench.reset()
+    port = free_port()
+    server = start_server(bench.url, port)
+    try:
+        cpu_before = process_cpu_seconds(server.pid)
+        rec = asyncio.run(http_load(port, key, clients, seconds))
+        # CPU per enqueue of the serve process: its own ceiling is 1 / that, on one core.
+        cpu = process_cpu_seconds(server.pid) - cpu_before
+        served = rec["rate"] * seconds
+        rec["server_cpu_ms_per_job"] = 1000 * cpu / served if served else None
+    finally:
+        server.terminate()
+        server.wait(15)
+    bench.emit("http", rep=rep, **rec)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- floors ------------------------------------------------------------------------------------
+
+
+def floor_round(bench: Bench, rep: int, seconds: int) -> None:
+    """One run of every floor the table reads, each recorded under its figure name."""
+    conn = bench.admin
+    rec = floors.copy_ceiling(conn, "nightcrew.jobs", 1)
+    bench.runs.setdefault("copy_ceiling", []).append(rec)
+    if shutil.which("pgbench") is None:
+        print("pgbench not on PATH: the insert and two-commit floors are skipped", file=sys.stderr)
+        return
+    for clients in (1, 32):
+        conn.execute("TRUNCATE nightcrew.jobs")
+        rec = floors.insert_floor(bench.url, "nightcrew.jobs", floors.INSERT_JOB, seconds, clients)
+        bench.runs.setdefault(rec["figure"], []).append(rec)
+    conn.execute("TRUNCATE nightcrew.jobs")
+    rec = floors.insert_notify_floor(bench.url, seconds, 32)
+    bench.runs.setdefault(rec["figure"], []).append(rec)
+    conn.execute("TRUNCATE nightcrew.jobs")
+    bench.runs.setdefault("two_commits", []).append(floors.two_commits(bench.url, seconds))
+    conn.execute("TRUNCATE nightcrew.jobs")
+
+
+# ---- the table ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One target: which medians it compares and how."""
+
+    title: str
+    ours: str  # figure:key
+    peer: str | None
+    floor: str | None
+    ratio_of: str  # "peer" or "floor": what the ratio divides by
+    target: str
+    met: Callable[[float], bool] | None  # None: an explanatory row without a target
+
+
+ROWS = (
+    Row("single enqueue, 1 client, async (jobs/s)", "async_single:rate",
+        "pgqueuer.async_single:rate", "insert_floor:rate", "peer", "≥ 1.2× PgQueuer",
+        lambda r: r >= 1.2),
+    Row("concurrent enqueue, 32 clients, 1 job/call (jobs/s)", "concurrent:rate",
+        "pgqueuer.concurrent:rate", "insert_floor_32:rate", "peer", "≥ 1.5× PgQueuer",
+        lambda r: r >= 1.5),
+    Row("  the same against pgbench, 32 clients", "concurrent:rate", None,
+        "insert_floor_32:rate", "floor", "≥ 70 % of the floor", lambda r: r >= 0.7),
+    Row("  the same against pgbench insert + NOTIFY, 32 clients", "concurrent:rate", None,
+        "insert_notify_floor_32:rate", "floor", "(what stops it)", None),
+    Row("bulk enqueue, async, calls of 1,000 (jobs/s)", "async_bulk:rate",
+        "pgqueuer.async_bulk:rate", "copy_ceiling:rate", "peer", "≥ 3× PgQueuer",
+        lambda r: r >= 3.0),
+    Row("  the same against the COPY ceiling", "async_bulk:rate", None, "copy_ceiling:rate",
+        "floor", "≥ 80 % of the floor", lambda r: r >= 0.8),
+    Row("drain, 20,000 no-op jobs, kept (jobs/s)", "drain:rate", "pgqueuer.drain:rate", None,
+        "peer", "≥ 3× PgQueuer", lambda r: r >= 3.0),
+    Row("idle pickup p99 (ms)", "latency:p99", "pgqueuer.latency:p99", "two_commits:p99",
+        "peer", "≤ 0.6× PgQueuer", lambda r: r <= 0.6),
+    Row("HTTP enqueue, 50 clients, 1 serve process (jobs/s)", "http:rate", None,
+        "concurrent:rate", "floor", "≥ 60 % of concurrent", lambda r: r >= 0.6),
+    Row("HTTP enqueue p99 (ms)", "http:p99", None, None, "none", "< 50 ms",
+        lambda v: v < 50),
+    Row("  HTTP server CPU per job (ms)", "http:server_cpu_ms_per_job", None, None, "none",
+        "(what stops it)", None),
+)  # fmt: skip
+
+
+def median_of(bench: Bench, ref: str | None) -> float | None:
+    if ref is None:
+        return None
+    figure, _, key = ref.partition(":")
+    values = [r[key] for r in bench.runs.get(figure, [])
+              if r.get(key) is not None and r.get("status", "ok") == "ok"]  # fmt: skip
+    return statistics.median(values) if values else None
+
+
+def table(bench: Bench) -> list[dict[str, Any]]:
+    """The rows of the final table, medians and verdicts."""
+    rows = []
+    for row in ROWS:
+        ours, peer, floor = (median_of(bench, ref) for ref in (row.ours, row.peer, row.floor))
+        base = {"peer": peer, "floor": floor, "none": 1.0}[row.ratio_of]
+        ratio = ours / base if ours is not None and base else None
+        value = ours if row.ratio_of == "none" else ratio
+        met = None if value is None or row.met is None else row.met(value)
+        rows.append({"figure": row.title, "nightcrew": ours, "pgqueuer": peer, "floor": floor,
+                     "ratio": None if row.ratio_of == "none" else ratio,
+                     "target": row.target, "met": met})  # fmt: skip
+    return rows
+
+
+def fmt(value: float | None, ratio: bool = False) -> str:
+    if value is None:
+        return "—"
+    if ratio:
+        return f"{value:.2f}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def print_table(rows: list[dict[str, Any]], rounds: int) -> None:
+    print(f"\nmake bench — medians of {rounds} interleaved rounds; load1 now "
+          f"{os.getloadavg()[0]:.1f}\n")  # fmt: skip
+    print("| figure | nightcrew | PgQueuer | floor | ratio | target | met? |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        met = {True: "**met**", False: "not met", None: "—"}[r["met"]]
+        print(f"| {r['figure']} | {fmt(r['nightcrew'])} | {fmt(r['pgqueuer'])} | "
+              f"{fmt(r['floor'])} | {fmt(r['ratio'], True)} | {r['target']} | {met} |")  # fmt: skip
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+
+def run_round(bench: Bench, peer: Any, rep: int, args: argparse.Namespace) -> None:
+    figures: dict[str, Callable[[], object]] = {
+        "async_single": lambda: bench.async_single(rep),
+        "concurrent": lambda: bench.concurrent(rep, args.clients, args.client_procs),
+        "async_bulk": lambda: bench.async_bulk(rep),
+        "drain": lambda: bench.drain(rep, DRAIN, 240.0),
+        "latency": lambda: bench.latency(rep, 10),
+    }
+    for figure in FIGURES:
+        pair = [lambda f=figure: figures[f](), lambda f=figure: run_pgqueuer(bench, peer, f, rep)]
+        if rep % 2 == 0:  # PgQueuer first in even rounds: neither always runs on a warmer box
+            pair.reverse()
+        for run in pair:
+            survive(bench, figure, rep, run)
+    survive(bench, "http", rep, lambda: http_figure(bench, rep, HTTP_CLIENTS, args.http_seconds))
+    survive(bench, "floors", rep, lambda: floor_round(bench, rep, args.floor_seconds))
+
+
+def survive(bench: Bench, figure: str, rep: int, run: Callable[[], object]) -> None:
+    """Run one measurement; a failure (say, the server out of connections) is recorded and
+    reported instead of losing the whole run."""
+    try:
+        run()
+    except Exception as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        bench.emit(f"{figure}.failed", rep=rep, status="error", error=str(detail)[-500:])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--database-url", default=os.environ.get(
+        "NIGHTCREW_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))  # fmt: skip
+    ap.add_argument("--db-name", default="nightcrew_bench")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--client-procs", type=int, default=1)
+    ap.add_argument("--uvloop", action="store_true", help="async client figures on uvloop")
+    ap.add_argument("--http-seconds", type=float, default=10.0)
+    ap.add_argument("--floor-seconds", type=int, default=10)
+    ap.add_argument("--pgqueuer-python", default=PGQ_DEFAULT_PYTHON)
+    ap.add_argument("--peers", default=PEERS, help="the shared harness (../shared/bench-peers)")
+    ap.add_argument("--json", help="write the table's rows to this file")
+    ap.add_argument("--quick", action="store_true", help="smaller runs, 1 round (a smoke test)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds, args.http_seconds, args.floor_seconds = 1, 3.0, 3
+    try:
+        url = bench_database(args.database_url, args.db_name)
+    except psycopg.Error as exc:
+        sys.exit(f"cannot prepare the benchmark database: {exc}")
+    peer = pgqueuer_or_none(args.pgqueuer_python, args.peers, args.database_url, args.clients)
+    bench = Bench(url, QUICK if args.quick else FULL)
+    bench.uvloop = args.uvloop
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    try:
+        for rep in range(1, args.rounds + 1):
+            run_round(bench, peer, rep, args)
+    finally:
+        bench.reset()
+        bench.app.close()
+    rows = table(bench)
+    print_table(rows, args.rounds)
+    print(f"started {started}, ended {time.strftime('%H:%M:%S UTC', time.gmtime())}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"started": started, "rows": rows, "runs": bench.runs}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
