@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
-import psycopg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -80,8 +79,6 @@ def build_router(app: "App", provider: EmbeddingProvider) -> APIRouter:
                 raise ApiError(exc.status, exc.message, field=exc.field) from None
             except EmbeddingError as exc:
                 raise ApiError(503, f"semantic search unavailable: {exc}") from None
-            except psycopg.errors.InsufficientPrivilege:
-                raise ApiError(403, "not allowed for this API key") from None
 
     @router.post("/documents", status_code=201, summary="Create a document (yours)")
     async def post_document(body: DocumentRequest, key: Key) -> dict[str, Any]:

@@ -122,6 +122,12 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"a value cannot be stored: {detail}")
 
 
+async def _on_refused_by_policy(request: Request, exc: Exception) -> JSONResponse:
+    # Row-level security (or a missing grant) refused what the acting user asked for: the
+    # user's fault, never a 500. Routes with a more precise answer catch it themselves.
+    return error_response(403, "forbidden", "not allowed for this API key")
+
+
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # The connection broke or none could be had (a restart, a failover, the pool
     # exhausted): the server is fine and a retry will likely succeed, so 503, no traceback.
@@ -143,6 +149,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, _on_validation_error)
     api.add_exception_handler(StarletteHTTPException, _on_http_error)
     api.add_exception_handler(psycopg.DataError, _on_data_error)
+    api.add_exception_handler(psycopg.errors.InsufficientPrivilege, _on_refused_by_policy)
     # Also psycopg_pool.PoolTimeout, a subclass.
     api.add_exception_handler(psycopg.OperationalError, _on_database_unavailable)
     api.add_exception_handler(Exception, _on_unexpected)
