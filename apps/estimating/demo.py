@@ -54,3 +54,7 @@ def hints(base: str, user_key: str) -> list[str]:
         f"{auth} '{base}/api/estimating/reports/weekly'   # last week's usage report",
         f"{auth} '{base}/api/estimating/suggestions/uptake'   # goal: 80 % of suggestions used",
     ]
+
+
+async def stop() -> None:
+    """Nothing of this application runs in the background of the demo."""

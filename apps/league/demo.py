@@ -61,3 +61,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def stop() -> None:
+    """Nothing of this application runs in the background of the demo."""

@@ -28,13 +28,16 @@ __all__ = ["APPLICATIONS", "AppDemo", "Application", "build_app", "install_all"]
 
 
 class AppDemo(Protocol):
-    """An application's part of the demo (a module with these two functions)."""
+    """An application's part of the demo (a module with these three functions)."""
 
     async def prepare(self, url: str, console: Console, *, reload: bool, small: bool) -> None:
         """Load the application's demo data into the migrated database at ``url``."""
 
     def hints(self, base: str, user_key: str) -> list[str]:
         """What to try in the running demo at ``base``, one line each."""
+
+    async def stop(self) -> None:
+        """Stop what ``prepare`` left running, once the demo's worker has stopped."""
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,9 @@ async def main(host: str, port: int, *, reload: bool, small: bool) -> None:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
+        for application in APPLICATIONS:
+            if application.demo is not None:
+                await application.demo.stop()
         await app.aclose()
     console.print("stopped")
 

@@ -20,7 +20,7 @@ from prospecting.sandbox import Sandbox, SandboxConfig
 DEMO_USER = "estimator"
 """The demo's user key belongs to this user (nightcrew_apps.demo)."""
 SANDBOX_LATENCY_MS = 200.0
-_tasks: set[asyncio.Task[None]] = set()
+_servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
 
 class _QuietServer(uvicorn.Server):
@@ -46,8 +46,7 @@ async def start_sandbox(console: Console) -> str:
     server = _QuietServer(uvicorn.Config(sandbox.app, host="127.0.0.1", port=port,
                                          log_level="warning", lifespan="off"))  # fmt: skip
     task = asyncio.create_task(server.serve(), name="prospecting-sandbox")
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
+    _servers.append((server, task))
     while not server.started:
         if task.done():
             task.result()
@@ -57,6 +56,17 @@ async def start_sandbox(console: Console) -> str:
         os.environ[f"PROSPECTING_{name.upper()}_URL"] = f"{base}/{name}"
     console.print(f"prospecting provider sandbox on {base} (200 ms per call)")
     return base
+
+
+async def stop() -> None:
+    """Stop the sandbox gracefully (its calls in flight answered), once the demo's worker has
+    stopped: cancelled with the event loop instead, a call still sleeping out its simulated
+    latency ends in a logged traceback."""
+    while _servers:
+        server, task = _servers.pop()
+        server.should_exit = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), 5)
 
 
 async def prepare(url: str, console: Console, *, reload: bool, small: bool) -> None:

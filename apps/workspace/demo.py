@@ -93,6 +93,14 @@ def start_typing(url: str, doc_id: UUID, editing: collab.Session) -> None:
     _typing.append(asyncio.create_task(keep_typing(url, doc_id, editing)))
 
 
+async def stop() -> None:
+    """Stop the editors (before the demo closes its App)."""
+    while _typing:
+        task = _typing.pop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def keep_typing(url: str, doc_id: UUID, editing: collab.Session) -> None:
     """A round of the three editors every :data:`TYPING_SECONDS`, each update appended as
     the API would; bounded to :data:`TYPING_ROUNDS` rounds."""
