@@ -369,6 +369,20 @@ async def test_idle_limit_keys_go_never_one_in_use(
         "held-slot", "slot-taken-1d"]  # fmt: skip
 
 
+async def test_a_limit_key_a_grant_holds_is_skipped_not_waited_for(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    limit_key(conn, "busy", idle_days=10)
+    limit_key(conn, "quiet", idle_days=10)
+    with psycopg.connect(ret_db) as grant, grant.transaction():  # holds the key like a grant
+        grant.execute("SELECT FROM nightcrew.limits WHERE key = 'busy' FOR UPDATE")
+        result = await asyncio.wait_for(retain(ret_db), 30)
+        assert result["deleted"]["limits"] == 1
+    assert column(conn, "SELECT key FROM nightcrew.limits") == ["busy"]
+    assert (await retain(ret_db))["deleted"]["limits"] == 1  # the next run takes it
+    assert column(conn, "SELECT key FROM nightcrew.limits") == []
+
+
 async def test_a_limit_key_outlives_the_longest_rate_period(
     ret_db: str, conn: psycopg.Connection[Any]
 ) -> None:
@@ -392,8 +406,13 @@ async def test_zero_keeps_a_table_forever(ret_db: str, conn: psycopg.Connection[
         "INSERT INTO nightcrew.notifications (user_id, kind, title, body, created_at, read_at)"
         " VALUES ('alice', 'job', 'read_old', '', %s, %s), ('alice', 'job', 'unread_old', '',"
         " %s, NULL)", (days_ago(conn, 500), days_ago(conn, 500), days_ago(conn, 500)))  # fmt: skip
-    result = await retain(ret_db, retention_audit_days=0, retention_unread_notifications_days=0)
-    assert "audit_log" not in result["deleted"]
+    limit_key(conn, "idle", idle_days=500)
+    reserve(conn, "idle", str(uuid.uuid4()))  # of a job long gone
+    result = await retain(ret_db, retention_audit_days=0, retention_unread_notifications_days=0,
+                          retention_limits_days=0)  # fmt: skip
+    assert not {"audit_log", "limits", "limit_reservations"} & set(result["deleted"])
+    assert column(conn, "SELECT key FROM nightcrew.limit_reservations") == ["idle"]
+    assert column(conn, "SELECT key FROM nightcrew.limits") == ["idle"]
     assert column(conn, "SELECT action FROM nightcrew.audit_log") == ["a.old"]
     assert result["deleted"]["notifications"] == 1  # the read one; unread ones are kept
     assert column(conn, "SELECT title FROM nightcrew.notifications") == ["unread_old"]
