@@ -157,6 +157,18 @@ class Settings(BaseSettings):
         description="Worker rows without a heartbeat for this many hours are deleted (never "
         "one holding a live lease).",
     )
+    retention_sessions_days: float = Field(
+        7.0,
+        ge=0,
+        description="Dashboard sessions are deleted this many days after they ended (logout, "
+        "expiry or the key's revocation); a live session never.",
+    )
+    retention_limits_days: float = Field(
+        7.0,
+        ge=0,
+        description="Limit keys idle for this many days are deleted (never one with an "
+        "override, a held slot or a reserved rate slot, nor within an hour of its last call).",
+    )
     retention_batch_size: int = Field(
         5000, ge=1, le=100_000, description="Rows one retention statement reads at most."
     )

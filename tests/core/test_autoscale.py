@@ -4,7 +4,6 @@ once the queue is idle."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,9 +15,9 @@ from nightcrew import App
 from nightcrew.autoscale import Autoscaler, Load, ScalePolicy, parse_bounds
 from tests.faults import apps
 from tests.faults.conftest import scalar
+from tests.procs import REPO_ROOT, Processes, nightcrew_env, reaped
 from tests.support import wait_until
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY = ScalePolicy(minimum=1, maximum=4, slots=10, up_age_seconds=5, idle_seconds=30,
                      step_seconds=5)  # fmt: skip
 IDLE = Load(0, 0.0)
@@ -81,31 +80,26 @@ def test_supervisor_grows_to_max_under_backlog_and_back_to_min(
     app: App, clean_db: str, tmp_path: Path
 ) -> None:
     app.registry.update(apps.app.registry)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCREW_")}
-    env.update({"NIGHTCREW_DATABASE_URL": clean_db, "NIGHTCREW_MIGRATE_ON_START": "false",
-                "NIGHTCREW_AUTOSCALE_CHECK_SECONDS": "0.2",
-                "NIGHTCREW_AUTOSCALE_UP_AGE_SECONDS": "0.5",
-                "NIGHTCREW_AUTOSCALE_IDLE_SECONDS": "1.5",
-                "NIGHTCREW_AUTOSCALE_STEP_SECONDS": "0.3",
-                "NIGHTCREW_SHUTDOWN_GRACE_SECONDS": "5"})  # fmt: skip
-    log = (tmp_path / "supervisor.log").open("wb")
-    supervisor = subprocess.Popen(
-        [sys.executable, "-m", "nightcrew", "worker", "--app", "tests.faults.apps:app",
-         "--concurrency", "2", "--no-scheduler", "--autoscale", "1:3"],
-        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-    )  # fmt: skip
-    log.close()
-    try:
-        wait_until(lambda: live_workers(clean_db) == 1, 30, "MIN workers to start")
-        app.enqueue_many([{"type": "faults.sleep", "payload": {"seconds": 0.5}}] * 40)
-        wait_until(lambda: live_workers(clean_db) == 3, 30, "MAX workers under the backlog")
-        done = "SELECT count(*) FROM nightcrew.jobs WHERE status = 'completed'"
-        wait_until(lambda: scalar(clean_db, done) == 40, 60, "the backlog to drain")
-        wait_until(lambda: live_workers(clean_db) == 1, 30, "back to MIN once idle")
-    finally:
-        supervisor.send_signal(signal.SIGTERM)
-        supervisor.wait(timeout=30)
-    text = (tmp_path / "supervisor.log").read_text()
+    env = nightcrew_env(clean_db, {
+        "migrate_on_start": False, "autoscale_check_seconds": 0.2,
+        "autoscale_up_age_seconds": 0.5, "autoscale_idle_seconds": 1.5,
+        "autoscale_step_seconds": 0.3, "shutdown_grace_seconds": 5})  # fmt: skip
+    with reaped(Processes(tmp_path, "supervisor", stop_seconds=30)) as procs:
+        supervisor = procs.launch(
+            "nightcrew", "worker", "--app", "tests.faults.apps:app", "--concurrency", "2",
+            "--no-scheduler", "--autoscale", "1:3", env=env,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: live_workers(clean_db) == 1, 30, "MIN workers to start")
+            app.enqueue_many([{"type": "faults.sleep", "payload": {"seconds": 0.5}}] * 40)
+            wait_until(lambda: live_workers(clean_db) == 3, 30, "MAX workers under the backlog")
+            done = "SELECT count(*) FROM nightcrew.jobs WHERE status = 'completed'"
+            wait_until(lambda: scalar(clean_db, done) == 40, 60, "the backlog to drain")
+            wait_until(lambda: live_workers(clean_db) == 1, 30, "back to MIN once idle")
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            supervisor.wait(timeout=30)
+    text = procs.log(supervisor)
     assert supervisor.returncode == 0, text[-3000:]
     assert "autoscale: 1 -> 2 workers" in text and "autoscale: 3 -> 2 workers" in text
     assert live_workers(clean_db) == 0  # every child stopped with the supervisor

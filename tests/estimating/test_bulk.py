@@ -3,10 +3,7 @@ elsewhere and every selected catalogue rate ends exactly +10 %, none changed twi
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from nightcrew import App, JobStatus
 from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from tests.estimating.helpers import catalogue, item
+from tests.procs import FAST_WORKER, Processes, nightcrew_env, reaped
 from tests.support import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,19 +39,8 @@ def scalar(url: str, statement: str, params: Any = None) -> Any:
     return None if row is None else row[0]
 
 
-def start_worker(url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NIGHTCREW_DATABASE_URL": url, "NIGHTCREW_LEASE_SECONDS": "2",
-           "NIGHTCREW_HEARTBEAT_SECONDS": "0.5", "NIGHTCREW_POLL_SECONDS": "0.2",
-           "NIGHTCREW_MIGRATE_ON_START": "false", "NIGHTCREW_RESCUE_SECONDS": "0.5"}  # fmt: skip
-    return subprocess.Popen(
-        [sys.executable, "-m", "nightcrew", "worker", "--app", "tests.estimating.crash_app:app",
-         "--concurrency", "1"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 async def test_killed_bulk_update_resumes_every_rate_exactly_plus_10(
-    est_app: App, conn: psycopg.AsyncConnection[Any], est_clean: str
+    est_app: App, conn: psycopg.AsyncConnection[Any], est_clean: str, tmp_path: Path
 ) -> None:
     await load(conn)
     cur = await conn.execute("SELECT code, rate FROM estimating.catalogue")
@@ -61,17 +48,16 @@ async def test_killed_bulk_update_resumes_every_rate_exactly_plus_10(
     codes = [f"ITEM-{k:03}" for k in range(ENTRIES - 10)]
     job_id = await est_app.aenqueue("estimating.bulk_price_update",
                                     {"item_codes": codes, "percent": 10})  # fmt: skip
-    victim = start_worker(est_clean)
-    try:
-        done = "SELECT (checkpoint->>'done')::int FROM nightcrew.jobs WHERE id = %s"
+    done = "SELECT (checkpoint->>'done')::int FROM nightcrew.jobs WHERE id = %s"
+    with reaped(Processes(tmp_path)) as procs:
+        victim = procs.launch(
+            "nightcrew", "worker", "--app", "tests.estimating.crash_app:app", "--concurrency", "1",
+            env=nightcrew_env(est_clean, FAST_WORKER),
+        )  # fmt: skip
         wait_until(lambda: (scalar(est_clean, done, (job_id,)) or 0) >= 100, 30,
                    "two committed batches")  # fmt: skip
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait()
     assert scalar(est_clean, done, (job_id,)) < ENTRIES, "finished before the kill"
 
     await est_app.worker().run_until_idle(timeout=60)

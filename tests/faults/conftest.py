@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,19 +14,11 @@ import pytest
 
 from nightcrew import App
 from tests.faults import apps
+from tests.procs import FAST_WORKER, Processes, nightcrew_env, reaped
 from tests.support import wait_until
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 # Short leases so that a lost worker is noticed within a couple of seconds.
-FAST_SETTINGS = {
-    "lease_seconds": "2",
-    "heartbeat_seconds": "0.5",
-    "rescue_seconds": "0.5",
-    "poll_seconds": "0.2",
-    "shutdown_grace_seconds": "5",
-    "migrate_on_start": "false",
-}
+FAST_SETTINGS = {**FAST_WORKER, "shutdown_grace_seconds": 5}
 
 
 def scalar(url: str, statement: str, params: Any = None) -> Any:
@@ -53,36 +44,19 @@ def count_jobs(url: str, status: str) -> int:
     return int(scalar(url, statement, (status,)))
 
 
-class WorkerProcesses:
+class WorkerProcesses(Processes):
     """Starts ``python -m nightcrew worker`` processes on ``tests.faults.apps:app``."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(
         self, url: str, *, concurrency: int = 4, queues: str | None = None, **settings: Any
     ) -> subprocess.Popen[bytes]:
         """Start a worker (of ``queues``, comma-separated: default all); ``settings``
         override :data:`FAST_SETTINGS` (as NIGHTCREW_* vars)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCREW_")}
-        env["NIGHTCREW_DATABASE_URL"] = url
-        for name, value in {**FAST_SETTINGS, **settings}.items():
-            env[f"NIGHTCREW_{name.upper()}"] = str(value)
-        log = (self.log_dir / f"worker-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nightcrew", "worker", "--app", "tests.faults.apps:app",
-             "--concurrency", str(concurrency), *(["--queues", queues] if queues else [])],
-            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        return self.launch(
+            "nightcrew", "worker", "--app", "tests.faults.apps:app",
+            "--concurrency", str(concurrency), *(["--queues", queues] if queues else []),
+            env=nightcrew_env(url, {**FAST_SETTINGS, **settings}),
         )  # fmt: skip
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def log(self, proc: subprocess.Popen[bytes]) -> str:
-        """Everything the worker printed so far."""
-        index = self.procs.index(proc)
-        return (self.log_dir / f"worker-{index}.log").read_text(errors="replace")
 
     def wait_registered(self, url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
         """Wait until the worker process has registered itself in ``nightcrew.workers``."""
@@ -99,29 +73,12 @@ class WorkerProcesses:
         """Send ``sig`` to one worker."""
         os.kill(proc.pid, sig)
 
-    def reap(self) -> None:
-        """Stop every worker still running (SIGTERM, then SIGKILL) and wait for all of them."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[WorkerProcesses]:
     """Worker processes, all killed and reaped at teardown (their logs printed)."""
-    procs = WorkerProcesses(tmp_path)
-    try:
+    with reaped(WorkerProcesses(tmp_path), tail=4000) as procs:
         yield procs
-    finally:
-        procs.reap()
-        for proc in procs.procs:
-            print(f"--- worker {proc.pid} exit {proc.returncode} ---\n{procs.log(proc)[-4000:]}")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, shoot
 from tests.league.helpers import load_small_league
 from tests.league.processes import LeagueProcesses
+from tests.procs import reaped
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -27,14 +28,10 @@ def site(league_clean: str, tmp_path: Path) -> Iterator[tuple[str, LeagueProcess
             await load_small_league(conn)
 
     asyncio.run(load())
-    procs = LeagueProcesses(league_clean, tmp_path)
-    try:
+    with reaped(LeagueProcesses(league_clean, tmp_path)) as procs:
         base = procs.web()
         procs.worker()
         yield base, procs
-    finally:
-        procs.reap()
-        print(procs.logs())
 
 
 @pytest.fixture

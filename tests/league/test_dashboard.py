@@ -20,6 +20,7 @@ from nightcrew.http import create_app
 from nightcrew.testing import drain
 from tests.league.helpers import load_small_league, rows
 from tests.league.processes import LeagueProcesses
+from tests.procs import reaped
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -101,12 +102,8 @@ async def test_only_admins_refresh_and_forms_need_their_token(
 
 @pytest.fixture
 def processes(league_clean: str, tmp_path: Path) -> Iterator[LeagueProcesses]:
-    procs = LeagueProcesses(league_clean, tmp_path)
-    try:
+    with reaped(LeagueProcesses(league_clean, tmp_path)) as procs:
         yield procs
-    finally:
-        procs.reap()
-        print(procs.logs())
 
 
 async def test_the_status_table_follows_a_run_live(

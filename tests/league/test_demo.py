@@ -11,7 +11,7 @@ import pytest
 
 from league.demo_data import DemoSize, load_demo
 from tests.league.helpers import rows
-from tests.league.processes import REPO_ROOT
+from tests.procs import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests.league.helpers import load_small_league
 from tests.league.processes import LeagueProcesses
+from tests.procs import reaped
 from tests.support import await_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -22,12 +23,8 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture
 def processes(league_clean: str, tmp_path: Path) -> Iterator[LeagueProcesses]:
-    procs = LeagueProcesses(league_clean, tmp_path)
-    try:
+    with reaped(LeagueProcesses(league_clean, tmp_path)) as procs:
         yield procs
-    finally:
-        procs.reap()
-        print(procs.logs())
 
 
 async def run_ended(http: httpx.AsyncClient, base: str, job_id: str) -> bool:

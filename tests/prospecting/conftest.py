@@ -4,7 +4,6 @@ on the App's ASGI app, and a trigger that records every progress change of every
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +22,7 @@ from nightcrew.keys import create_key
 from prospecting.app import build_app
 from prospecting.settings import ProspectingSettings, load_settings
 from tests.http.conftest import free_port
+from tests.procs import nightcrew_env
 from tests.support import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,12 +189,6 @@ def worker_env(
     url: str, sandbox: SandboxProcess, rates: dict[str, str] | None = None
 ) -> dict[str, str]:
     """The environment of a worker process of ``prospecting.app:app`` on ``url``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("NIGHTCREW_", "PROSPECTING_"))}  # fmt: skip
+    env = nightcrew_env(url, FAST, drop=("NIGHTCREW_", "PROSPECTING_"))
     env.update(sandbox.env(rates))
-    env["NIGHTCREW_DATABASE_URL"] = url
-    for name, value in FAST.items():
-        env[f"NIGHTCREW_{name.upper()}"] = (
-            str(value).lower() if isinstance(value, bool) else str(value)
-        )
     return env

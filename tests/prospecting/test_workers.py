@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +19,8 @@ import pytest
 from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from prospecting.app import build_app
-from tests.prospecting.conftest import REPO, SandboxProcess, progress_of, worker_env
+from tests.procs import Processes, reaped
+from tests.prospecting.conftest import SandboxProcess, progress_of, worker_env
 from tests.support import wait_until
 
 LIMITED = {"places": "5/s", "finder": "5/s", "verifier": "5/s"}
@@ -39,52 +39,25 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess
     process.stop()
 
 
-class Workers:
+class Workers(Processes):
     """Worker processes of ``prospecting.app:app``, always reaped."""
 
     def __init__(self, log_dir: Path, url: str, sandbox: SandboxProcess) -> None:
-        self.log_dir, self.url, self.sandbox = log_dir, url, sandbox
-        self.procs: list[subprocess.Popen[bytes]] = []
+        super().__init__(log_dir)
+        self.url, self.sandbox = url, sandbox
 
     def start(self, rates: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """One more worker process (concurrency 2)."""
-        path = self.log_dir / f"worker-{len(self.procs)}.log"
-        with path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "nightcrew", "worker", "--app", "prospecting.app:app",
-                 "--concurrency", "2"],
-                cwd=REPO, env=worker_env(self.url, self.sandbox, rates),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            )  # fmt: skip
-        self.procs.append(proc)
-        return proc
-
-    def log(self, index: int) -> str:
-        """What worker ``index`` printed."""
-        return (self.log_dir / f"worker-{index}.log").read_text(errors="replace")
-
-    def reap(self) -> None:
-        """SIGTERM (then SIGKILL) every worker still running."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        return self.launch(
+            "nightcrew", "worker", "--app", "prospecting.app:app", "--concurrency", "2",
+            env=worker_env(self.url, self.sandbox, rates),
+        )  # fmt: skip
 
 
 @pytest.fixture
 def workers(tmp_path: Path, pro_clean: str, sandbox: SandboxProcess) -> Iterator[Workers]:
-    procs = Workers(tmp_path, pro_clean, sandbox)
-    try:
+    with reaped(Workers(tmp_path, pro_clean, sandbox)) as procs:
         yield procs
-    finally:
-        procs.reap()
-        for index, proc in enumerate(procs.procs):
-            print(f"--- worker {proc.pid} exit {proc.returncode} ---\n{procs.log(index)[-3000:]}")
 
 
 def sql(url: str, statement: str, params: Any = None) -> list[tuple[Any, ...]]:

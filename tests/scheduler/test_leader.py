@@ -3,10 +3,8 @@ fast handover when the leader is SIGKILLed."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -17,9 +15,8 @@ import psycopg
 import pytest
 
 from nightcrew.scheduler.leader import SCHEDULER_LOCK_KEY
+from tests.procs import Processes, nightcrew_env, reaped
 from tests.support import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
 
 LEADER_PID = """
 SELECT a.application_name
@@ -56,31 +53,11 @@ def tick_counts(conn: psycopg.Connection[Any], start: datetime, end: datetime) -
 @pytest.fixture
 def spawn(sched_db: str, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Start ``nightcrew worker`` processes on the test database; all reaped afterwards."""
-    procs: list[subprocess.Popen[bytes]] = []
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "NIGHTCREW_DATABASE_URL": sched_db, "PYTHONPATH": path,
-           "NIGHTCREW_MAINTENANCE_SCHEDULES": "false"}  # fmt: skip
-
-    def start() -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"worker-{len(procs)}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nightcrew", "worker", "--app", "tests.scheduler.apps:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env = nightcrew_env(sched_db, {"maintenance_schedules": False})
+    with reaped(Processes(tmp_path, stop_seconds=15)) as procs:
+        yield lambda: procs.launch(
+            "nightcrew", "worker", "--app", "tests.scheduler.apps:app", env=env
+        )
 
 
 def started(conn: psycopg.Connection[Any], procs: list[subprocess.Popen[bytes]]) -> int:

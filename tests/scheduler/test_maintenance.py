@@ -145,7 +145,8 @@ async def test_maintenance_schedules_run_as_jobs(
     retention = app.get_job(retention_id)
     assert retention is not None and retention.result is not None
     assert retention.result["complete"] and retention.result["deleted"]["workers"] == 1
-    tables = {"workers", "alerts", "notifications", "deliveries", "audit_log", "jobs_history"}
+    tables = {"workers", "dashboard_sessions", "limit_reservations", "limits", "alerts",
+              "notifications", "deliveries", "audit_log", "jobs_history"}  # fmt: skip
     assert set(retention.result["deleted"]) == tables
     lost_job = app.get_job(lost)
     assert lost_job is not None and lost_job.status.value in ("retrying", "completed")

@@ -5,6 +5,7 @@ time budget and the next one finishes."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +27,8 @@ def ret_db(sched_db: str) -> str:
     with psycopg.connect(sched_db, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE nightcrew.notifications, nightcrew.deliveries, nightcrew.audit_log,"
-            " nightcrew.alerts"
+            " nightcrew.alerts, nightcrew.dashboard_sessions, nightcrew.api_keys, nightcrew.limits,"
+            " nightcrew.limit_slots, nightcrew.limit_reservations"
         )
     return sched_db
 
@@ -238,6 +240,163 @@ async def test_stale_worker_rows_go_but_never_a_live_worker(
         await app.aclose()
 
 
+def api_key(conn: psycopg.Connection[Any], user: str, revoked_days_ago: float | None) -> str:
+    """A new API key row (revoked that many days ago, or live); its id."""
+    row = conn.execute(
+        "INSERT INTO nightcrew.api_keys (id, user_id, key_hash, prefix, created_at, revoked_at)"
+        " VALUES (gen_random_uuid(), %s, sha256(gen_random_uuid()::text::bytea), 'nc_test',"
+        " now() - interval '60 days', now() - make_interval(secs => %s)) RETURNING id",
+        (user, None if revoked_days_ago is None else revoked_days_ago * 86400),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def test_sessions_go_7_days_after_they_ended_a_live_one_never(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    live_key = api_key(conn, "alice", None)
+    revoked_10d, revoked_1d = api_key(conn, "bob", 10), api_key(conn, "carol", 1)
+    # (label, key, created days ago, expires in days (negative: ago), logged out days ago)
+    rows = [("live", live_key, 0, 1, None), ("live_opened_30d", live_key, 30, 1, None),
+            ("expired_10d", live_key, 11, -10, None), ("expired_1d", live_key, 2, -1, None),
+            ("logged_out_10d", live_key, 10, 5, 10), ("logged_out_1d", live_key, 2, 5, 1),
+            ("key_revoked_10d", revoked_10d, 20, 5, None),
+            ("key_revoked_1d", revoked_1d, 20, 5, None)]  # fmt: skip
+    for label, key_id, created, expires, logged_out in rows:
+        conn.execute(
+            "INSERT INTO nightcrew.dashboard_sessions (id_hash, key_id, user_id, is_admin,"
+            " created_at, expires_at, revoked_at) VALUES (sha256(%s::bytea), %s, 'u', false,"
+            " now() - make_interval(days => %s), now() + make_interval(days => %s),"
+            " now() - make_interval(days => %s))",
+            (label.encode(), key_id, created, expires, logged_out))  # fmt: skip
+    labels = (
+        "SELECT label FROM unnest(%s::text[]) AS label WHERE EXISTS (SELECT FROM"
+        " nightcrew.dashboard_sessions WHERE id_hash = sha256(label::bytea)) ORDER BY label"
+    )
+    result = await retain(ret_db)
+    assert result["deleted"]["dashboard_sessions"] == 3
+    kept = [r[0] for r in conn.execute(labels, ([r[0] for r in rows],))]
+    assert kept == sorted(["live", "live_opened_30d", "expired_1d", "logged_out_1d",
+                           "key_revoked_1d"])  # fmt: skip
+    # A run whose clock is far ahead still never deletes a session live by the database's.
+    app = make_app(ret_db, retention_sessions_days=1)
+    try:
+        ahead = await apply_retention(app, now=days_ago(conn, -30), batch_size=BATCH)
+    finally:
+        await app.aclose()
+    assert ahead.deleted["dashboard_sessions"] == 3
+    kept = [r[0] for r in conn.execute(labels, ([r[0] for r in rows],))]
+    assert kept == ["live", "live_opened_30d"]
+
+
+def limit_key(conn: psycopg.Connection[Any], key: str, *, idle_days: float,
+              rate_seconds: float | None = 1.0, concurrency: int | None = None,
+              overridden: bool = False) -> None:  # fmt: skip
+    """A limit key whose last call (and row write) was ``idle_days`` ago."""
+    rate = None if rate_seconds is None else 10
+    conn.execute(
+        "INSERT INTO nightcrew.limits (key, code_rate_count, code_rate_seconds,"
+        " code_concurrency, overridden, override_concurrency, tat, recent, updated_at)"
+        " SELECT %(key)s, %(rate)s, %(seconds)s, %(conc)s, %(over)s,"
+        " CASE WHEN %(over)s THEN 1 END, CASE WHEN %(rate)s::int IS NOT NULL THEN at END,"
+        " CASE WHEN %(rate)s::int IS NOT NULL THEN ARRAY[at] ELSE '{}' END, at"
+        " FROM (SELECT now() - make_interval(secs => %(idle)s) AS at) AS t",
+        {"key": key, "rate": rate, "seconds": rate_seconds, "conc": concurrency,
+         "over": overridden, "idle": idle_days * 86400},
+    )  # fmt: skip
+
+
+def job_row(conn: psycopg.Connection[Any], status: str, attempts: int = 1) -> str:
+    row = conn.execute(
+        "INSERT INTO nightcrew.jobs (id, type, status, attempts) VALUES (nightcrew.uuid7(),"
+        " 't.limited', %s, %s) RETURNING id", (status, attempts)).fetchone()  # fmt: skip
+    assert row is not None
+    return str(row[0])
+
+
+def slot(conn: psycopg.Connection[Any], key: str, job_id: str, attempt: int,
+         days_ago: float) -> None:  # fmt: skip
+    conn.execute(
+        "INSERT INTO nightcrew.limit_slots (id, key, job_id, attempt, acquired_at) VALUES"
+        " (gen_random_uuid(), %s, %s, %s, now() - make_interval(secs => %s))",
+        (key, job_id, attempt, days_ago * 86400))  # fmt: skip
+
+
+def reserve(conn: psycopg.Connection[Any], key: str, job_id: str) -> None:
+    conn.execute(
+        "INSERT INTO nightcrew.limit_reservations (job_id, key, slot_at)"
+        " VALUES (%s, %s, now() - interval '10 days')", (job_id, key))  # fmt: skip
+
+
+async def test_idle_limit_keys_go_never_one_in_use(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    limit_key(conn, "idle-rate", idle_days=10)
+    limit_key(conn, "idle-concurrency", idle_days=10, rate_seconds=None, concurrency=2)
+    slot(conn, "idle-concurrency", job_row(conn, "completed"), 1, 10)  # freed: goes with it
+    slot(conn, "idle-concurrency", job_row(conn, "processing", 2), 1, 10)  # an earlier attempt
+    limit_key(conn, "recent-rate", idle_days=1)
+    limit_key(conn, "overridden", idle_days=100, overridden=True)
+    # A running attempt holds a concurrency slot taken long ago: the key is in use.
+    limit_key(conn, "held-slot", idle_days=10, rate_seconds=None, concurrency=1)
+    held = job_row(conn, "processing", 3)
+    slot(conn, "held-slot", held, 3, 10)
+    # Concurrency-only keys show their use through their slots.
+    limit_key(conn, "slot-taken-1d", idle_days=10, rate_seconds=None, concurrency=1)
+    slot(conn, "slot-taken-1d", job_row(conn, "completed"), 1, 1)
+    # A waiting job holds a reserved rate slot of an old key: both stay.
+    limit_key(conn, "reserved", idle_days=10)
+    waiting = job_row(conn, "pending", 0)
+    reserve(conn, "reserved", waiting)
+    # Reservations of jobs that will not run again go, and their key with them.
+    limit_key(conn, "reserved-by-finished", idle_days=10)
+    cancelled, archived = job_row(conn, "cancelled"), str(uuid.uuid4())
+    reserve(conn, "reserved-by-finished", cancelled)
+    reserve(conn, "reserved-by-finished", archived)
+    reserve(conn, "reserved", cancelled)
+
+    result = await retain(ret_db)
+
+    assert result["deleted"]["limit_reservations"] == 3
+    assert result["deleted"]["limits"] == 3
+    assert column(conn, "SELECT key FROM nightcrew.limits ORDER BY key") == [
+        "held-slot", "overridden", "recent-rate", "reserved", "slot-taken-1d"]  # fmt: skip
+    assert conn.execute(
+        "SELECT job_id::text, key FROM nightcrew.limit_reservations").fetchall() == [
+        (waiting, "reserved")]  # fmt: skip
+    assert column(conn, "SELECT key FROM nightcrew.limit_slots ORDER BY key") == [
+        "held-slot", "slot-taken-1d"]  # fmt: skip
+
+
+async def test_a_limit_key_a_grant_holds_is_skipped_not_waited_for(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    limit_key(conn, "busy", idle_days=10)
+    limit_key(conn, "quiet", idle_days=10)
+    with psycopg.connect(ret_db) as grant, grant.transaction():  # holds the key like a grant
+        grant.execute("SELECT FROM nightcrew.limits WHERE key = 'busy' FOR UPDATE")
+        result = await asyncio.wait_for(retain(ret_db), 30)
+        assert result["deleted"]["limits"] == 1
+    assert column(conn, "SELECT key FROM nightcrew.limits") == ["busy"]
+    assert (await retain(ret_db))["deleted"]["limits"] == 1  # the next run takes it
+    assert column(conn, "SELECT key FROM nightcrew.limits") == []
+
+
+async def test_a_limit_key_outlives_the_longest_rate_period(
+    ret_db: str, conn: psycopg.Connection[Any]
+) -> None:
+    # Whatever the setting, a key with a call in the last hour (+ 5 %) stays: its record
+    # still bounds the next calls, at the recorded rate or a slower one the code asks next.
+    limit_key(conn, "called-30min-ago", idle_days=30 / 1440)
+    limit_key(conn, "hourly-called-62min-ago", idle_days=62 / 1440, rate_seconds=3600)
+    limit_key(conn, "called-2h-ago", idle_days=2 / 24)
+    result = await retain(ret_db, retention_limits_days=0.001)
+    assert result["deleted"]["limits"] == 1
+    assert column(conn, "SELECT key FROM nightcrew.limits ORDER BY key") == [
+        "called-30min-ago", "hourly-called-62min-ago"]  # fmt: skip
+
+
 async def test_zero_keeps_a_table_forever(ret_db: str, conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "INSERT INTO nightcrew.audit_log (at, actor, action) VALUES (%s, 'alice', 'a.old')",
@@ -247,8 +406,13 @@ async def test_zero_keeps_a_table_forever(ret_db: str, conn: psycopg.Connection[
         "INSERT INTO nightcrew.notifications (user_id, kind, title, body, created_at, read_at)"
         " VALUES ('alice', 'job', 'read_old', '', %s, %s), ('alice', 'job', 'unread_old', '',"
         " %s, NULL)", (days_ago(conn, 500), days_ago(conn, 500), days_ago(conn, 500)))  # fmt: skip
-    result = await retain(ret_db, retention_audit_days=0, retention_unread_notifications_days=0)
-    assert "audit_log" not in result["deleted"]
+    limit_key(conn, "idle", idle_days=500)
+    reserve(conn, "idle", str(uuid.uuid4()))  # of a job long gone
+    result = await retain(ret_db, retention_audit_days=0, retention_unread_notifications_days=0,
+                          retention_limits_days=0)  # fmt: skip
+    assert not {"audit_log", "limits", "limit_reservations"} & set(result["deleted"])
+    assert column(conn, "SELECT key FROM nightcrew.limit_reservations") == ["idle"]
+    assert column(conn, "SELECT key FROM nightcrew.limits") == ["idle"]
     assert column(conn, "SELECT action FROM nightcrew.audit_log") == ["a.old"]
     assert result["deleted"]["notifications"] == 1  # the read one; unread ones are kept
     assert column(conn, "SELECT title FROM nightcrew.notifications") == ["unread_old"]
@@ -288,3 +452,4 @@ def test_the_defaults() -> None:
     assert (s.retention_deliveries_days, s.retention_audit_days) == (30, 365)
     assert (s.retention_alerts_days, s.retention_history_days) == (90, 90)
     assert (s.retention_workers_hours, s.retention_batch_size) == (24, 5000)
+    assert (s.retention_sessions_days, s.retention_limits_days) == (7, 7)

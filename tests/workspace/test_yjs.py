@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from uuid import UUID
 
@@ -15,6 +14,7 @@ import pytest
 
 from nightcrew import App
 from nightcrew.testing import drain
+from tests.procs import FAST_WORKER, Processes, nightcrew_env, reaped
 from tests.support import wait_until
 from tests.workspace.helpers import client, insert_documents, rows, scalar
 from workspace import collab
@@ -22,7 +22,6 @@ from workspace.yjs import KEEP_SNAPSHOTS
 
 SNAPSHOT = "workspace.snapshot_documents"
 OCTETS = {"content-type": "application/octet-stream"}
-REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_state_after_snapshots_equals_the_state_of_all_updates(
@@ -58,41 +57,15 @@ async def test_snapshots_are_scheduled_every_five_minutes(ws_app: App) -> None:
     assert schedule.cron == "*/5 * * * *"
 
 
-def start_worker(url: str, log: Path, pause_file: Path | None) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCREW_")}
-    env.update(
-        {
-            "NIGHTCREW_DATABASE_URL": url,
-            "NIGHTCREW_LEASE_SECONDS": "2",
-            "NIGHTCREW_HEARTBEAT_SECONDS": "0.5",
-            "NIGHTCREW_RESCUE_SECONDS": "0.5",
-            "NIGHTCREW_POLL_SECONDS": "0.2",
-            "NIGHTCREW_MIGRATE_ON_START": "false",
-        }
-    )
+def start_worker(procs: Processes, url: str, pause_file: Path | None) -> subprocess.Popen[bytes]:
+    env = nightcrew_env(url, FAST_WORKER)
     env.pop("WORKSPACE_TEST_PAUSE_FILE", None)
     if pause_file:
         env["WORKSPACE_TEST_PAUSE_FILE"] = str(pause_file)
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nightcrew",
-                "worker",
-                "--app",
-                "tests.workspace.crash_app:app",
-                "--queues",
-                "workspace",
-                "--concurrency",
-                "1",
-            ],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-        )
+    return procs.launch(
+        "nightcrew", "worker", "--app", "tests.workspace.crash_app:app", "--queues", "workspace",
+        "--concurrency", "1", env=env,
+    )  # fmt: skip
 
 
 @pytest.mark.timeout(120)
@@ -114,10 +87,9 @@ async def test_a_worker_killed_mid_snapshot_loses_and_duplicates_no_update(
 
     await append(updates[:20])
     job = await ws_app.aenqueue(SNAPSHOT, {})
-    pause, log = tmp_path / "paused", tmp_path / "worker.log"
-    first = start_worker(ws_clean, log, pause)
-    second = None
-    try:
+    pause = tmp_path / "paused"
+    with reaped(Processes(tmp_path, stop_seconds=10)) as procs:
+        first = start_worker(procs, ws_clean, pause)
         wait_until(pause.exists, 30, "the snapshot transaction to be open")
         await append(updates[20:])  # editors keep typing meanwhile
         os.kill(first.pid, signal.SIGKILL)
@@ -125,7 +97,7 @@ async def test_a_worker_killed_mid_snapshot_loses_and_duplicates_no_update(
         # Nothing of the open transaction is visible: every update is still pending.
         assert scalar(ws_clean, "SELECT count(*) FROM workspace.doc_updates") == len(updates)
         assert scalar(ws_clean, "SELECT count(*) FROM workspace.doc_snapshots") == 0
-        second = start_worker(ws_clean, log, None)
+        start_worker(procs, ws_clean, None)
 
         def completed() -> bool:
             status = scalar(
@@ -134,12 +106,6 @@ async def test_a_worker_killed_mid_snapshot_loses_and_duplicates_no_update(
             return status == "completed"
 
         wait_until(completed, 60, "the snapshot job to be retried and complete")
-    finally:
-        for proc in (first, second):
-            if proc and proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=10)
-        print(log.read_text(errors="replace")[-3000:])
     snapshots = rows(ws_clean, "SELECT updates FROM workspace.doc_snapshots")
     pending = scalar(ws_clean, "SELECT count(*) FROM workspace.doc_updates")
     # Every update is either in the one snapshot or still pending, none in both.

@@ -7,8 +7,9 @@
   move finished jobs past their retention into ``nightcrew.jobs_history`` (or delete
   them), in small batches that never lock live jobs.
 * ``nightcrew.retention`` (``retention_cron``, non-critical): delete old notifications,
-  deliveries, audit entries, resolved alerts, archived jobs and stale worker rows
-  (:mod:`nightcrew.scheduler.retention`), reporting the rows removed per table.
+  deliveries, audit entries, resolved alerts, archived jobs, stale worker rows, ended
+  dashboard sessions and idle limit keys (:mod:`nightcrew.scheduler.retention`), reporting
+  the rows removed per table.
 * ``nightcrew.vacuum`` (``vacuum_cron``, ``when="quiet"``: it waits until fewer than
   ``vacuum_quiet_backlog`` jobs are runnable, ``vacuum_run_by_hours`` at most): ANALYZE
   the queue tables, then REINDEX INDEX CONCURRENTLY each index of ``nightcrew.jobs`` whose

@@ -1,6 +1,7 @@
 """Retention of the tables that only ever grow: in-app notifications, notification
-deliveries, the audit log, resolved alerts, archived jobs (``nightcrew.jobs_history``) and
-the rows of workers that stopped heartbeating.
+deliveries, the audit log, resolved alerts, archived jobs (``nightcrew.jobs_history``), the
+rows of workers that stopped heartbeating, ended dashboard sessions, and idle limit keys
+with the rate slots reserved for jobs that will not run again (flow control).
 
 Archived jobs are partitioned by month (migration 0013): a month is dropped whole once all
 of it is older than ``retention_history_days``, so the archive never needs a vacuum; only
@@ -84,6 +85,15 @@ def retention_sweeps(s: Settings, now: datetime) -> list[Sweep]:
     if s.retention_workers_hours:
         before = now - timedelta(hours=s.retention_workers_hours)
         sweeps.append(Sweep("workers", "retention_workers", "", {"before": before}))
+    if s.retention_sessions_days:
+        before = now - _days(s.retention_sessions_days)
+        sweeps.append(Sweep("dashboard_sessions", "retention_sessions", b"", {"before": before}))
+    if s.retention_limits_days:
+        # Reservations of finished jobs first: a key holding none may then go in the same run.
+        start = uuid.UUID(int=0)
+        sweeps.append(Sweep("limit_reservations", "retention_limit_reservations", start, {}))
+        before = now - _days(s.retention_limits_days)
+        sweeps.append(Sweep("limits", "retention_limits", "", {"before": before}))
     if s.retention_alerts_days:
         before = now - _days(s.retention_alerts_days)
         sweeps.append(Sweep("alerts", "retention_alerts", 0, {"before": before}))
