@@ -80,7 +80,7 @@ async def test_run_mode_runs_after_a_failed_parent_and_sees_it_in_ctx_parents(aa
 
     @aapp.job("t.report", max_attempts=1)
     def report(ctx: Any, payload: dict[str, Any]) -> str:
-        seen.append(ctx.parents)  # a plain def handler: SyncJobContext
+        seen.append(ctx.parents.all())  # a plain def handler: SyncJobContext
         return "reported"
 
     good = await aapp.aenqueue("t.ok", {"value": 42})
@@ -100,7 +100,9 @@ async def test_ctx_parents_is_empty_without_dependencies(aapp: App) -> None:
 
     @aapp.job("t.plain")
     async def plain(ctx: JobContext, payload: dict[str, Any]) -> None:
-        seen.append(ctx.parents)
+        assert len(ctx.parents) == 0 and not ctx.parents and not ctx.job.has_parents
+        assert (await ctx.parents.summary()).total == 0
+        seen.append(await ctx.parents.all())
 
     await aapp.aenqueue("t.plain", {})
     await aapp.worker().run_until_idle()
@@ -363,7 +365,7 @@ async def test_a_pruned_parent_leaves_its_edges_and_is_read_from_the_archive(aap
 
     @aapp.job("t.after", max_attempts=1)
     async def after(ctx: JobContext, payload: dict[str, Any]) -> None:
-        seen.append(ctx.parents)
+        seen.append(await ctx.parents.all())
 
     early = await aapp.aenqueue("t.ok", {"early": True})
     await aapp.worker().run_until_idle()
