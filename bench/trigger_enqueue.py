@@ -3,7 +3,8 @@ against the bare INSERT of the same row into a table without the trigger.
 
     python bench/trigger_enqueue.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
-Recreates and migrates the database ``nightcrew_bench_trigger`` on that server. One pgbench
+Recreates and migrates the database ``nightcrew_bench_trigger`` (``--db-name``) on that
+server. One pgbench
 run (a C client, prepared statements, one durable commit per row) interleaves the scripts
 at equal weights, so every variant sees the same machine load; pgbench's per-script
 latency averages give the ratio to the bare INSERT. Variants: ``trigger`` (a job per row,
@@ -81,12 +82,12 @@ SCRIPTS = {
 _SCRIPT_LATENCY = re.compile(r"SQL script \d+: (\S+)\n(?:.*\n)*?\s*- latency average = ([\d.]+) ms")
 
 
-def prepare(server_url: str) -> str:
+def prepare(server_url: str, database: str = DATABASE) -> str:
     """Recreate and migrate the benchmark database and its tables; return its URL."""
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    url = make_conninfo(server_url, dbname=DATABASE)
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
+    url = make_conninfo(server_url, dbname=database)
     migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SETUP)
@@ -126,8 +127,9 @@ def main() -> None:
     ap.add_argument("--database-url", required=True, help="any database on the server")
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--clients", type=int, default=1)
+    ap.add_argument("--db-name", default=DATABASE, help="the database it recreates")
     args = ap.parse_args()
-    url = prepare(args.database_url)
+    url = prepare(args.database_url, args.db_name)
     cmd, latencies = run_pgbench(url, args.seconds, args.clients)
     bare = latencies["bare"]
     result: dict[str, Any] = {
