@@ -385,3 +385,28 @@ async def test_a_pruned_parent_leaves_its_edges_and_is_read_from_the_archive(aap
     by_id = {parent.id: parent for parent in seen[0]}
     assert by_id[early] == ParentJob(early, "t.ok", JobStatus.COMPLETED, {"early": True}, None)
     assert by_id[late].status is JobStatus.COMPLETED
+
+
+def test_one_statement_ending_completed_and_failed_parents_names_the_failed_one(app: App) -> None:
+    """The worker's batch finishes parents of one dependent together: the counts of the
+    completed ones go through, and the dependent is cancelled naming the failed parent."""
+    register(app)
+    ok, bad, ok2 = (app.enqueue("t.ok", {}) for _ in range(3))
+    then = app.enqueue("t.ok", {}, depends_on=[ok, bad, ok2])
+    run_mode = app.enqueue("t.ok", {}, depends_on=[ok, ok2], on_parent_failure="run")
+    with psycopg.connect(app.url, autocommit=True) as conn:
+        for parent in (ok, bad, ok2):
+            _processing(conn, parent, "w1")
+        outcomes = ",".join(
+            f'{{"id":"{parent}","attempt":1,"status":"{status}","result":null,'
+            f'"error":{"null" if status == "completed" else chr(34) + "boom" + chr(34)},'
+            '"delay":0}'
+            for parent, status in ((ok, "completed"), (bad, "failed"), (ok2, "completed"))
+        )
+        conn.execute(query("finish_jobs"), {"worker_id": "w1", "outcomes": f"[{outcomes}]"})
+    cancelled = job(app, then)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert cancelled.error == f"parent job {bad} (t.ok) ended failed"
+    assert cancelled.pending_parents == 0
+    runnable = job(app, run_mode)
+    assert (runnable.status, runnable.pending_parents) == (JobStatus.PENDING, 0)
