@@ -11,7 +11,8 @@ latency averages give the ratio to the bare INSERT. Variants: ``trigger`` (a job
 no dedupe key), ``trigger_active`` (a dedupe key per row, the default scope) and
 ``trigger_queued`` (the docs/flows.md recipe: a 'queued' dedupe key per row); and
 ``floor_same_tx``, the row plus a plain INSERT of its job and the NOTIFY in one statement
-(no trigger, no PL/pgSQL: what writing a job in the same transaction costs at least).
+(no trigger, no PL/pgSQL: what writing a job in the same transaction costs at least), and
+``floor_same_tx_keyed``, the same with an 'active' dedupe key (ON CONFLICT DO NOTHING).
 Prints JSON; the target is a ratio of at most 1.5.
 """
 
@@ -78,6 +79,17 @@ SCRIPTS = {
         " SELECT pg_notify('nightcrew_jobs', queue) FROM j;\n"
     ),
     "trigger_queued": "INSERT INTO bench_docs_queued (content) VALUES ('some document text');\n",
+    # The same with an 'active' dedupe key: the speculative insert on the key's unique index
+    # that any race-free keyed enqueue pays (the floor under trigger_active).
+    "floor_same_tx_keyed": (
+        "WITH d AS (INSERT INTO bench_bare (content) VALUES ('some document text') RETURNING id),"
+        " j AS (INSERT INTO nightcrew.jobs (id, type, queue, payload, dedupe_key)"
+        " SELECT nightcrew.uuid7(), 'bench.index', 'bench', jsonb_build_object('id', d.id),"
+        " 'floor:' || d.id FROM d"
+        " ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND dedupe_scope = 'active'"
+        " AND status IN ('pending', 'processing', 'retrying') DO NOTHING RETURNING queue)"
+        " SELECT pg_notify('nightcrew_jobs', queue) FROM j;\n"
+    ),
 }
 _SCRIPT_LATENCY = re.compile(r"SQL script \d+: (\S+)\n(?:.*\n)*?\s*- latency average = ([\d.]+) ms")
 
