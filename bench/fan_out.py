@@ -105,8 +105,7 @@ def fan_out(bench: Bench, cfg: DrainConfig, n: int, timeout: float) -> dict[str,
     last_child, fetched = (float("nan"), float("nan")) if row is None else map(float, row)
     then_start = rec.pop("then_start")
     fan_in_ms = (then_start - last_child) * 1000 if then_start else None
-    # Split for diagnosis: until a worker leased the dependent, and from then to its handler
-    # (which loads ctx.parents: N rows).
+    # Split for diagnosis: until a worker leased the dependent, and from then to its handler.
     return {**rec, "enqueue_s": enqueue_s, "fan_in_ms": fan_in_ms,
             "leased_ms": (fetched - last_child) * 1000,
             "handler_ms": (then_start - fetched) * 1000 if then_start else None}  # fmt: skip

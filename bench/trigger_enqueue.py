@@ -3,14 +3,16 @@ against the bare INSERT of the same row into a table without the trigger.
 
     python bench/trigger_enqueue.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
-Recreates and migrates the database ``nightcrew_bench_trigger`` on that server. One pgbench
+Recreates and migrates the database ``nightcrew_bench_trigger`` (``--db-name``) on that
+server. One pgbench
 run (a C client, prepared statements, one durable commit per row) interleaves the scripts
 at equal weights, so every variant sees the same machine load; pgbench's per-script
 latency averages give the ratio to the bare INSERT. Variants: ``trigger`` (a job per row,
 no dedupe key), ``trigger_active`` (a dedupe key per row, the default scope) and
 ``trigger_queued`` (the docs/flows.md recipe: a 'queued' dedupe key per row); and
 ``floor_same_tx``, the row plus a plain INSERT of its job and the NOTIFY in one statement
-(no trigger, no PL/pgSQL: what writing a job in the same transaction costs at least).
+(no trigger, no PL/pgSQL: what writing a job in the same transaction costs at least), and
+``floor_same_tx_keyed``, the same with an 'active' dedupe key (ON CONFLICT DO NOTHING).
 Prints JSON; the target is a ratio of at most 1.5.
 """
 
@@ -77,16 +79,27 @@ SCRIPTS = {
         " SELECT pg_notify('nightcrew_jobs', queue) FROM j;\n"
     ),
     "trigger_queued": "INSERT INTO bench_docs_queued (content) VALUES ('some document text');\n",
+    # The same with an 'active' dedupe key: the speculative insert on the key's unique index
+    # that any race-free keyed enqueue pays (the floor under trigger_active).
+    "floor_same_tx_keyed": (
+        "WITH d AS (INSERT INTO bench_bare (content) VALUES ('some document text') RETURNING id),"
+        " j AS (INSERT INTO nightcrew.jobs (id, type, queue, payload, dedupe_key)"
+        " SELECT nightcrew.uuid7(), 'bench.index', 'bench', jsonb_build_object('id', d.id),"
+        " 'floor:' || d.id FROM d"
+        " ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND dedupe_scope = 'active'"
+        " AND status IN ('pending', 'processing', 'retrying') DO NOTHING RETURNING queue)"
+        " SELECT pg_notify('nightcrew_jobs', queue) FROM j;\n"
+    ),
 }
 _SCRIPT_LATENCY = re.compile(r"SQL script \d+: (\S+)\n(?:.*\n)*?\s*- latency average = ([\d.]+) ms")
 
 
-def prepare(server_url: str) -> str:
+def prepare(server_url: str, database: str = DATABASE) -> str:
     """Recreate and migrate the benchmark database and its tables; return its URL."""
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    url = make_conninfo(server_url, dbname=DATABASE)
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
+    url = make_conninfo(server_url, dbname=database)
     migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SETUP)
@@ -126,8 +139,9 @@ def main() -> None:
     ap.add_argument("--database-url", required=True, help="any database on the server")
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--clients", type=int, default=1)
+    ap.add_argument("--db-name", default=DATABASE, help="the database it recreates")
     args = ap.parse_args()
-    url = prepare(args.database_url)
+    url = prepare(args.database_url, args.db_name)
     cmd, latencies = run_pgbench(url, args.seconds, args.clients)
     bare = latencies["bare"]
     result: dict[str, Any] = {

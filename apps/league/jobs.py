@@ -80,8 +80,9 @@ async def raise_injected_fault(ctx: JobContext, function: str) -> None:
 async def invalidate_cache(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """End a run whose ten functions have ended: invalidate the tags of those that
     succeeded, mark the run completed or failed, start the run waiting behind it."""
+    parents = await ctx.parents.all()  # the ten function jobs, read before the transaction
     async with ctx.transaction() as conn:
-        return await runs.finish_run(ctx.app, conn, UUID(payload["runId"]), ctx.parents)
+        return await runs.finish_run(ctx.app, conn, UUID(payload["runId"]), parents)
 
 
 async def nightly_refresh(ctx: JobContext, payload: dict[str, Any] | None) -> dict[str, Any]:

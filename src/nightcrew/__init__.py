@@ -19,7 +19,7 @@ from nightcrew.errors import (
     PayloadValidationError,
     Retry,
 )
-from nightcrew.jobs import FanOut, Job, JobStatus, ParentJob
+from nightcrew.jobs import FanOut, Job, JobStatus, ParentJob, ParentSummary
 from nightcrew.keys import admin_user_ids
 from nightcrew.keys import create_key as create_api_key
 from nightcrew.lifecycle.enqueue import EnqueueOptions
@@ -27,6 +27,7 @@ from nightcrew.limits import Limit, LimitInfo
 from nightcrew.notify.render import EmailTemplate
 from nightcrew.notify.webhooks import sign as sign_webhook
 from nightcrew.notify.webhooks import verify as verify_webhook
+from nightcrew.parents import Parents, SyncParents
 from nightcrew.queries import query as load_query
 from nightcrew.queues import QueueInfo
 from nightcrew.scheduler.loop import Scheduler
@@ -52,6 +53,8 @@ __all__ = [
     "MigrationError",
     "NightcrewError",
     "ParentJob",
+    "ParentSummary",
+    "Parents",
     "PayloadValidationError",
     "QueueInfo",
     "Retry",
@@ -59,6 +62,7 @@ __all__ = [
     "Settings",
     "Stages",
     "SyncJobContext",
+    "SyncParents",
     "Worker",
     "admin_user_ids",
     "create_api_key",

@@ -17,8 +17,8 @@ from uuid import UUID
 import psycopg
 
 from nightcrew.errors import JobCancelled, LeaseLost
-from nightcrew.jobs import JobStatus, ParentJob
 from nightcrew.limits import RECHECK_SECONDS, Limit
+from nightcrew.parents import Parents, SyncParents
 from nightcrew.queries import query
 from nightcrew.stages import Stages
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from nightcrew.app import App
 
 _UNSET: Any = object()
-_STATUSES = {status.value: status for status in JobStatus}
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,13 @@ class JobInfo:
     priority: int
     user_id: str | None
     created_at: datetime
-    has_parents: bool = False
-    """Whether this job waited for parents (``depends_on``); see ``ctx.parents``."""
+    parent_count: int = 0
+    """How many parents this job waited for (``depends_on``); see ``ctx.parents``."""
+
+    @property
+    def has_parents(self) -> bool:
+        """Whether this job waited for parents (``depends_on``)."""
+        return self.parent_count > 0
 
 
 def _save_params(
@@ -106,20 +110,11 @@ class JobContext:
         self._lost = False
         self._interrupted = False  # set when the worker gave up on a thread (timeout, stop)
         self._tx: psycopg.AsyncConnection[Any] | None = None
-        self.parents: list[ParentJob] = []
-        """The parent jobs (id, type, status, result, error), loaded when the attempt
-        starts; empty for a job without dependencies."""
-
-    async def load_parents(self) -> None:
-        """Read :attr:`parents` (one query; nothing to do for a job without parents)."""
-        if not self.job.has_parents:
-            return
-        pool = await self.app.apool()
-        async with pool.connection() as conn:
-            cur = await conn.execute(query("job_parents"), {"id": self.job.id})
-            rows = await cur.fetchall()
-        status = _STATUSES
-        self.parents = [ParentJob(row[0], row[1], status[row[2]], row[3], row[4]) for row in rows]
+        self.parents = Parents(self)
+        """The parent jobs (id, type, status, result, error), read when the handler asks:
+        ``len(ctx.parents)``, ``await ctx.parents.all()``, ``await ctx.parents.summary()``,
+        ``async for parent in ctx.parents`` (see :class:`nightcrew.Parents`). Empty for a
+        job without dependencies."""
 
     @property
     def cancelled(self) -> bool:
@@ -314,6 +309,7 @@ class SyncJobContext:
         self._ctx = ctx
         self._loop = loop
         self._tx: psycopg.Connection[Any] | None = None
+        self._parents = SyncParents(ctx)
 
     @property
     def job(self) -> JobInfo:
@@ -326,9 +322,11 @@ class SyncJobContext:
         return self._ctx.checkpoint
 
     @property
-    def parents(self) -> list[ParentJob]:
-        """See :attr:`JobContext.parents`."""
-        return self._ctx.parents
+    def parents(self) -> SyncParents:
+        """The parent jobs, read when the handler asks (see :class:`nightcrew.SyncParents`):
+        ``len(ctx.parents)``, ``ctx.parents.all()``, ``ctx.parents.summary()``, ``for
+        parent in ctx.parents``."""
+        return self._parents
 
     @property
     def cancelled(self) -> bool:

@@ -138,9 +138,9 @@ class Job:
 
 @dataclass(slots=True)
 class ParentJob:
-    """A parent of the running job, as ``ctx.parents`` lists it (loaded when the attempt
-    starts). Not frozen: a fan-in of 10,000 builds 10,000 of these before its handler
-    starts, and a frozen dataclass's ``__init__`` costs several times more."""
+    """A parent of the running job, as ``await ctx.parents.all()`` (or iterating
+    ``ctx.parents``) reads it. Not frozen: reading a fan-in of 10,000 builds 10,000 of
+    these, and a frozen dataclass's ``__init__`` costs several times more."""
 
     id: UUID
     type: str
@@ -149,6 +149,39 @@ class ParentJob:
     """The parent's result (JSON), ``None`` unless it completed."""
     error: str | None
     """The parent's last error message, if any."""
+
+
+@dataclass(frozen=True)
+class ParentSummary:
+    """How many parents the running job has in each status (``await
+    ctx.parents.summary()``), counted in the database without reading the parents."""
+
+    total: int
+    """How many parents the job has (``len(ctx.parents)``)."""
+    counts: dict[JobStatus, int]
+    """Parents per status; a status no parent has is absent. A parent pruned without an
+    archive copy is in ``total`` but in no count."""
+
+    @property
+    def completed(self) -> int:
+        """Parents that completed."""
+        return self.counts.get(JobStatus.COMPLETED, 0)
+
+    @property
+    def failed(self) -> int:
+        """Parents that ended failed (attempts spent)."""
+        return self.counts.get(JobStatus.FAILED, 0)
+
+    @property
+    def cancelled(self) -> int:
+        """Parents that ended cancelled."""
+        return self.counts.get(JobStatus.CANCELLED, 0)
+
+    @property
+    def all_completed(self) -> bool:
+        """True when every parent is read as completed (a dependent in the default
+        ``on_parent_failure="cancel"`` mode runs only then)."""
+        return self.completed == self.total
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ async def test_run_mode_runs_after_a_failed_parent_and_sees_it_in_ctx_parents(aa
 
     @aapp.job("t.report", max_attempts=1)
     def report(ctx: Any, payload: dict[str, Any]) -> str:
-        seen.append(ctx.parents)  # a plain def handler: SyncJobContext
+        seen.append(ctx.parents.all())  # a plain def handler: SyncJobContext
         return "reported"
 
     good = await aapp.aenqueue("t.ok", {"value": 42})
@@ -100,7 +100,9 @@ async def test_ctx_parents_is_empty_without_dependencies(aapp: App) -> None:
 
     @aapp.job("t.plain")
     async def plain(ctx: JobContext, payload: dict[str, Any]) -> None:
-        seen.append(ctx.parents)
+        assert len(ctx.parents) == 0 and not ctx.parents and not ctx.job.has_parents
+        assert (await ctx.parents.summary()).total == 0
+        seen.append(await ctx.parents.all())
 
     await aapp.aenqueue("t.plain", {})
     await aapp.worker().run_until_idle()
@@ -363,7 +365,7 @@ async def test_a_pruned_parent_leaves_its_edges_and_is_read_from_the_archive(aap
 
     @aapp.job("t.after", max_attempts=1)
     async def after(ctx: JobContext, payload: dict[str, Any]) -> None:
-        seen.append(ctx.parents)
+        seen.append(await ctx.parents.all())
 
     early = await aapp.aenqueue("t.ok", {"early": True})
     await aapp.worker().run_until_idle()
@@ -383,3 +385,28 @@ async def test_a_pruned_parent_leaves_its_edges_and_is_read_from_the_archive(aap
     by_id = {parent.id: parent for parent in seen[0]}
     assert by_id[early] == ParentJob(early, "t.ok", JobStatus.COMPLETED, {"early": True}, None)
     assert by_id[late].status is JobStatus.COMPLETED
+
+
+def test_one_statement_ending_completed_and_failed_parents_names_the_failed_one(app: App) -> None:
+    """The worker's batch finishes parents of one dependent together: the counts of the
+    completed ones go through, and the dependent is cancelled naming the failed parent."""
+    register(app)
+    ok, bad, ok2 = (app.enqueue("t.ok", {}) for _ in range(3))
+    then = app.enqueue("t.ok", {}, depends_on=[ok, bad, ok2])
+    run_mode = app.enqueue("t.ok", {}, depends_on=[ok, ok2], on_parent_failure="run")
+    with psycopg.connect(app.url, autocommit=True) as conn:
+        for parent in (ok, bad, ok2):
+            _processing(conn, parent, "w1")
+        outcomes = ",".join(
+            f'{{"id":"{parent}","attempt":1,"status":"{status}","result":null,'
+            f'"error":{"null" if status == "completed" else chr(34) + "boom" + chr(34)},'
+            '"delay":0}'
+            for parent, status in ((ok, "completed"), (bad, "failed"), (ok2, "completed"))
+        )
+        conn.execute(query("finish_jobs"), {"worker_id": "w1", "outcomes": f"[{outcomes}]"})
+    cancelled = job(app, then)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert cancelled.error == f"parent job {bad} (t.ok) ended failed"
+    assert cancelled.pending_parents == 0
+    runnable = job(app, run_mode)
+    assert (runnable.status, runnable.pending_parents) == (JobStatus.PENDING, 0)

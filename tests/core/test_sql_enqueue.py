@@ -224,6 +224,72 @@ def test_the_api_role_may_execute_but_public_may_not(sql_app: App) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "key", ["", ", dedupe_key => 'kt'", ", dedupe_key => 'kt', dedupe_scope => 'queued'"]
+)
+def test_unknown_and_private_types_are_refused_on_every_path(sql_app: App, key: str) -> None:
+    """With or without a key, and also when a job already holds the key (the dedupe hit
+    reads the type only then)."""
+    holder = sql(sql_app.url, f"SELECT nightcrew.enqueue('t.sql'{key})")
+    assert sql(sql_app.url, f"SELECT nightcrew.enqueue('t.sql'{key})") == holder or not key
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=r'unknown job type "t\.nope"'):
+        sql(sql_app.url, f"SELECT nightcrew.enqueue('t.nope'{key})")
+    api_holder = api_call(sql_app.url, f"SELECT nightcrew.enqueue('t.sql'{key})", "alice")
+    assert api_holder
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="not public"):
+        api_call(sql_app.url, f"SELECT nightcrew.enqueue('t.private'{key})", "alice")
+
+
+def test_a_job_without_parents_does_not_run_link_parents(sql_app: App) -> None:
+    """link_parents runs for a job with parents only (0014 ran it for every job)."""
+    with psycopg.connect(sql_app.url) as conn:
+        conn.execute("SET LOCAL track_functions = 'pl'")
+        calls = "SELECT pg_stat_get_xact_function_calls('nightcrew.link_parents'::regproc)"
+        for key in ("NULL", "'lp-active'"):
+            conn.execute(f"SELECT nightcrew.enqueue('t.sql', dedupe_key => {key})")
+        conn.execute(
+            "SELECT nightcrew.enqueue('t.sql', dedupe_key => 'lp-q', dedupe_scope => 'queued')"
+        )
+        row = conn.execute(calls).fetchone()
+        assert row is not None and (row[0] or 0) == 0
+        parent = conn.execute("SELECT nightcrew.enqueue('t.sql')").fetchone()
+        assert parent is not None
+        conn.execute("SELECT nightcrew.enqueue('t.sql', depends_on => ARRAY[%s::uuid])", parent)
+        row = conn.execute(calls).fetchone()
+        assert row is not None and row[0] == 1
+
+
+def test_a_key_of_collation_c_is_looked_up_through_the_index(sql_app: App) -> None:
+    """A key built from a `name` (TG_TABLE_NAME...) has collation "C", which PL/pgSQL gives
+    the function's variables: the 'queued' look-up must still use the key's index, not
+    filter every waiting keyed job (auto_explain shows the nested statement's plan)."""
+    with psycopg.connect(sql_app.url) as conn:
+        try:
+            conn.execute("LOAD 'auto_explain'")
+        except psycopg.Error:
+            pytest.skip("auto_explain is not installed on this server")
+        plans: list[str] = []
+        conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+        for setting, value in (
+            ("auto_explain.log_min_duration", "0"),
+            ("auto_explain.log_nested_statements", "on"),
+            ("client_min_messages", "log"),
+            ("enable_seqscan", "off"),
+            ("enable_bitmapscan", "off"),
+        ):
+            conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
+        call = (
+            "SELECT nightcrew.enqueue('t.sql', dedupe_key => 'k:' || %s::name,"
+            " dedupe_scope => 'queued')"
+        )
+        first = conn.execute(call, ("doc",)).fetchone()
+        again = conn.execute(call, ("doc",)).fetchone()
+        assert first == again  # deduplicated, whatever the collation
+        lookups = [plan for plan in plans if "jobs_dedupe_waiting_idx" in plan]
+        assert lookups, plans
+        assert all("Index Cond: (dedupe_key = " in plan for plan in lookups), lookups
+
+
 # ---- triggers under concurrency --------------------------------------------------------------
 
 

@@ -82,12 +82,13 @@ async def node(ctx: JobContext, payload: dict[str, Any]) -> dict[str, int]:
     if payload.get("fail"):
         raise RuntimeError("node told to fail")
     await asyncio.sleep(float(payload.get("sleep", 0)))
-    ended = all(parent.status == "completed" for parent in ctx.parents)
+    summary = await ctx.parents.summary()
+    ended = summary.all_completed
     if ctx.checkpoint != "ran":
         async with ctx.transaction() as conn:
             await conn.execute(
                 "INSERT INTO graph_runs (job_id, parents, parents_completed) VALUES (%s, %s, %s)",
-                (ctx.job.id, len(ctx.parents), ended),
+                (ctx.job.id, summary.total, ended),
             )
             await ctx.save(checkpoint="ran")
     return {"parents": len(ctx.parents)}

@@ -111,7 +111,6 @@ class Executor:
     async def _invoke(self, spec: JobType, ctx: JobContext, timeout: float | None) -> Outcome:
         info = ctx.job
         payload = spec.model.model_validate(info.payload) if spec.model else info.payload
-        await ctx.load_parents()
         try:
             result = await self._call_handler(spec, ctx, payload, timeout)
         except TimeoutError as exc:

@@ -33,7 +33,7 @@ FETCHED_COLUMNS = (
     "user_id",
     "run_at",
     "created_at",
-    "has_parents",
+    "parent_count",
 )
 
 

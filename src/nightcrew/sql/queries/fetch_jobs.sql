@@ -39,4 +39,4 @@ SET status = 'processing',
 WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM picked))
 RETURNING j.id, j.type, j.queue, j.payload, j.priority, j.attempts, j.max_attempts,
           j.timeout_seconds, j.checkpoint, j.user_id, j.run_at, j.created_at,
-          j.depends_on IS NOT NULL AS has_parents
+          coalesce(cardinality(j.depends_on), 0) AS parent_count

@@ -1,16 +1,25 @@
--- The parents of a running dependent, for ctx.parents, by the dependent's id (its
--- depends_on never travels to the worker and back): the live rows, else their archived
--- copies (a parent pruned meanwhile). Parent id order.
+-- The parents of a running dependent (ctx.parents), by the dependent's id (its depends_on
+-- never travels to the worker and back): the live rows, else their archived copies (a
+-- parent pruned meanwhile), in depends_on order (parent id order). A page: the parents
+-- after the first %(offset)s, at most %(limit)s of them (NULL: all), and of those only
+-- the ones whose status is in %(statuses)s (NULL: every status). Only the page's ids are
+-- looked up.
 WITH wanted AS (
-    SELECT u.id
+    SELECT u.id, u.n
     FROM nightcrew.jobs AS d
-    CROSS JOIN LATERAL unnest(d.depends_on) AS u(id)
-    WHERE d.id = %(id)s::uuid
+    CROSS JOIN LATERAL unnest(d.depends_on) WITH ORDINALITY AS u(id, n)
+    WHERE d.id = %(id)s::uuid AND u.n > %(offset)s::bigint
+    ORDER BY u.n
+    LIMIT %(limit)s::bigint
+), found AS (
+    SELECT wanted.n, p.id, p.type, p.status::text AS status, p.result, p.error
+    FROM wanted JOIN nightcrew.jobs AS p ON p.id = wanted.id
+    UNION ALL
+    SELECT wanted.n, h.id, h.type, h.status::text, h.job -> 'result', h.job ->> 'error'
+    FROM wanted JOIN nightcrew.jobs_history AS h ON h.id = wanted.id
+    WHERE NOT EXISTS (SELECT FROM nightcrew.jobs AS j WHERE j.id = h.id)
 )
-SELECT p.id, p.type, p.status::text AS status, p.result, p.error
-FROM wanted JOIN nightcrew.jobs AS p ON p.id = wanted.id
-UNION ALL
-SELECT h.id, h.type, h.status::text, h.job -> 'result', h.job ->> 'error'
-FROM wanted JOIN nightcrew.jobs_history AS h ON h.id = wanted.id
-WHERE NOT EXISTS (SELECT FROM nightcrew.jobs AS j WHERE j.id = h.id)
-ORDER BY id
+SELECT id, type, status, result, error
+FROM found
+WHERE %(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[])
+ORDER BY n
