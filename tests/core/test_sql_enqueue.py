@@ -224,6 +224,20 @@ def test_the_api_role_may_execute_but_public_may_not(sql_app: App) -> None:
     )
 
 
+def test_the_type_lookup_helper_is_callable_by_no_role_but_its_owner(sql_app: App) -> None:
+    """``nightcrew.enqueue_type`` is SECURITY DEFINER: only ``nightcrew.enqueue`` may call it."""
+    signature = "nightcrew.enqueue_type(text,boolean)"
+    assert not sql(
+        sql_app.url, f"SELECT has_function_privilege('nightcrew_api', '{signature}', 'EXECUTE')"
+    )
+    assert not sql(
+        sql_app.url,
+        "SELECT coalesce(bool_or(a.grantee <> p.proowner), false)"
+        " FROM pg_proc AS p, aclexplode(p.proacl) AS a WHERE p.oid = %s::regprocedure",
+        (signature,),
+    )
+
+
 @pytest.mark.parametrize(
     "key", ["", ", dedupe_key => 'kt'", ", dedupe_key => 'kt', dedupe_scope => 'queued'"]
 )
