@@ -159,9 +159,11 @@ class LeagueHub:
             await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _listen_once(self) -> None:
-        async with await psycopg.AsyncConnection.connect(
-            self.app.url, autocommit=True, application_name=APPLICATION_NAME
-        ) as conn:
+        async with (
+            await psycopg.AsyncConnection.connect(  # LISTEN needs a session: never the pooler
+                self.app.direct_url, autocommit=True, application_name=APPLICATION_NAME
+            ) as conn
+        ):
             await conn.execute(f"LISTEN {CACHE_CHANNEL}")
             await conn.execute(f"LISTEN {RUNS_CHANNEL}")
             self.cache.listening = True

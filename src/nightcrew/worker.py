@@ -549,8 +549,10 @@ class Worker:
     async def _open_lease_connection(self) -> psycopg.AsyncConnection[Any]:
         """The worker's own connection for lease renewals: never queued behind handlers
         that hold every pool connection."""
+        # The pools' options: behind a transaction pooler, no server-side prepared statements.
+        options = self.app._pool_kwargs()
         return await psycopg.AsyncConnection.connect(
-            self.app.url, autocommit=True, application_name="nightcrew heartbeat"
+            self.app.url, application_name="nightcrew heartbeat", **options
         )
 
     async def _close_lease_connection(self) -> None:

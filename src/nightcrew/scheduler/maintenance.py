@@ -211,7 +211,8 @@ async def vacuum(app: App, *, bloat: float, min_pages: int) -> dict[str, Any]:
     so it must not hold a pooled connection in a transaction meanwhile. Concurrent rebuilds
     take no lock that blocks fetching or finishing jobs.
     """
-    async with await psycopg.AsyncConnection.connect(app.url, autocommit=True) as conn:
+    # Direct, not through a transaction pooler: a rebuild holds its server connection for long.
+    async with await psycopg.AsyncConnection.connect(app.direct_url, autocommit=True) as conn:
         trimmed = (await conn.execute(query("schedule_runs_trim"))).rowcount
         dropped = await drop_leftover_indexes(conn)
         for table in QUEUE_TABLES:
