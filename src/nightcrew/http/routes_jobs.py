@@ -9,7 +9,9 @@ from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg.rows import dict_row
 
 from nightcrew.errors import EnqueueError, PayloadValidationError
 from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
@@ -26,8 +28,16 @@ from nightcrew.http.session import Principal, Session, acting
 from nightcrew.jobs import JobType
 from nightcrew.lifecycle import control
 from nightcrew.lifecycle.control import parse_id
+from nightcrew.lifecycle.enqueue import (
+    NewJob,
+    ainsert_one,
+    asend_one,
+    awake_after_commit,
+    build_job,
+)
 from nightcrew.notify.spec import user_notify
 from nightcrew.progress import median_by_type, row_eta
+from nightcrew.queries import query
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -163,58 +173,89 @@ def request_field(exc: EnqueueError) -> str | None:
     return HTTP_FIELD_NAMES.get(exc.field or "", exc.field)
 
 
+def checked_job(app: App, body: EnqueueRequest, principal: Principal) -> NewJob:
+    """The job ``body`` asks ``principal`` to enqueue, validated (422 naming the field
+    otherwise): a public type; for non-admins a queue of the App and a priority in the
+    type's range; the dedupe key scoped to the user, who owns the job."""
+    spec = public_type(app, body.type, principal)
+    if not principal.is_admin:
+        check_user_queue(app, spec, body.queue)
+        if body.priority is not None:
+            check_user_priority(spec, body.priority)
+    user = principal.user_id
+    # Dedupe keys are per user: one user's key can never match another user's job.
+    dedupe = f"{user}:{body.dedupe_key}" if body.dedupe_key is not None else None
+    notify = user_notify(
+        body.notify,
+        webhook_hosts=app.settings.webhook_hosts,
+        allow_private=app.settings.webhook_allow_private,
+    )
+    return build_job(
+        app.registry, body.type, body.payload, strict_types=app.strict_types,
+        queue=body.queue, priority=body.priority, delay=body.delay_seconds, run_at=body.run_at,
+        dedupe_key=dedupe, dedupe_scope=body.dedupe_scope, user_id=user,
+        max_attempts=body.max_attempts, notify=notify, depends_on=body.depends_on,
+        on_parent_failure=body.on_parent_failure or "cancel",
+    )  # fmt: skip
+
+
+async def enqueue_in_one_round_trip(app: App, body: EnqueueRequest, key: str | None) -> Response:
+    """A job without parents or dedupe key: once this process knows the key, its check,
+    the insert, the read-back and the commit go to the database together (one round trip;
+    a key revoked meanwhile aborts all of it: 401); the workers are woken after the commit,
+    sharing the wake-up with concurrent requests. Answered without a second validation of
+    the response model."""
+    # Authenticate first: an anonymous caller learns nothing about the job types.
+    async with acting(app, key, pipeline=True) as session:
+        job = checked_job(app, body, session.principal)
+        inserted = await asend_one(session.conn, job)
+        read = session.conn.cursor(row_factory=dict_row)
+        await read.execute(query("http_get_job"), {"id": job.id})
+        session.committed.append(lambda conn: wake_if_due(conn, job.queue, inserted))
+    row = await read.fetchone()
+    assert row is not None  # the transaction that inserted it read it back
+    row["eta_seconds"] = None  # just enqueued: pending, nothing to estimate
+    answer = JobResponse.model_validate(row).model_dump_json()
+    return Response(answer, status_code=202, media_type="application/json")
+
+
+async def wake_if_due(conn: Any, queue: str, inserted: Any) -> None:
+    """After the commit: wake the queue's workers when the new job is due now."""
+    row = await inserted.fetchone()
+    if row is not None and row[3]:
+        await awake_after_commit(conn, queue, row[0])
+
+
+async def enqueue_in_steps(app: App, body: EnqueueRequest, key: str | None) -> JobResponse:
+    """A job with parents or a dedupe key (whose answer may be another job): statement by
+    statement, each error caught where it happens."""
+    async with acting(app, key) as session:
+        job = checked_job(app, body, session.principal)
+        job_id = await ainsert_one(session.conn, job)
+        return await read_job(session, job_id)
+
+
 def build_jobs_router(app: App) -> APIRouter:
     """The job routes of ``app``."""
     router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
     @router.post("", status_code=202, response_model=JobResponse, summary="Enqueue a job")
-    async def enqueue(body: EnqueueRequest, key: ApiKey) -> JobResponse:
-        # Authenticate first: an anonymous caller learns nothing about the job types.
-        async with acting(app, key) as session:
-            spec = public_type(app, body.type, session.principal)
-            if not session.principal.is_admin:
-                check_user_queue(app, spec, body.queue)
-                if body.priority is not None:
-                    check_user_priority(spec, body.priority)
-            user = session.principal.user_id
-            # Dedupe keys are per user: one user's key can never match another user's job.
-            dedupe = f"{user}:{body.dedupe_key}" if body.dedupe_key is not None else None
-            try:
-                notify = user_notify(
-                    body.notify,
-                    webhook_hosts=app.settings.webhook_hosts,
-                    allow_private=app.settings.webhook_allow_private,
-                )
-                job_id = await app.aenqueue(
-                    body.type,
-                    body.payload,
-                    queue=body.queue,
-                    priority=body.priority,
-                    delay=body.delay_seconds,
-                    run_at=body.run_at,
-                    dedupe_key=dedupe,
-                    dedupe_scope=body.dedupe_scope,
-                    user_id=user,
-                    max_attempts=body.max_attempts,
-                    notify=notify,
-                    depends_on=body.depends_on,
-                    on_parent_failure=body.on_parent_failure or "cancel",
-                    conn=session.conn,
-                )
-            except PayloadValidationError as exc:
-                raise ApiError(422, str(exc), field="payload") from None
-            except EnqueueError as exc:
-                raise ApiError(422, str(exc), field=request_field(exc)) from None
-            except psycopg.DataError as exc:  # e.g. "\u0000", which PostgreSQL cannot store
-                field = next((name for name in ("type", "queue", "dedupe_key")
-                              if "\x00" in (getattr(body, name) or "")), "payload")  # fmt: skip
-                raise ApiError(422, f"{field}: {str(exc).splitlines()[0]}", field=field) from None
-            except psycopg.errors.InsufficientPrivilege:
-                # The dedupe key matches a live job this user may not see.
-                raise ApiError(
-                    409, "dedupe_key is in use by another job", field="dedupe_key"
-                ) from None
-            return await read_job(session, job_id)
+    async def enqueue(body: EnqueueRequest, key: ApiKey) -> Any:
+        try:
+            if body.depends_on or body.dedupe_key is not None:
+                return await enqueue_in_steps(app, body, key)
+            return await enqueue_in_one_round_trip(app, body, key)
+        except PayloadValidationError as exc:
+            raise ApiError(422, str(exc), field="payload") from None
+        except EnqueueError as exc:
+            raise ApiError(422, str(exc), field=request_field(exc)) from None
+        except psycopg.DataError as exc:  # e.g. "\u0000", which PostgreSQL cannot store
+            field = next((name for name in ("type", "queue", "dedupe_key")
+                          if "\x00" in (getattr(body, name) or "")), "payload")  # fmt: skip
+            raise ApiError(422, f"{field}: {str(exc).splitlines()[0]}", field=field) from None
+        except psycopg.errors.InsufficientPrivilege:
+            # The dedupe key matches a live job this user may not see.
+            raise ApiError(409, "dedupe_key is in use by another job", field="dedupe_key") from None
 
     @router.get("", response_model=JobPage, summary="List jobs, newest first")
     async def list_jobs(

@@ -521,3 +521,23 @@ async def _wake_after_commit(conn: psycopg.AsyncConnection[Any], queue: str, job
     except psycopg.OperationalError:
         # The job is committed: raising would invite a duplicate. Workers poll.
         logger.warning("job %s committed, but waking the workers failed", job_id)
+
+
+async def asend_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> psycopg.AsyncCursor[Any]:
+    """Send the insert of ``job`` (no parents) on ``conn`` in pipeline mode, inside the
+    caller's transaction, without waiting for it: the HTTP enqueue sends its key check, this
+    insert, its read-back and its commit in one round trip. The returned cursor's row,
+    once the pipeline synced, is ``(id, inserted, notified, due)``. The insert wakes no
+    worker (a NOTIFY in a transaction holds a cluster-wide lock across its commit, so
+    concurrent requests could not share a WAL flush): once committed, the caller calls
+    :func:`awake_after_commit` when ``due``."""
+    if job.depends_on:
+        raise ValueError("asend_one takes jobs without parents")
+    return await conn.execute(_insert_query(job), _insert_params(job, False))
+
+
+async def awake_after_commit(conn: psycopg.AsyncConnection[Any], queue: str, job_id: UUID) -> None:
+    """Wake ``queue``'s workers after the commit of a job sent by :func:`asend_one`
+    (coalesced with the other wake-ups of this event loop; a failure is logged, not
+    raised: the job is committed and the workers' poll finds it)."""
+    await _wake_after_commit(conn, queue, job_id)
