@@ -49,19 +49,15 @@ def build_router(app: "App", hub: LeagueHub) -> APIRouter:
 
     @asynccontextmanager
     async def acting_user(credentials: HTTPAuthorizationCredentials | None,
-                          admin_for: str | None = None,
-                          pipeline: bool = False) -> AsyncIterator[Session]:  # fmt: skip
-        key = credentials.credentials if credentials else None
-        async with acting(app, key, pipeline=pipeline) as session:
+                          admin_for: str | None = None) -> AsyncIterator[Session]:  # fmt: skip
+        async with acting(app, credentials.credentials if credentials else None) as session:
             if admin_for and not session.principal.is_admin:
                 raise ApiError(403, f"{admin_for} needs an admin API key")
             yield session
 
     @router.post("/stats-jobs", status_code=202, summary="Ask for a statistics refresh")
     async def post_stats_job(body: StatsJobRequest, key: Key) -> dict[str, Any]:
-        # Pipelined: the key check, the trigger's checks and league.request_run() go to
-        # the database together (one round trip, then the commit's).
-        async with acting_user(key, "a statistics refresh", pipeline=True) as session:
+        async with acting_user(key, "a statistics refresh") as session:
             trigger = Trigger(body.triggeredBy, body.requestId, body.matchId, body.retryOf)
             await check_trigger(session, trigger)
             run = await runs.request_run(app, session.conn, trigger)

@@ -11,7 +11,6 @@ import psycopg
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from psycopg.rows import dict_row
 
 from nightcrew.errors import EnqueueError, PayloadValidationError
 from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
@@ -24,14 +23,23 @@ from nightcrew.http.models import (
     PriorityChange,
     Status,
 )
-from nightcrew.http.session import Principal, Session, acting
+from nightcrew.http.session import (
+    REFUSED,
+    Principal,
+    Session,
+    acting,
+    forget_key,
+    key_check,
+    known_principal,
+    unauthorized,
+)
 from nightcrew.jobs import JobType
 from nightcrew.lifecycle import control
 from nightcrew.lifecycle.control import parse_id
 from nightcrew.lifecycle.enqueue import (
     NewJob,
+    ainsert_between,
     ainsert_one,
-    asend_one,
     awake_after_commit,
     build_job,
 )
@@ -199,31 +207,35 @@ def checked_job(app: App, body: EnqueueRequest, principal: Principal) -> NewJob:
     )  # fmt: skip
 
 
-async def enqueue_in_one_round_trip(app: App, body: EnqueueRequest, key: str | None) -> Response:
-    """A job without parents or dedupe key: once this process knows the key, its check,
-    the insert, the read-back and the commit go to the database together (one round trip;
-    a key revoked meanwhile aborts all of it: 401); the workers are woken after the commit,
-    sharing the wake-up with concurrent requests. Answered without a second validation of
-    the response model."""
-    # Authenticate first: an anonymous caller learns nothing about the job types.
-    async with acting(app, key, pipeline=True) as session:
-        job = checked_job(app, body, session.principal)
-        inserted = await asend_one(session.conn, job)
-        read = session.conn.cursor(row_factory=dict_row)
-        await read.execute(query("http_get_job"), {"id": job.id})
-        session.committed.append(lambda conn: wake_if_due(conn, job.queue, inserted))
-    row = await read.fetchone()
+async def enqueue_in_one_round_trip(app: App, body: EnqueueRequest, key: str | None) -> Any:
+    """A job without parents or dedupe key, with a key this process has seen accepted: the
+    key check, the insert and the read-back go to the database as one statement list in
+    one implicit transaction (one round trip; a key revoked meanwhile stops it at the
+    check: 401, nothing written). The workers are woken after the commit, sharing the
+    wake-up with concurrent requests; the answer is not validated a second time. Anything
+    else, and any refusal before the database has checked the key, goes step by step (the
+    key checked first: a revoked key learns nothing about job types)."""
+    principal = known_principal(app, key) if not (body.depends_on or body.dedupe_key) else None
+    if principal is None or key is None:
+        return await enqueue_in_steps(app, body, key)
+    try:
+        job = checked_job(app, body, principal)
+    except (ApiError, EnqueueError):
+        return await enqueue_in_steps(app, body, key)
+    pool = await app.apool()
+    async with pool.connection(timeout=app.settings.http_pool_timeout_seconds) as conn:
+        try:
+            inserted, row = await ainsert_between(
+                conn, job, key_check(key), (query("http_get_new_job"), {"id": job.id})
+            )
+        except REFUSED:
+            forget_key(app, key)
+            raise unauthorized() from None
+        if inserted[3]:
+            await awake_after_commit(conn, job.queue, inserted[0])
     assert row is not None  # the transaction that inserted it read it back
-    row["eta_seconds"] = None  # just enqueued: pending, nothing to estimate
-    answer = JobResponse.model_validate(row).model_dump_json()
+    answer = JobResponse.model_validate(row).model_dump_json()  # pending: no eta
     return Response(answer, status_code=202, media_type="application/json")
-
-
-async def wake_if_due(conn: Any, queue: str, inserted: Any) -> None:
-    """After the commit: wake the queue's workers when the new job is due now."""
-    row = await inserted.fetchone()
-    if row is not None and row[3]:
-        await awake_after_commit(conn, queue, row[0])
 
 
 async def enqueue_in_steps(app: App, body: EnqueueRequest, key: str | None) -> JobResponse:
@@ -242,8 +254,6 @@ def build_jobs_router(app: App) -> APIRouter:
     @router.post("", status_code=202, response_model=JobResponse, summary="Enqueue a job")
     async def enqueue(body: EnqueueRequest, key: ApiKey) -> Any:
         try:
-            if body.depends_on or body.dedupe_key is not None:
-                return await enqueue_in_steps(app, body, key)
             return await enqueue_in_one_round_trip(app, body, key)
         except PayloadValidationError as exc:
             raise ApiError(422, str(exc), field="payload") from None

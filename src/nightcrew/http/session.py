@@ -23,8 +23,8 @@ from nightcrew.queries import query
 if TYPE_CHECKING:
     from nightcrew.app import App
 
-BEGIN = sql.SQL("BEGIN")
-_REFUSED = psycopg.errors.InvalidAuthorizationSpecification
+BEGIN = sql.SQL("BEGIN;\n")
+REFUSED = psycopg.errors.InvalidAuthorizationSpecification
 """SQLSTATE 28000: ``nightcrew.act_as_api_key`` found no live key (migration 0016)."""
 
 
@@ -74,9 +74,9 @@ class PrincipalCache:
     It never stands in for the key check: every request still checks its key in the
     database, in its own transaction (``nightcrew.act_as_api_key``), so a revoked key is
     refused by its very next request. Knowing the principal beforehand only lets a request
-    send that check together with its own statements in one round trip (``acting(...,
-    pipeline=True)``). Only keys the database accepted are stored, so unknown keys cannot
-    fill it; a key the database refuses is dropped from it."""
+    send that check together with its own statements in one round trip (``POST
+    /api/jobs``: the check, the insert and the read-back). Only keys the database accepted
+    are stored, so unknown keys cannot fill it; a key the database refuses is dropped."""
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
@@ -115,36 +115,42 @@ def principal_cache(app: App) -> PrincipalCache:
     return cache
 
 
+def known_principal(app: App, key: str | None) -> Principal | None:
+    """Who ``key`` acts for if this process has seen the database accept it (it may have
+    been revoked since: a request must still have it checked, in its own transaction)."""
+    return principal_cache(app).get(hash_key(key)) if key else None
+
+
+def key_check(key: str) -> tuple[sql.SQL, dict[str, Any]]:
+    """The statement that checks ``key`` and makes the rest of its transaction act as the
+    key's user, with its parameters; it raises SQLSTATE 28000 for a key that is not live."""
+    return query("http_authenticate"), {"key_hash": hash_key(key)}
+
+
+def forget_key(app: App, key: str) -> None:
+    """Drop ``key`` from this process's known principals (the database refused it)."""
+    principal_cache(app).drop(hash_key(key))
+
+
 @asynccontextmanager
-async def acting(app: App, key: str | None, *, pipeline: bool = False) -> AsyncIterator[Session]:
+async def acting(app: App, key: str | None) -> AsyncIterator[Session]:
     """Open a transaction acting as the owner of ``key``; 401 when the key is not live.
 
     The key check and the switch to the restricted role happen in one statement, so the
     rest of the transaction can only see the key owner's rows (admins: every row); it is
-    sent with the transaction's BEGIN, one round trip.
-
-    ``pipeline=True``: the block runs in pipeline mode, and when this process has verified
-    the key before, the check is not waited for: it goes to the database with the block's
-    first statements (a block that fetches one result pays one round trip for all, plus
-    the commit's). Statements are sent when a result is fetched or at the end, so an error
-    surfaces there: use it for blocks that fetch every result they catch errors of. A key
-    revoked meanwhile fails the check, which aborts everything sent after it: 401.
+    sent with the transaction's BEGIN, one round trip. The principal of a key the database
+    accepted is remembered in this process (:class:`PrincipalCache`).
     """
     if not key:
         raise unauthorized()
-    key_hash = hash_key(key)
-    cache = principal_cache(app)
-    known = cache.get(key_hash) if pipeline else None
+    statement, params = key_check(key)
     try:
-        async with _acting_as(
-            app, "http_authenticate", {"key_hash": key_hash}, pipeline=pipeline, known=known
-        ) as session:
-            if known is None:
-                cache.put(key_hash, session.principal)
+        async with _acting_as(app, statement, params) as session:
+            principal_cache(app).put(params["key_hash"], session.principal)
             yield session
     except ApiError as exc:
         if exc.status == 401:
-            cache.drop(key_hash)
+            forget_key(app, key)
         raise
 
 
@@ -155,82 +161,49 @@ async def acting_for_dashboard(app: App, session_id: str | None) -> AsyncIterato
     if not session_id:
         raise unauthorized("log in first")
     params = {"id_hash": hash_key(session_id)}
-    async with _acting_as(app, "dash_session_authenticate", params, "log in first") as session:
+    lookup = query("dash_session_authenticate")
+    async with _acting_as(app, lookup, params, "log in first") as session:
         yield session
 
 
 @asynccontextmanager
 async def _acting_as(
     app: App,
-    lookup: str,
+    lookup: sql.SQL,
     params: dict[str, Any],
     refusal: str = "missing or invalid API key",
-    *,
-    pipeline: bool = False,
-    known: Principal | None = None,
 ) -> AsyncIterator[Session]:
-    """A transaction acting as the principal the named ``lookup`` query finds (and, in
-    the same statement, switches to); 401 with ``refusal`` when it finds none or refuses
-    (SQLSTATE 28000). BEGIN and the lookup go in one round trip (a pipeline); the block
-    then runs in pipeline mode with ``pipeline``, else in the ordinary mode. ``known``
-    (with ``pipeline``): the principal the lookup is expected to confirm, so the block
-    starts before the lookup's answer has come back."""
+    """A transaction acting as the principal the ``lookup`` statement finds (and, in the
+    same statement, switches to); 401 with ``refusal`` when it finds none or refuses
+    (SQLSTATE 28000). BEGIN and the lookup go in one round trip."""
     pool = await app.apool()
     # A short wait: with the database down, answer 503 quickly rather than hang (errors.py).
     timeout = app.settings.http_pool_timeout_seconds
     async with pool.connection(timeout=timeout) as conn:
         try:
-            if pipeline:
-                async with conn.pipeline() as piped, conn.transaction():
-                    cur = conn.cursor(row_factory=dict_row)
-                    await cur.execute(query(lookup), params)
-                    principal = known or _principal(await cur.fetchone(), refusal)
-                    session = Session(conn, principal)
-                    try:
-                        yield session
-                    except Exception as exc:
-                        # A refused key is a 401, whatever the block says: unless the
-                        # lookup's answer is in and confirms the key, the block's error
-                        # goes unsaid (it may name job types, matches, runs).
-                        if known is not None and not isinstance(exc, _REFUSED):
-                            with contextlib.suppress(psycopg.Error):
-                                await piped.sync()
-                            if cur.pgresult is None or cur.pgresult.ntuples != 1:
-                                raise unauthorized(refusal) from None
-                        raise
-                # With ``known``, the lookup, the block's statements and the COMMIT went
-                # together: had the lookup refused, nothing after it would have run and
-                # the sync would have raised its error here (28000 -> 401).
-                if known is not None:
-                    _principal(await cur.fetchone(), refusal)
-            else:
-                async with _transaction_opened_with(conn, query(lookup), params) as row:
-                    session = Session(conn, _principal(row, refusal))
-                    yield session
-        except _REFUSED:
+            async with _transaction_opened_with(conn, lookup, params) as row:
+                if row is None:
+                    raise unauthorized(refusal)
+                session = Session(conn, Principal(row["user_id"], row["is_admin"], row["key_id"]))
+                yield session
+        except REFUSED:
             raise unauthorized(refusal) from None
         for then in session.committed:
             await then(conn)
 
 
-def _principal(row: dict[str, Any] | None, refusal: str) -> Principal:
-    if row is None:
-        raise unauthorized(refusal)
-    return Principal(row["user_id"], row["is_admin"], row["key_id"])
-
-
 @asynccontextmanager
 async def _transaction_opened_with(
-    conn: psycopg.AsyncConnection[Any], statement: Any, params: dict[str, Any]
+    conn: psycopg.AsyncConnection[Any], statement: sql.SQL, params: dict[str, Any]
 ) -> AsyncIterator[dict[str, Any] | None]:
-    """A transaction whose BEGIN is sent with its first statement (one round trip), then
-    run in the ordinary mode; yields that statement's first row. Committed at the end of
-    the block, rolled back when it raises (as ``conn.transaction()`` would)."""
+    """A transaction whose BEGIN goes with its first statement in one round trip (one
+    simple-protocol query, parameters bound by psycopg), yielding that statement's first
+    row; the block's statements then run as usual. Committed at the end of the block,
+    rolled back when it raises (as ``conn.transaction()`` would)."""
     try:
-        async with conn.pipeline():
-            await conn.execute(BEGIN)
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(statement, params)
+        async with psycopg.AsyncClientCursor(conn, row_factory=dict_row) as cur:
+            await cur.execute(BEGIN + statement, params)
+            cur.nextset()
             row = await cur.fetchone()
         yield row
     except BaseException:
