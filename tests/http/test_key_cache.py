@@ -24,12 +24,12 @@ def test_a_revoked_key_is_refused_at_its_next_request_though_this_process_knew_i
     for secret in (user_secret, admin_secret):
         with srv.client(headers={"Authorization": f"Bearer {secret}"}) as client:
             assert client.post("/api/jobs", json={"type": "demo.echo"}).status_code == 202
-        assert cache.get(hash_key(secret)) is not None  # known: the next check is pipelined
+        assert cache.get(hash_key(secret)) is not None  # known: the next check goes with the insert
     with srv.app.pool().connection() as conn:
         revoke_key(conn, str(user.id), actor="test")
         revoke_key(conn, str(admin.id), actor="test")
     bodies = [
-        {"type": "demo.echo"},  # the one-round-trip path
+        {"type": "demo.echo"},  # one round trip
         {"type": "demo.echo", "dedupe_key": "k"},  # the step-by-step path
         {"type": "no.such.type"},  # refused in Python before the database answered
         {"type": "demo.echo", "queue": "nightcrew"},  # ditto, for a user
@@ -57,7 +57,7 @@ def test_only_keys_the_database_accepted_are_remembered(srv: Server) -> None:
     assert srv.sql("SELECT count(*) FROM nightcrew.jobs") == [(0,)]
 
 
-def test_a_pipelined_enqueue_acts_as_its_user_and_wakes_the_workers_after_its_commit(
+def test_a_one_round_trip_enqueue_acts_as_its_user_and_wakes_the_workers(
     srv: Server,
 ) -> None:
     with srv.client("alice") as alice:
@@ -81,7 +81,7 @@ def test_a_pipelined_enqueue_acts_as_its_user_and_wakes_the_workers_after_its_co
     assert stored == [("alice", {"a": 1})]
 
 
-def test_a_bad_value_in_a_pipelined_enqueue_is_422_and_the_connection_stays_usable(
+def test_a_bad_value_in_a_one_round_trip_enqueue_is_422_and_the_connection_stays_usable(
     srv: Server,
 ) -> None:
     with srv.client("alice") as alice:
@@ -95,7 +95,7 @@ def test_a_bad_value_in_a_pipelined_enqueue_is_422_and_the_connection_stays_usab
     assert srv.sql("SELECT count(*) FROM nightcrew.jobs") == [(3,)]
 
 
-def test_concurrent_pipelined_enqueues_each_get_their_own_job(srv: Server) -> None:
+def test_concurrent_one_round_trip_enqueues_each_get_their_own_job(srv: Server) -> None:
     import asyncio
 
     async def burst() -> list[httpx.Response]:

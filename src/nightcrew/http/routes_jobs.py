@@ -40,7 +40,6 @@ from nightcrew.lifecycle.enqueue import (
     NewJob,
     ainsert_between,
     ainsert_one,
-    awake_after_commit,
     build_job,
 )
 from nightcrew.notify.spec import user_notify
@@ -53,10 +52,12 @@ if TYPE_CHECKING:
 bearer = HTTPBearer(auto_error=False, description="An API key from `nightcrew keys create`.")
 
 
-def api_key(
+async def api_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str | None:
-    """The bearer token of the request, if any (checked against the database later)."""
+    """The bearer token of the request, if any (checked against the database later).
+    Async: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop on
+    every request."""
     return credentials.credentials if credentials else None
 
 
@@ -211,8 +212,7 @@ async def enqueue_in_one_round_trip(app: App, body: EnqueueRequest, key: str | N
     """A job without parents or dedupe key, with a key this process has seen accepted: the
     key check, the insert and the read-back go to the database as one statement list in
     one implicit transaction (one round trip; a key revoked meanwhile stops it at the
-    check: 401, nothing written). The workers are woken after the commit, sharing the
-    wake-up with concurrent requests; the answer is not validated a second time. Anything
+    check: 401, nothing written); the answer is not validated a second time. Anything
     else, and any refusal before the database has checked the key, goes step by step (the
     key checked first: a revoked key learns nothing about job types)."""
     principal = known_principal(app, key) if not (body.depends_on or body.dedupe_key) else None
@@ -225,14 +225,12 @@ async def enqueue_in_one_round_trip(app: App, body: EnqueueRequest, key: str | N
     pool = await app.apool()
     async with pool.connection(timeout=app.settings.http_pool_timeout_seconds) as conn:
         try:
-            inserted, row = await ainsert_between(
+            row = await ainsert_between(
                 conn, job, key_check(key), (query("http_get_new_job"), {"id": job.id})
             )
         except REFUSED:
             forget_key(app, key)
             raise unauthorized() from None
-        if inserted[3]:
-            await awake_after_commit(conn, job.queue, inserted[0])
     assert row is not None  # the transaction that inserted it read it back
     answer = JobResponse.model_validate(row).model_dump_json()  # pending: no eta
     return Response(answer, status_code=202, media_type="application/json")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -43,11 +43,6 @@ class Session:
 
     conn: psycopg.AsyncConnection[Any]
     principal: Principal
-    committed: list[Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]] = field(
-        default_factory=list
-    )
-    """Called in order once the transaction committed, on the same connection (out of
-    the transaction and of row-level security): e.g. waking workers after an enqueue."""
 
     async def one(self, name: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The first row of the named query, as a dict."""
@@ -188,8 +183,6 @@ async def _acting_as(
                 yield session
         except REFUSED:
             raise unauthorized(refusal) from None
-        for then in session.committed:
-            await then(conn)
 
 
 @asynccontextmanager

@@ -530,37 +530,23 @@ async def ainsert_between(
     job: NewJob,
     before: tuple[Any, dict[str, Any]],
     after: tuple[Any, dict[str, Any]],
-) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+) -> dict[str, Any] | None:
     """Insert ``job`` (no parents) between two statements of the caller's, all three in one
     round trip and one transaction: one simple-protocol query, parameters bound by psycopg
     (client-side), which PostgreSQL runs as one implicit transaction: if ``before`` raises
-    (the HTTP key check), nothing after it runs; all commit together at its end.
-
-    ``conn`` must be in autocommit with no transaction open. Returns the insert's row
-    ``(id, inserted, notified, due)`` and ``after``'s first row (as a dict). The insert
-    wakes no worker (a NOTIFY in a transaction holds a cluster-wide lock across its
-    commit, so concurrent requests could not share a WAL flush): once this returns, the
-    caller calls :func:`awake_after_commit` when ``due``."""
+    (the HTTP key check), nothing after it runs; all commit together at its end. The
+    insert wakes the queue's workers from its statement, as an enqueue inside a caller's
+    transaction does. ``conn`` must be in autocommit with no transaction open. Returns
+    ``after``'s first row, as a dict."""
     if job.depends_on:
         raise ValueError("ainsert_between takes jobs without parents")
     if not commits_alone(conn):
         raise ValueError("ainsert_between runs its own transaction: autocommit, none open")
     # A newline before each ";": a statement may end in a comment.
     statement = sql.SQL("\n;\n").join([before[0], _insert_query(job), after[0]])
-    params = {**before[1], **_insert_params(job, False), **after[1]}
-    async with psycopg.AsyncClientCursor(conn) as cur:
+    params = {**before[1], **_insert_params(job, True), **after[1]}
+    async with psycopg.AsyncClientCursor(conn, row_factory=dict_row) as cur:
         await cur.execute(statement, params)
         cur.nextset()
-        inserted = await cur.fetchone()
         cur.nextset()
-        cur.row_factory = dict_row
-        read = await cur.fetchone()
-    assert inserted is not None
-    return inserted, read
-
-
-async def awake_after_commit(conn: psycopg.AsyncConnection[Any], queue: str, job_id: UUID) -> None:
-    """Wake ``queue``'s workers after the commit of a job written by :func:`ainsert_between`
-    (coalesced with the other wake-ups of this event loop; a failure is logged, not
-    raised: the job is committed and the workers' poll finds it)."""
-    await _wake_after_commit(conn, queue, job_id)
+        return await cur.fetchone()
