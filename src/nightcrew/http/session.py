@@ -43,6 +43,8 @@ class Session:
 
     conn: psycopg.AsyncConnection[Any]
     principal: Principal
+    first: list[dict[str, Any]] | None = None
+    """The rows of the ``first`` statement given to :func:`acting`, if one was."""
 
     async def one(self, name: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The first row of the named query, as a dict."""
@@ -128,19 +130,27 @@ def forget_key(app: App, key: str) -> None:
 
 
 @asynccontextmanager
-async def acting(app: App, key: str | None) -> AsyncIterator[Session]:
+async def acting(
+    app: App, key: str | None, *, first: tuple[sql.SQL, dict[str, Any]] | None = None
+) -> AsyncIterator[Session]:
     """Open a transaction acting as the owner of ``key``; 401 when the key is not live.
 
     The key check and the switch to the restricted role happen in one statement, so the
     rest of the transaction can only see the key owner's rows (admins: every row); it is
     sent with the transaction's BEGIN, one round trip. The principal of a key the database
-    accepted is remembered in this process (:class:`PrincipalCache`).
+    accepted is remembered in this process (:class:`PrincipalCache`, see
+    :func:`known_principal`).
+
+    ``first``: a statement and its parameters to run right after the key check, in the same
+    round trip and transaction, acting as the key's user (a refused key stops before it);
+    its rows are ``session.first``. Its parameters are bound by psycopg on the client side
+    (the three go as one simple-protocol query).
     """
     if not key:
         raise unauthorized()
     statement, params = key_check(key)
     try:
-        async with _acting_as(app, statement, params) as session:
+        async with _acting_as(app, statement, params, first=first) as session:
             principal_cache(app).put(params["key_hash"], session.principal)
             yield session
     except ApiError as exc:
@@ -167,19 +177,22 @@ async def _acting_as(
     lookup: sql.SQL,
     params: dict[str, Any],
     refusal: str = "missing or invalid API key",
+    *,
+    first: tuple[sql.SQL, dict[str, Any]] | None = None,
 ) -> AsyncIterator[Session]:
     """A transaction acting as the principal the ``lookup`` statement finds (and, in the
     same statement, switches to); 401 with ``refusal`` when it finds none or refuses
-    (SQLSTATE 28000). BEGIN and the lookup go in one round trip."""
+    (SQLSTATE 28000). BEGIN, the lookup and ``first`` go in one round trip."""
     pool = await app.apool()
     # A short wait: with the database down, answer 503 quickly rather than hang (errors.py).
     timeout = app.settings.http_pool_timeout_seconds
     async with pool.connection(timeout=timeout) as conn:
         try:
-            async with _transaction_opened_with(conn, lookup, params) as row:
+            async with _transaction_opened_with(conn, lookup, params, first) as (row, rows):
                 if row is None:
                     raise unauthorized(refusal)
-                session = Session(conn, Principal(row["user_id"], row["is_admin"], row["key_id"]))
+                principal = Principal(row["user_id"], row["is_admin"], row["key_id"])
+                session = Session(conn, principal, rows)
                 yield session
         except REFUSED:
             raise unauthorized(refusal) from None
@@ -187,18 +200,30 @@ async def _acting_as(
 
 @asynccontextmanager
 async def _transaction_opened_with(
-    conn: psycopg.AsyncConnection[Any], statement: sql.SQL, params: dict[str, Any]
-) -> AsyncIterator[dict[str, Any] | None]:
-    """A transaction whose BEGIN goes with its first statement in one round trip (one
-    simple-protocol query, parameters bound by psycopg), yielding that statement's first
-    row; the block's statements then run as usual. Committed at the end of the block,
-    rolled back when it raises (as ``conn.transaction()`` would)."""
+    conn: psycopg.AsyncConnection[Any],
+    statement: sql.SQL,
+    params: dict[str, Any],
+    then: tuple[sql.SQL, dict[str, Any]] | None = None,
+) -> AsyncIterator[tuple[dict[str, Any] | None, list[dict[str, Any]] | None]]:
+    """A transaction whose BEGIN goes with its first statement (and ``then``) in one round
+    trip (one simple-protocol query, parameters bound by psycopg), yielding that
+    statement's first row and ``then``'s rows; the block's statements then run as usual.
+    Committed at the end of the block, rolled back when it raises (as
+    ``conn.transaction()`` would)."""
     try:
+        text, values = BEGIN + statement, params
+        if then is not None:
+            # A newline before the ";": a statement may end in a comment.
+            text, values = text + sql.SQL("\n;\n") + then[0], {**params, **then[1]}
+        rows = None
         async with psycopg.AsyncClientCursor(conn, row_factory=dict_row) as cur:
-            await cur.execute(BEGIN + statement, params)
+            await cur.execute(text, values)
             cur.nextset()
             row = await cur.fetchone()
-        yield row
+            if then is not None:
+                cur.nextset()
+                rows = await cur.fetchall()
+        yield row, rows
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
