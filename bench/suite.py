@@ -61,12 +61,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
-    """``nightcrew serve --app http_app:app`` in ``bench/``, with the database of ``url``."""
+def start_server(
+    url: str, port: int, *, extra: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``nightcrew serve --app http_app:app`` in ``bench/``, with the database of ``url``;
+    ``extra`` serve options, ``env`` more environment (e.g. ``PYTHONPATH`` of another tree)."""
     cli = os.path.join(os.path.dirname(sys.executable), "nightcrew")
-    env = dict(os.environ, NIGHTCREW_DATABASE_URL=url)
-    return subprocess.Popen([cli, "serve", "--app", "http_app:app", "--port", str(port)],
-                            cwd=HERE, env=env)  # fmt: skip
+    environ = dict(os.environ, NIGHTCREW_DATABASE_URL=url, **(env or {}))
+    return subprocess.Popen([cli, "serve", "--app", "http_app:app", "--port", str(port), *extra],
+                            cwd=HERE, env=environ)  # fmt: skip
 
 
 async def wait_until_serving(port: int, timeout: float) -> None:
@@ -82,9 +85,9 @@ async def wait_until_serving(port: int, timeout: float) -> None:
             await asyncio.sleep(0.05)
 
 
-def post_request(port: int, key: str) -> bytes:
+def post_request(port: int, key: str, path: str = "/api/jobs") -> bytes:
     body = b'{"type": "bench.noop", "payload": {"n": 1}}'
-    head = (f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
     return head.encode() + body
@@ -114,9 +117,11 @@ async def http_client(
         writer.close()
 
 
-async def http_load(port: int, key: str, clients: int, seconds: float) -> dict[str, Any]:
+async def http_load(
+    port: int, key: str, clients: int, seconds: float, path: str = "/api/jobs"
+) -> dict[str, Any]:
     await wait_until_serving(port, 30)
-    request = post_request(port, key)
+    request = post_request(port, key, path)
     warm: Counter[str] = Counter()
     await http_client(port, request, time.perf_counter() + 0.5, [], warm)
     latencies: list[float] = []
@@ -133,22 +138,33 @@ async def http_load(port: int, key: str, clients: int, seconds: float) -> dict[s
 
 
 def http_figure(bench: Bench, rep: int, clients: int, seconds: float) -> None:
-    """HTTP enqueue through one ``nightcrew serve`` process; throughput and p99."""
+    """HTTP enqueue through one ``nightcrew serve`` process; throughput and p99. Then, from
+    the same process and load generator, the floor: ``POST /bench/floor`` (http_app.py),
+    the same stack answering without the database."""
     _, key = create_key(bench.admin, "bench", actor="bench")
     bench.reset()
     port = free_port()
     server = start_server(bench.url, port)
     try:
-        cpu_before = process_cpu_seconds(server.pid)
-        rec = asyncio.run(http_load(port, key, clients, seconds))
-        # CPU per enqueue of the serve process: its own ceiling is 1 / that, on one core.
-        cpu = process_cpu_seconds(server.pid) - cpu_before
-        served = rec["rate"] * seconds
-        rec["server_cpu_ms_per_job"] = 1000 * cpu / served if served else None
+        bench.emit("http", rep=rep, **served_load(server.pid, port, key, clients, seconds))
+        floor = served_load(server.pid, port, key, clients, seconds, "/bench/floor")
+        bench.emit("http_floor", rep=rep, **floor)
     finally:
         server.terminate()
         server.wait(15)
-    bench.emit("http", rep=rep, **rec)
+
+
+def served_load(
+    pid: int, port: int, key: str, clients: int, seconds: float, path: str = "/api/jobs"
+) -> dict[str, Any]:
+    """``http_load`` against the server process ``pid``, with its CPU per request: one
+    process's own ceiling is 1 / that, on a core of its own."""
+    cpu_before = process_cpu_seconds(pid)
+    rec = asyncio.run(http_load(port, key, clients, seconds, path))
+    cpu = process_cpu_seconds(pid) - cpu_before
+    served = rec["rate"] * seconds
+    rec["server_cpu_ms_per_job"] = 1000 * cpu / served if served else None
+    return rec
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -223,6 +239,12 @@ ROWS = (
         lambda v: v < 50),
     Row("  HTTP server CPU per job (ms)", "http:server_cpu_ms_per_job", None, None, "none",
         "(what stops it)", None),
+    Row("  HTTP floor: the same stack, no database (requests/s)", "http:rate", None,
+        "http_floor:rate", "floor", "(what stops it)", None),
+    Row("  HTTP floor p99 (ms)", "http_floor:p99", None, None, "none", "(what stops it)",
+        None),
+    Row("  HTTP floor server CPU per request (ms)", "http_floor:server_cpu_ms_per_job", None,
+        None, "none", "(what stops it)", None),
 )  # fmt: skip
 
 

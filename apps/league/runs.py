@@ -71,7 +71,21 @@ class RunRef:
     status: str
 
 
-async def request_run(app: App, conn: Conn, trigger: Trigger, *, kick: bool = False) -> RunRef:
+def request_run_statement(trigger: Trigger) -> tuple[Any, dict[str, Any]]:
+    """The statement that joins or creates the waiting run for ``trigger``, with its
+    parameters: what :func:`request_run` runs first (a caller may have run it already, in
+    the same transaction, and pass its row as ``asked``)."""
+    return query("request_run"), trigger.params()
+
+
+async def request_run(
+    app: App,
+    conn: Conn,
+    trigger: Trigger,
+    *,
+    kick: bool = False,
+    asked: dict[str, Any] | None = None,
+) -> RunRef:
     """Ask for a refresh in ``conn``'s transaction: the run this request id already has,
     else the waiting run joined, else a new waiting run whose refresh job is enqueued
     (coalesced) in the same transaction, so a rollback leaves no trace. ``kick``: enqueue
@@ -80,8 +94,10 @@ async def request_run(app: App, conn: Conn, trigger: Trigger, *, kick: bool = Fa
 
     Joining takes only a share lock on the waiting run (it can't start before this
     transaction ends) and writes no shared row, so concurrent triggers don't queue behind
-    each other's commits; it is one round trip (``league.request_run()``)."""
-    run = await _one(conn, "request_run", trigger.params())
+    each other's commits; it is one round trip (``league.request_run()``), none when the
+    caller ran :func:`request_run_statement` in this transaction and passes its row as
+    ``asked``."""
+    run = asked if asked is not None else await _one(conn, "request_run", trigger.params())
     if run["created"] or (kick and run["status"] == "queued"):
         payload = {"runId": str(run["id"]), **_trigger_payload(trigger)}
         job_id = await app.aenqueue(

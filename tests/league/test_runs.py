@@ -16,6 +16,7 @@ from league.runs import FUNCTION_TYPE, INVALIDATE_TYPE, REFRESH_TYPE, Trigger
 from league.stats import FUNCTIONS, TAGS
 from nightcrew import App
 from nightcrew.http import create_app
+from nightcrew.keys import hash_key
 from nightcrew.testing import drain
 from tests.league.helpers import load_small_league, rows, run_status
 
@@ -259,6 +260,35 @@ async def test_writes_need_an_admin_key(
     assert unknown.status_code == 422 and "99" in unknown.text
     missing = await client.get("/api/league/stats-jobs/not-a-uuid")
     assert missing.status_code == 404
+
+
+async def test_a_revoked_key_is_refused_at_once_though_this_process_knew_it(
+    conn: psycopg.AsyncConnection[Any],
+    client: httpx.AsyncClient,
+    admin_key: str,
+    user_key: str,
+) -> None:
+    await load_small_league(conn)
+    fan = {"Authorization": f"Bearer {user_key}"}
+    body = {"triggeredBy": "admin", "requestId": "before"}
+    assert (await client.post("/api/league/stats-jobs", json=body)).status_code == 202
+    refused = await client.post("/api/league/stats-jobs", json=body, headers=fan)
+    assert refused.status_code == 403  # both keys now verified by this process
+    for key in (admin_key, user_key):
+        await conn.execute(
+            "UPDATE nightcrew.api_keys SET revoked_at = now() WHERE key_hash = %s",
+            (hash_key(key),),
+        )
+    after = {"triggeredBy": "admin", "requestId": "after"}
+    for headers in ({}, fan):  # the admin's (the client's own) and the fan's
+        answer = await client.post("/api/league/stats-jobs", json=after, headers=headers)
+        assert answer.status_code == 401, answer.text
+    answer = await client.post(
+        "/api/league/stats-jobs", json={**after, "triggeredBy": "post-match", "matchId": 999}
+    )
+    assert answer.status_code == 401, answer.text  # not 422: nothing said to a revoked key
+    requests = await rows(conn, "SELECT request_id FROM league.run_triggers ORDER BY 1")
+    assert requests == [("before",)]
 
 
 async def test_a_function_job_that_never_ran_still_ends_its_run(

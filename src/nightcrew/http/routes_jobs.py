@@ -9,6 +9,7 @@ from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from nightcrew.errors import EnqueueError, PayloadValidationError
@@ -22,12 +23,28 @@ from nightcrew.http.models import (
     PriorityChange,
     Status,
 )
-from nightcrew.http.session import Principal, Session, acting
+from nightcrew.http.session import (
+    REFUSED,
+    Principal,
+    Session,
+    acting,
+    forget_key,
+    key_check,
+    known_principal,
+    unauthorized,
+)
 from nightcrew.jobs import JobType
 from nightcrew.lifecycle import control
 from nightcrew.lifecycle.control import parse_id
+from nightcrew.lifecycle.enqueue import (
+    NewJob,
+    ainsert_between,
+    ainsert_one,
+    build_job,
+)
 from nightcrew.notify.spec import user_notify
 from nightcrew.progress import median_by_type, row_eta
+from nightcrew.queries import query
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -35,10 +52,12 @@ if TYPE_CHECKING:
 bearer = HTTPBearer(auto_error=False, description="An API key from `nightcrew keys create`.")
 
 
-def api_key(
+async def api_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str | None:
-    """The bearer token of the request, if any (checked against the database later)."""
+    """The bearer token of the request, if any (checked against the database later).
+    Async: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop on
+    every request."""
     return credentials.credentials if credentials else None
 
 
@@ -163,58 +182,88 @@ def request_field(exc: EnqueueError) -> str | None:
     return HTTP_FIELD_NAMES.get(exc.field or "", exc.field)
 
 
+def checked_job(app: App, body: EnqueueRequest, principal: Principal) -> NewJob:
+    """The job ``body`` asks ``principal`` to enqueue, validated (422 naming the field
+    otherwise): a public type; for non-admins a queue of the App and a priority in the
+    type's range; the dedupe key scoped to the user, who owns the job."""
+    spec = public_type(app, body.type, principal)
+    if not principal.is_admin:
+        check_user_queue(app, spec, body.queue)
+        if body.priority is not None:
+            check_user_priority(spec, body.priority)
+    user = principal.user_id
+    # Dedupe keys are per user: one user's key can never match another user's job.
+    dedupe = f"{user}:{body.dedupe_key}" if body.dedupe_key is not None else None
+    notify = user_notify(
+        body.notify,
+        webhook_hosts=app.settings.webhook_hosts,
+        allow_private=app.settings.webhook_allow_private,
+    )
+    return build_job(
+        app.registry, body.type, body.payload, strict_types=app.strict_types,
+        queue=body.queue, priority=body.priority, delay=body.delay_seconds, run_at=body.run_at,
+        dedupe_key=dedupe, dedupe_scope=body.dedupe_scope, user_id=user,
+        max_attempts=body.max_attempts, notify=notify, depends_on=body.depends_on,
+        on_parent_failure=body.on_parent_failure or "cancel",
+    )  # fmt: skip
+
+
+async def enqueue_in_one_round_trip(app: App, body: EnqueueRequest, key: str | None) -> Any:
+    """A job without parents or dedupe key, with a key this process has seen accepted: the
+    key check, the insert and the read-back go to the database as one statement list in
+    one implicit transaction (one round trip; a key revoked meanwhile stops it at the
+    check: 401, nothing written); the answer is not validated a second time. Anything
+    else, and any refusal before the database has checked the key, goes step by step (the
+    key checked first: a revoked key learns nothing about job types)."""
+    principal = known_principal(app, key) if not (body.depends_on or body.dedupe_key) else None
+    if principal is None or key is None:
+        return await enqueue_in_steps(app, body, key)
+    try:
+        job = checked_job(app, body, principal)
+    except (ApiError, EnqueueError):
+        return await enqueue_in_steps(app, body, key)
+    pool = await app.apool()
+    async with pool.connection(timeout=app.settings.http_pool_timeout_seconds) as conn:
+        try:
+            row = await ainsert_between(
+                conn, job, key_check(key), (query("http_get_new_job"), {"id": job.id})
+            )
+        except REFUSED:
+            forget_key(app, key)
+            raise unauthorized() from None
+    assert row is not None  # the transaction that inserted it read it back
+    answer = JobResponse.model_validate(row).model_dump_json()  # pending: no eta
+    return Response(answer, status_code=202, media_type="application/json")
+
+
+async def enqueue_in_steps(app: App, body: EnqueueRequest, key: str | None) -> JobResponse:
+    """A job with parents or a dedupe key (whose answer may be another job): statement by
+    statement, each error caught where it happens."""
+    async with acting(app, key) as session:
+        job = checked_job(app, body, session.principal)
+        job_id = await ainsert_one(session.conn, job)
+        return await read_job(session, job_id)
+
+
 def build_jobs_router(app: App) -> APIRouter:
     """The job routes of ``app``."""
     router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
     @router.post("", status_code=202, response_model=JobResponse, summary="Enqueue a job")
-    async def enqueue(body: EnqueueRequest, key: ApiKey) -> JobResponse:
-        # Authenticate first: an anonymous caller learns nothing about the job types.
-        async with acting(app, key) as session:
-            spec = public_type(app, body.type, session.principal)
-            if not session.principal.is_admin:
-                check_user_queue(app, spec, body.queue)
-                if body.priority is not None:
-                    check_user_priority(spec, body.priority)
-            user = session.principal.user_id
-            # Dedupe keys are per user: one user's key can never match another user's job.
-            dedupe = f"{user}:{body.dedupe_key}" if body.dedupe_key is not None else None
-            try:
-                notify = user_notify(
-                    body.notify,
-                    webhook_hosts=app.settings.webhook_hosts,
-                    allow_private=app.settings.webhook_allow_private,
-                )
-                job_id = await app.aenqueue(
-                    body.type,
-                    body.payload,
-                    queue=body.queue,
-                    priority=body.priority,
-                    delay=body.delay_seconds,
-                    run_at=body.run_at,
-                    dedupe_key=dedupe,
-                    dedupe_scope=body.dedupe_scope,
-                    user_id=user,
-                    max_attempts=body.max_attempts,
-                    notify=notify,
-                    depends_on=body.depends_on,
-                    on_parent_failure=body.on_parent_failure or "cancel",
-                    conn=session.conn,
-                )
-            except PayloadValidationError as exc:
-                raise ApiError(422, str(exc), field="payload") from None
-            except EnqueueError as exc:
-                raise ApiError(422, str(exc), field=request_field(exc)) from None
-            except psycopg.DataError as exc:  # e.g. "\u0000", which PostgreSQL cannot store
-                field = next((name for name in ("type", "queue", "dedupe_key")
-                              if "\x00" in (getattr(body, name) or "")), "payload")  # fmt: skip
-                raise ApiError(422, f"{field}: {str(exc).splitlines()[0]}", field=field) from None
-            except psycopg.errors.InsufficientPrivilege:
-                # The dedupe key matches a live job this user may not see.
-                raise ApiError(
-                    409, "dedupe_key is in use by another job", field="dedupe_key"
-                ) from None
-            return await read_job(session, job_id)
+    async def enqueue(body: EnqueueRequest, key: ApiKey) -> Any:
+        try:
+            return await enqueue_in_one_round_trip(app, body, key)
+        except PayloadValidationError as exc:
+            raise ApiError(422, str(exc), field="payload") from None
+        except EnqueueError as exc:
+            raise ApiError(422, str(exc), field=request_field(exc)) from None
+        except psycopg.DataError as exc:  # e.g. "\u0000", which PostgreSQL cannot store
+            field = next((name for name in ("type", "queue", "dedupe_key")
+                          if "\x00" in (getattr(body, name) or "")), "payload")  # fmt: skip
+            raise ApiError(422, f"{field}: {str(exc).splitlines()[0]}", field=field) from None
+        except psycopg.errors.InsufficientPrivilege:
+            # The dedupe key matches a live job this user may not see.
+            raise ApiError(409, "dedupe_key is in use by another job", field="dedupe_key") from None
 
     @router.get("", response_model=JobPage, summary="List jobs, newest first")
     async def list_jobs(

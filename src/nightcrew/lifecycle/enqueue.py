@@ -18,7 +18,9 @@ from typing import Any, TypedDict, Unpack
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
 from pydantic import BaseModel, ValidationError
 
 from nightcrew.errors import EnqueueError, PayloadValidationError
@@ -521,3 +523,30 @@ async def _wake_after_commit(conn: psycopg.AsyncConnection[Any], queue: str, job
     except psycopg.OperationalError:
         # The job is committed: raising would invite a duplicate. Workers poll.
         logger.warning("job %s committed, but waking the workers failed", job_id)
+
+
+async def ainsert_between(
+    conn: psycopg.AsyncConnection[Any],
+    job: NewJob,
+    before: tuple[Any, dict[str, Any]],
+    after: tuple[Any, dict[str, Any]],
+) -> dict[str, Any] | None:
+    """Insert ``job`` (no parents) between two statements of the caller's, all three in one
+    round trip and one transaction: one simple-protocol query, parameters bound by psycopg
+    (client-side), which PostgreSQL runs as one implicit transaction: if ``before`` raises
+    (the HTTP key check), nothing after it runs; all commit together at its end. The
+    insert wakes the queue's workers from its statement, as an enqueue inside a caller's
+    transaction does. ``conn`` must be in autocommit with no transaction open. Returns
+    ``after``'s first row, as a dict."""
+    if job.depends_on:
+        raise ValueError("ainsert_between takes jobs without parents")
+    if not commits_alone(conn):
+        raise ValueError("ainsert_between runs its own transaction: autocommit, none open")
+    # A newline before each ";": a statement may end in a comment.
+    statement = sql.SQL("\n;\n").join([before[0], _insert_query(job), after[0]])
+    params = {**before[1], **_insert_params(job, True), **after[1]}
+    async with psycopg.AsyncClientCursor(conn, row_factory=dict_row) as cur:
+        await cur.execute(statement, params)
+        cur.nextset()
+        cur.nextset()
+        return await cur.fetchone()
