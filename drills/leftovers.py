@@ -188,9 +188,14 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 def prepare(drill: str) -> None:
-    """What every drill does first: a SIGTERM or SIGHUP (a CI time limit, a closed terminal)
-    unwinds through its ``finally`` blocks like Ctrl-C does, instead of ending the process
-    where it stands; and what killed drills left behind is cleared."""
+    """What every drill does first: the machine's libpq settings are dropped; a SIGTERM or
+    SIGHUP (a CI time limit, a closed terminal) unwinds through its ``finally`` blocks like
+    Ctrl-C does, instead of ending the process where it stands; and what killed drills left
+    behind is cleared."""
+    # libpq's and the server tools' environment (PGHOST, PGSSLMODE, PGDATA, ...) is for the
+    # machine's own server: the drills name everything of theirs explicitly.
+    for name in [n for n in os.environ if n.startswith("PG")]:
+        del os.environ[name]
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _exit_on_signal)
