@@ -548,9 +548,10 @@ class Worker:
 
     async def _open_lease_connection(self) -> psycopg.AsyncConnection[Any]:
         """The worker's own connection for lease renewals: never queued behind handlers
-        that hold every pool connection."""
+        that hold every pool connection. Options as the pools' (behind a transaction pooler:
+        no prepared statements, the next renewal may run on another server connection)."""
         return await psycopg.AsyncConnection.connect(
-            self.app.url, autocommit=True, application_name="nightcrew heartbeat"
+            self.app.url, application_name="nightcrew heartbeat", **self.app._pool_kwargs()
         )
 
     async def _close_lease_connection(self) -> None:
