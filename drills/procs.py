@@ -30,7 +30,9 @@ FAST: dict[str, Any] = {
     "shutdown_grace_seconds": 5,
     "migrate_on_start": "false",
 }
-BAD_LINE = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b")
+# An error, or a prepared statement met on a pooled connection (a warning when it breaks
+# a heartbeat: a statement prepared on one server connection of a transaction pooler).
+BAD_LINE = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b|prepared statement")
 
 
 class Processes:
