@@ -44,15 +44,23 @@ pytest: $(STAMP) browser drill-packages
 
 test: lint typecheck pytest
 
-# The drills (docs/operations.md) need Debian's PgBouncer and PostgreSQL server binaries, and
-# root for network namespaces; installed here when we may (root), else those drills skip
-# with a one-line reason.
+# The drills (docs/operations.md) need Debian's PgBouncer, the PostgreSQL server binaries
+# (initdb, pg_ctl, pg_basebackup) and iproute2, and root for network namespaces; what is
+# missing is installed here when we may (root, no prompt, waiting for another apt's lock),
+# else the drills that need it skip with a one-line reason.
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -qq
 drill-packages:
-	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { [ "$$(id -u)" = 0 ] \
-		&& apt-get update -qq && apt-get install -y -qq pgbouncer; } \
-		|| echo 'WARNING: pgbouncer is not installed: the pgbouncer drill will be SKIPPED'
+	@missing=""; \
+	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "$$NIGHTCREW_PG_BIN" ] \
+		|| missing="$$missing postgresql"; \
+	command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing="$$missing iproute2"; \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && $(APT_GET) update \
+		&& $(APT_GET) install -y --no-install-recommends $$missing; } \
+	|| echo "WARNING:$$missing not installed: the drills needing them will be SKIPPED"
 
-# Long (see docs/operations.md for the time it takes): not part of `make test`.
+# About 14 minutes (docs/operations.md), the soak 10 of them: not part of `make test`; CI
+# runs it after `make test` (.ci/run).
 drills: $(STAMP) drill-packages
 	$(BIN)/python -m drills $(DRILLS_ARGS)
 

@@ -14,7 +14,7 @@ happens once; no job stays leased to a worker that lost its connection beyond on
 from __future__ import annotations
 
 import argparse
-import tempfile
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,7 +32,8 @@ from drills.infra import (
     standby_of,
     wait_for_port,
 )
-from drills.procs import FAST, Processes, scalar, wait_for, wait_registered
+from drills.leftovers import owned_tempdir, prepare
+from drills.procs import FAST, Processes, scalar, scheduler_leaders, wait_for, wait_registered
 from drills.report import Figure, say, skipped, table
 from nightcrew.db.migrate import migrate
 from nightcrew.keys import create_key
@@ -117,11 +118,12 @@ def stale_leases(url: str) -> int:
 
 def run(args: argparse.Namespace) -> list[Figure]:
     """Run the drill; return its figures (one SKIPPED row when it cannot run here)."""
+    prepare(DRILL)
     reason = postgres_missing()
     if reason:
         return [skipped(DRILL, reason)]
     with (
-        tempfile.TemporaryDirectory(prefix="nightcrew-drill-logs-") as logs,
+        owned_tempdir("logs") as logs,
         private_cluster(settings=SERVER_SETTINGS) as primary,
     ):
         with psycopg.connect(primary.url(), autocommit=True) as conn:
@@ -176,11 +178,10 @@ def failover(primary: Cluster, standby: Cluster, key: str, args: argparse.Namesp
         left = ("SELECT count(*) FROM nightcrew.jobs WHERE type = 'drill.effect'"
                 " AND status <> 'completed'")  # fmt: skip
         wait_for(lambda: scalar(new_primary, left) == 0, 120, "every job to complete", 0.2)
-        leaders = scalar(
-            new_primary,
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE application_name LIKE 'nightcrew-scheduler:%%'",
-        )
+        # One scheduler takes the lock on the new primary within its poll interval.
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: scheduler_leaders(new_primary) == 1, 30, "a scheduler leader")
+        leaders = scheduler_leaders(new_primary)
         lost = scalar(
             new_primary,
             "SELECT count(*) FROM unnest(%s::uuid[]) AS a(id)"

@@ -1,7 +1,9 @@
 """The engines the drills run: PgBouncer and private PostgreSQL clusters, as processes.
 
-Everything listens on addresses of this machine only. Processes started here are stopped
-by their own pid when the context manager exits.
+Everything listens on addresses of this machine only, on a port chosen free (another one
+when it turns out taken: never the machine's own PostgreSQL at 5432). Processes started here
+are stopped by their own pid when the context manager exits, and their directories belong
+to this drill process (drills/leftovers.py: a killed drill's are cleared at the next start).
 """
 
 from __future__ import annotations
@@ -13,16 +15,32 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
+from drills.leftovers import SERVICE_USER, owned_dir
+
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-PG_BIN = Path(os.environ.get("NIGHTCREW_PG_BIN", "/usr/lib/postgresql/15/bin"))
-# PgBouncer and postgres refuse to run as root: they run as this user then.
-SERVICE_USER = "postgres"
+# Tries of a start on a fresh port when the chosen one was taken in the meantime.
+PORT_TRIES = 3
+
+
+def _pg_bin() -> Path:
+    """NIGHTCREW_PG_BIN, else the newest Debian PostgreSQL server's binaries."""
+    if "NIGHTCREW_PG_BIN" in os.environ:
+        return Path(os.environ["NIGHTCREW_PG_BIN"])
+    found = sorted(
+        (p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    return found[-1] if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,7 +66,7 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
 def pgbouncer_missing() -> str | None:
     """Why PgBouncer cannot run here (one line), or None when it can."""
     if not Path(PGBOUNCER).exists():
-        return "pgbouncer is not installed (make drills installs it as root: apt-get)"
+        return "pgbouncer is not installed (make drill-packages installs it as root: apt-get)"
     if os.geteuid() == 0 and not _user_exists(SERVICE_USER):
         return f"running as root but there is no {SERVICE_USER!r} user to run pgbouncer as"
     return None
@@ -65,15 +83,6 @@ def _user_exists(name: str) -> bool:
 def service_user() -> str | None:
     """The user services run as (``Popen(user=...)``): root is refused by them."""
     return SERVICE_USER if os.geteuid() == 0 else None
-
-
-def _private_dir(prefix: str) -> Path:
-    """A temporary directory the service user can use."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam(SERVICE_USER)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-    return path
 
 
 def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
@@ -121,8 +130,32 @@ def pgbouncer(
     reason = pgbouncer_missing()
     if reason:
         raise RuntimeError(reason)
-    work = _private_dir("nightcrew-pgbouncer-")
-    port = free_port(listen_host)
+    work = owned_dir("pgbouncer")
+    try:
+        for attempt in range(1, PORT_TRIES + 1):
+            port = free_port(listen_host)
+            proc = _start_pgbouncer(work, server_host, server_port, pool_size, max_client_conn,
+                                    listen_host, port)  # fmt: skip
+            try:
+                _wait_for_pgbouncer(proc, listen_host, port, work)
+            except RuntimeError:
+                _stop(proc, signal.SIGINT)
+                if attempt == PORT_TRIES:
+                    raise
+                continue  # the port was taken between choosing and binding it: another one
+            try:
+                yield Bouncer(listen_host, port, work / "pgbouncer.log")
+            finally:
+                _stop(proc, signal.SIGINT)  # SIGINT: PgBouncer's immediate shutdown
+            return
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _start_pgbouncer(
+    work: Path, server_host: str, server_port: int, pool_size: int, max_client_conn: int,
+    listen_host: str, port: int,
+) -> subprocess.Popen[bytes]:  # fmt: skip
     config = work / "pgbouncer.ini"
     config.write_text(
         "[databases]\n"
@@ -139,12 +172,13 @@ def pgbouncer(
         "server_reset_query =\n"
         "ignore_startup_parameters = extra_float_digits\n"
         f"logfile = {work / 'pgbouncer.log'}\n"
+        f"pidfile = {work / 'pgbouncer.pid'}\n"
         "log_connections = 0\n"
         "log_disconnections = 0\n"
     )
     config.chmod(0o644)
     with (work / "stderr.log").open("wb") as stderr:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [PGBOUNCER, str(config)],
             user=service_user(),
             cwd=work,
@@ -152,17 +186,27 @@ def pgbouncer(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
-    try:
-        wait_for_port(listen_host, port)
-        if proc.poll() is not None:  # the port was someone else's: say so, don't use it
+
+
+def _wait_for_pgbouncer(proc: subprocess.Popen[bytes], host: str, port: int, work: Path) -> None:
+    """Wait until *this* PgBouncer answers on its admin console (not merely until something
+    listens on the port); raise RuntimeError with its last words if it exits first."""
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
             raise RuntimeError(
                 f"pgbouncer exited ({proc.returncode}): "
                 f"{(work / 'stderr.log').read_text(errors='replace')[-500:]}"
             )
-        yield Bouncer(listen_host, port, work / "pgbouncer.log")
-    finally:
-        _stop(proc, signal.SIGINT)  # SIGINT: PgBouncer's immediate shutdown
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            with psycopg.connect(f"postgresql://postgres@{host}:{port}/pgbouncer",
+                                 autocommit=True, connect_timeout=2) as conn:  # fmt: skip
+                conn.execute("SHOW VERSION", prepare=False)
+            return
+        except psycopg.Error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"pgbouncer did not answer on {host}:{port} in 30 s") from None
+            time.sleep(0.05)
 
 
 def postgres_missing() -> str | None:
@@ -208,6 +252,23 @@ class Cluster:
         """Start the server and wait until it accepts connections."""
         self.pg_ctl("-l", str(self.base / "server.log"), "-w", "-t", "60", "start")
 
+    def start_on_free_port(self, settings: dict[str, str]) -> None:
+        """Configure ``settings`` on a free port and start; on another port when the chosen
+        one was taken in the meantime. A failure raises with the server's last words."""
+        for attempt in range(1, PORT_TRIES + 1):
+            self.port = free_port(self.host)
+            self.configure({**_base_settings(self.listen, self.port, self.base), **settings})
+            try:
+                self.start()
+                return
+            except subprocess.CalledProcessError as exc:
+                log = self.log_text()
+                if attempt < PORT_TRIES and "could not bind" in log:
+                    (self.base / "server.log").rename(self.base / f"server-{attempt}.log")
+                    continue
+                raise RuntimeError(f"{self.data} did not start: {exc.stderr or ''}"
+                                   f"{log[-800:]}") from exc  # fmt: skip
+
     def stop(self) -> None:
         """Fast shutdown, if it runs."""
         if self.postmaster_pid() is not None:
@@ -228,7 +289,7 @@ class Cluster:
         try:
             pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
             os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return None
         return pid
 
@@ -256,6 +317,17 @@ def _base_settings(listen: str, port: int, base: Path) -> dict[str, str]:
     }
 
 
+def _run_tool(tool: str, *args: str, cwd: Path, timeout: float = 120) -> None:
+    """Run a PostgreSQL program as the service user; raise with its output if it fails."""
+    done = subprocess.run(
+        [str(PG_BIN / tool), *args], user=service_user(), cwd=cwd, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, check=False, timeout=timeout,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{tool} failed ({done.returncode}): "
+                           f"{(done.stderr or done.stdout)[-800:]}")  # fmt: skip
+
+
 def _trust_hba(data: Path) -> None:
     # Drill clusters listen on this machine's own addresses and namespaces only.
     (data / "pg_hba.conf").write_text(
@@ -273,18 +345,13 @@ def private_cluster(
     reason = postgres_missing()
     if reason:
         raise RuntimeError(reason)
-    base = _private_dir("nightcrew-drill-pg-")
-    cluster = Cluster(base, free_port(listen.split(",")[0]), listen)
+    base = owned_dir("pg")
+    cluster = Cluster(base, 0, listen)
     try:
-        subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(cluster.data), "-U", "postgres",
-             "--auth=trust", "-E", "UTF8", "--no-sync"],
-            user=service_user(), cwd=base, stdin=subprocess.DEVNULL,
-            capture_output=True, check=True, timeout=120,
-        )  # fmt: skip
+        _run_tool("initdb", "-D", str(cluster.data), "-U", "postgres", "--auth=trust",
+                  "-E", "UTF8", "--no-sync", cwd=base)  # fmt: skip
         _trust_hba(cluster.data)
-        cluster.configure({**_base_settings(listen, cluster.port, base), **(settings or {})})
-        cluster.start()
+        cluster.start_on_free_port(settings or {})
         yield cluster
     finally:
         cluster.stop()
@@ -297,19 +364,13 @@ def standby_of(
     primary: Cluster, *, name: str = "standby", settings: dict[str, str] | None = None
 ) -> Iterator[Cluster]:
     """A streaming standby of ``primary`` made with ``pg_basebackup -R``, started."""
-    base = _private_dir("nightcrew-drill-standby-")
-    standby = Cluster(base, free_port(primary.host), primary.listen)
+    base = owned_dir("standby")
+    standby = Cluster(base, 0, primary.listen)
     try:
-        subprocess.run(
-            [str(PG_BIN / "pg_basebackup"), "-h", primary.host, "-p", str(primary.port),
-             "-U", "postgres", "-D", str(standby.data), "-R", "-X", "stream", "-c", "fast",
-             "-d", f"application_name={name}"],
-            user=service_user(), cwd=base, stdin=subprocess.DEVNULL,
-            capture_output=True, check=True, timeout=300,
-        )  # fmt: skip
-        standby.configure({**_base_settings(primary.listen, standby.port, base),
-                           **(settings or {})})  # fmt: skip
-        standby.start()
+        _run_tool("pg_basebackup", "-h", primary.host, "-p", str(primary.port), "-U",
+                  "postgres", "-D", str(standby.data), "-R", "-X", "stream", "-c", "fast",
+                  "-d", f"application_name={name}", cwd=base, timeout=300)  # fmt: skip
+        standby.start_on_free_port(settings or {})
         yield standby
     finally:
         standby.stop()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import psycopg
 
 from drills.apps import EFFECTS_DDL
 from drills.infra import Cluster, postgres_missing, private_cluster
+from drills.leftovers import owned_tempdir, prepare
 from drills.netns import Host, hosts, netns_missing
 from drills.procs import FAST, Processes, scalar, wait_for, wait_registered
 from drills.report import Figure, skipped
@@ -39,12 +39,14 @@ LEASE = float(FAST["lease_seconds"])
 RESCUE = float(FAST["rescue_seconds"])
 # What nightcrew needs from the server for a host that vanishes (docs/operations.md): dead
 # client connections are noticed in seconds, and a transaction left open by a cut host
-# (holding its job's row lock, so no rescue could take the job) is ended.
+# (holding its job's row lock, so no rescue could take the job) is ended within a lease:
+# a host cut in the middle of a step's transaction is then rescued as soon as one cut
+# between two transactions (the drill's transactions are never idle for long).
 SERVER_SETTINGS = {
     "tcp_keepalives_idle": "2",
     "tcp_keepalives_interval": "1",
     "tcp_keepalives_count": "3",
-    "idle_in_transaction_session_timeout": "'5s'",
+    "idle_in_transaction_session_timeout": f"'{FAST['lease_seconds']}s'",
 }
 
 
@@ -199,11 +201,12 @@ def drill_stack(all_hosts: list[Host], log_dir: Path) -> Iterator[tuple[Cluster,
 
 def run(args: argparse.Namespace) -> list[Figure]:
     """Run the drill; return its figures (one SKIPPED row when it cannot run here)."""
+    prepare(DRILL)
     reason = netns_missing() or postgres_missing()
     if reason:
         return [skipped(DRILL, reason)]
     with (
-        tempfile.TemporaryDirectory(prefix="nightcrew-drill-logs-") as logs,
+        owned_tempdir("logs") as logs,
         hosts(3) as all_hosts,
         drill_stack(all_hosts, Path(logs)) as (cluster, procs),
     ):

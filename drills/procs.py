@@ -17,6 +17,9 @@ from typing import Any
 
 import psycopg
 
+from drills.leftovers import OWNER_ENV, owner
+from nightcrew.scheduler.leader import SCHEDULER_LOCK_KEY
+
 REPO = Path(__file__).resolve().parents[1]
 # Short leases: a lost host is noticed within seconds, as the drills' targets assume.
 FAST: dict[str, Any] = {
@@ -27,7 +30,9 @@ FAST: dict[str, Any] = {
     "shutdown_grace_seconds": 5,
     "migrate_on_start": "false",
 }
-BAD_LINE = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b")
+# An error, or a prepared statement met on a pooled connection (a warning when it breaks
+# a heartbeat: a statement prepared on one server connection of a transaction pooler).
+BAD_LINE = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b|prepared statement")
 
 
 class Processes:
@@ -44,6 +49,7 @@ class Processes:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCREW_")}
         env.update({f"NIGHTCREW_{k.upper()}": str(v) for k, v in settings.items()})
         env.update(extra_env or {})
+        env[OWNER_ENV] = owner()  # a killed drill's processes are found by this (leftovers.py)
         prefix = ["ip", "netns", "exec", netns] if netns else []
         path = self.log_dir / f"{name}-{len(self.procs)}.log"
         with path.open("wb") as log:
@@ -129,3 +135,18 @@ def wait_registered(url: str, procs: list[subprocess.Popen[bytes]], timeout: flo
         return bool(found == len(pids))
 
     wait_for(registered, timeout, "workers to register", 0.1)
+
+
+def scheduler_leaders(url: str) -> int:
+    """Processes holding the scheduler's leader lock (the advisory lock itself, not merely a
+    connection named like the leader's: followers open one for a moment to try the lock)."""
+    return int(scalar(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                           " AND granted AND objsubid = 1"
+                           " AND ((classid::bigint << 32) | objid::bigint) = %s",
+                      (SCHEDULER_LOCK_KEY,)))  # fmt: skip
+
+
+def wait_listening(url: str, count: int, timeout: float = 30) -> None:
+    """Wait until ``count`` workers have LISTEN connections (their wake-ups are heard)."""
+    listening = "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN nightcrew_queues'"
+    wait_for(lambda: scalar(url, listening) >= count, timeout, "workers to LISTEN", 0.1)

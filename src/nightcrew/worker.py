@@ -366,7 +366,7 @@ class Worker:
             user_id,
             _run_at,
             created_at,
-            parent_count,
+            has_parents,
         ) = row
         info = JobInfo(
             id=job_id,
@@ -378,7 +378,7 @@ class Worker:
             priority=priority,
             user_id=user_id,
             created_at=created_at,
-            parent_count=parent_count,
+            has_parents=has_parents,
         )
         fetched = _Waiting(info, checkpoint, timeout, leased_at)
         earlier = self._attempt_here.get(job_id)
@@ -548,11 +548,10 @@ class Worker:
 
     async def _open_lease_connection(self) -> psycopg.AsyncConnection[Any]:
         """The worker's own connection for lease renewals: never queued behind handlers
-        that hold every pool connection."""
-        # The pools' options: behind a transaction pooler, no server-side prepared statements.
-        options = self.app._pool_kwargs()
+        that hold every pool connection. Options as the pools' (behind a transaction pooler:
+        no prepared statements, the next renewal may run on another server connection)."""
         return await psycopg.AsyncConnection.connect(
-            self.app.url, application_name="nightcrew heartbeat", **options
+            self.app.url, application_name="nightcrew heartbeat", **self.app._pool_kwargs()
         )
 
     async def _close_lease_connection(self) -> None:

@@ -100,6 +100,25 @@ async def test_one_scheduler_leads_through_pgbouncer(one_server_conn: Bouncer, d
             await s.leadership.release()
 
 
+async def test_heartbeats_through_pgbouncer_never_prepare(
+    one_server_conn: Bouncer, db_url: str
+) -> None:
+    # Each worker renews its leases on a connection of its own, through the pooler. Two such
+    # connections on one server session: had either prepared "_pg3_0" (psycopg does after 5
+    # runs of a statement), the other's prepare would fail and its heartbeats with it (seen
+    # when a loaded PgBouncer moved a heartbeat to another server connection).
+    apps_ = [pooled_app(one_server_conn, db_url) for _ in range(2)]
+    workers = [app.worker(queues=["default"]) for app in apps_]
+    try:
+        for _ in range(10):
+            for worker in workers:
+                await worker.heartbeat()
+    finally:
+        for worker, app in zip(workers, apps_, strict=True):
+            await worker._close_lease_connection()
+            await app.aclose()
+
+
 async def test_worker_listens_on_direct_url(one_server_conn: Bouncer, db_url: str) -> None:
     # poll_seconds is long: only a NOTIFY heard on the direct connection wakes the worker.
     app = pooled_app(one_server_conn, db_url, poll_seconds=60, lease_seconds=5,
