@@ -29,10 +29,6 @@ EXCEPTIONS = {
         "sql/migrations/0007_light_update_trigger.sql",
         frozenset({"completed", "failed", "cancelled", "retrying"}),
     ),
-    (
-        "sql/migrations/0016_finish_counts_outcomes.sql",
-        frozenset({"completed", "failed", "cancelled", "retrying"}),
-    ),
     # Schedule statistics count the runs that ended completed or failed (not cancelled).
     ("sql/migrations/0012_operations.sql", frozenset({"completed", "failed"})),
     # Retention: completed and cancelled jobs share one age limit, failed ones another.
