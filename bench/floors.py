@@ -15,6 +15,12 @@ created and migrated if missing), what no client library can beat on this machin
                    floor of concurrent single enqueue (32 clients, one job per commit).
 * insert_notify_floor_32 -- the same, each insert followed by its wake-up NOTIFY as its own
                    transaction (what a single enqueue does): the floor with the wake-up.
+* drain_floor   -- pgbench, 2 connections (as the drain's 2 worker processes), each
+                   transaction the worker's own statements with no Python in between:
+                   ``fetch_jobs.sql`` leasing 500 jobs, then ``finish_jobs.sql`` completing
+                   them (its outcomes built in SQL from the rows this connection holds), each
+                   its own durable commit, until 20,000 preloaded jobs are completed and kept.
+                   jobs/s: the database's share of the drain.
 * two_commits   -- pgbench at 50 Hz: insert a job, then lease it as the fetch does (same
                    SET list, so the update triggers run), each its own durable commit: the
                    floor of idle pickup latency without NOTIFY or Python. p50/p95/p99 ms.
@@ -55,6 +61,59 @@ LEASE_JOB = (
     " worker_id = 'floor', lease_expires_at = now() + interval '30 s',"
     " started_at = now(), updated_at = now() WHERE id = :jid"
 )
+
+
+DRAIN_JOBS, DRAIN_BATCH, DRAIN_CLIENTS = 20_000, 500, 2
+
+
+def drain_script() -> str:
+    """pgbench's transaction: the worker's fetch, then its completion of what it holds."""
+    me = "'floor' || :client_id"
+    fetch = (
+        query_text("fetch_jobs")
+        .replace("%(queues)s", "'{default}'").replace("%(limit)s", str(DRAIN_BATCH))
+        .replace("%(worker_id)s", me).replace("%(lease_seconds)s", "60")
+        .replace("%(exclude)s", "'{}'").replace("%(now)s", "NULL::timestamptz")
+    )  # fmt: skip
+    outcomes = (
+        "(SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'attempt', attempts,"
+        " 'status', 'completed')), '[]') FROM nightcrew.jobs"
+        f" WHERE status = 'processing' AND worker_id = {me})"
+    )
+    finish = (
+        query_text("finish_jobs").replace("%(worker_id)s", me).replace("%(outcomes)s", outcomes)
+    )
+    return f"{one_line(fetch)};\n{one_line(finish)};\n"
+
+
+def query_text(name: str) -> str:
+    from nightcrew.queries import query
+
+    return query(name).as_string(None)
+
+
+def one_line(sql: str) -> str:
+    """pgbench reads one statement per line: drop comments, join the lines."""
+    return " ".join(line.split("--")[0].strip() for line in sql.splitlines()).strip()
+
+
+def drain_floor(url: str, conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    conn.execute("TRUNCATE nightcrew.jobs")
+    copy = f"COPY nightcrew.jobs {STREAMED} FROM STDIN"
+    for chunk in encoded_chunks()[: DRAIN_JOBS // CHUNK_ROWS]:
+        with conn.transaction(), conn.cursor().copy(copy) as c:
+            c.write(chunk)
+    conn.execute("VACUUM ANALYZE nightcrew.jobs")
+    conn.execute("CHECKPOINT")
+    per_client = DRAIN_JOBS // DRAIN_BATCH // DRAIN_CLIENTS
+    t0 = time.perf_counter()
+    pgbench(url, drain_script(), "-t", str(per_client), clients=DRAIN_CLIENTS)
+    seconds = time.perf_counter() - t0
+    row = conn.execute("SELECT count(*) FROM nightcrew.jobs WHERE status = 'completed'").fetchone()
+    completed = int(row[0]) if row else 0
+    conn.execute("TRUNCATE nightcrew.jobs")
+    return emit("drain_floor", table="nightcrew.jobs", clients=DRAIN_CLIENTS, completed=completed,
+                seconds=seconds, rate=completed / seconds)  # fmt: skip
 
 
 def emit(figure: str, **rec: Any) -> dict[str, Any]:
@@ -171,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(insert_notify_floor(url, args.seconds, 32))
                 conn.execute("TRUNCATE nightcrew.jobs")
                 results.append(two_commits(url, args.seconds))
+                results.append(drain_floor(url, conn))
         finally:
             conn.execute(f"DROP TABLE IF EXISTS {BARE}, {NARROW}")
             conn.execute("TRUNCATE nightcrew.jobs")

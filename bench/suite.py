@@ -6,10 +6,11 @@ Runs ``--rounds`` rounds (default 3). In each: every figure of ``bench/throughpu
 has a target, nightcrew and PgQueuer back to back (who goes first alternates by round);
 HTTP enqueue through one ``nightcrew serve`` process with 50 concurrent clients; and the
 floors of ``bench/floors.py`` (COPY ceiling, pgbench inserts with 1 and 32 clients, two
-commits at 50 Hz). Then one table of medians: figure, nightcrew, PgQueuer, floor, ratio,
-target, met?. PgQueuer runs in its own venv (``--pgqueuer-python``); when that venv is
-missing its columns are empty and the run says how to build it. Every run is also one JSON
-line on stdout; ``--json FILE`` writes the table's rows.
+commits at 50 Hz, the drain's fetch + finish from 2 pgbench connections). Then one table of
+medians: figure, nightcrew, PgQueuer, floor, ratio, target, met?. PgQueuer runs in its own
+venv (``--pgqueuer-python``); when that venv is missing its columns are empty and the run
+says how to build it. Every run is also one JSON line on stdout; ``--json FILE`` writes the
+table's rows.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ def floor_round(bench: Bench, rep: int, seconds: int) -> None:
     bench.runs.setdefault(rec["figure"], []).append(rec)
     conn.execute("TRUNCATE nightcrew.jobs")
     bench.runs.setdefault("two_commits", []).append(floors.two_commits(bench.url, seconds))
+    bench.runs.setdefault("drain_floor", []).append(floors.drain_floor(bench.url, conn))
     conn.execute("TRUNCATE nightcrew.jobs")
 
 
@@ -229,8 +231,10 @@ ROWS = (
         lambda r: r >= 3.0),
     Row("  the same against the COPY ceiling", "async_bulk:rate", None, "copy_ceiling:rate",
         "floor", "≥ 80 % of the floor", lambda r: r >= 0.8),
-    Row("drain, 20,000 no-op jobs, kept (jobs/s)", "drain:rate", "pgqueuer.drain:rate", None,
-        "peer", "≥ 3× PgQueuer", lambda r: r >= 3.0),
+    Row("drain, 20,000 no-op jobs, kept (jobs/s)", "drain:rate", "pgqueuer.drain:rate",
+        "drain_floor:rate", "peer", "≥ 3× PgQueuer", lambda r: r >= 3.0),
+    Row("  the same against fetch + finish in the database alone (pgbench, 2 connections)",
+        "drain:rate", None, "drain_floor:rate", "floor", "(what stops it)", None),
     Row("idle pickup p99 (ms)", "latency:p99", "pgqueuer.latency:p99", "two_commits:p99",
         "peer", "≤ 0.6× PgQueuer", lambda r: r <= 0.6),
     Row("HTTP enqueue, 50 clients, 1 serve process (jobs/s)", "http:rate", None,

@@ -28,9 +28,11 @@ from nightcrew.ids import uuid7_ints, uuid_from_int
 from nightcrew.jobs import FanOut, JobType
 from nightcrew.lifecycle.enqueue import (
     ENQUEUE_KEYS,
+    MAX_JSON_DEPTH,
     NewJob,
     ainsert_one,
     build_job,
+    encode_json,
     encode_payload,
     insert_one,
     link_statement,
@@ -180,11 +182,27 @@ class BulkEncoder:
                 if line is not None:
                     lines.append(line)
                 continue
-            try:
-                # No payload model on this path (see _tail): the plain JSON encoding.
-                payload_json = encode_payload(job_type, item.get("payload"), None)
-            except EnqueueError as exc:
-                raise type(exc)(f"item {len(ids)}: {exc}", field=exc.field) from None
+            # No payload model on this path (see _tail): the plain JSON encoding. A dict is
+            # encoded here and cleared by two string scans (no NUL, too few brackets to nest
+            # too deep); anything else goes through encode_payload's full checks.
+            payload = item.get("payload")
+            payload_json = None
+            if payload.__class__ is dict:
+                try:
+                    payload_json = encode_json(payload)
+                except (TypeError, ValueError, RecursionError):
+                    pass
+                else:
+                    if (
+                        "\\u0000" in payload_json
+                        or payload_json.count("[") + payload_json.count("{") > MAX_JSON_DEPTH
+                    ):
+                        payload_json = None
+            if payload_json is None:
+                try:
+                    payload_json = encode_payload(job_type, payload, None)
+                except EnqueueError as exc:
+                    raise type(exc)(f"item {len(ids)}: {exc}", field=exc.field) from None
             if "\\" in payload_json:
                 payload_json = _copy_text(payload_json)
             ids.append(uuid_from_int(value))
