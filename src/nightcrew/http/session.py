@@ -149,6 +149,9 @@ async def acting(
     if not key:
         raise unauthorized()
     statement, params = key_check(key)
+    if first is not None and (clash := sorted(params.keys() & first[1].keys())):
+        # One parameter dict serves both statements: a clash would rebind the key check's own.
+        raise ValueError(f"acting(first=...) may not use the parameter names {clash}")
     try:
         async with _acting_as(app, statement, params, first=first) as session:
             principal_cache(app).put(params["key_hash"], session.principal)
