@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +20,9 @@ from nightcrew import App, JobStatus
 from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from tests.estimating.helpers import project, simple_items, use
-from tests.estimating.test_bulk import scalar, start_worker
+from tests.estimating.test_bulk import scalar
 from tests.estimating.test_dashboard_pages import dashboard
+from tests.procs import FAST_WORKER, Processes, nightcrew_env, reaped
 from tests.support import wait_until
 
 
@@ -129,21 +131,20 @@ async def old_and_new_estimates(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 async def test_a_killed_archive_resumes_and_archives_every_old_estimate_once(
-    est_app: App, conn: psycopg.AsyncConnection[Any], est_clean: str, api: Api
+    est_app: App, conn: psycopg.AsyncConnection[Any], est_clean: str, api: Api, tmp_path: Path
 ) -> None:
     await old_and_new_estimates(conn)
     job_id = await est_app.aenqueue("estimating.archive_usage", {"before": CUTOFF, "batch": 5})
-    victim = start_worker(est_clean)
     archived = "SELECT (checkpoint->>'estimates')::int FROM nightcrew.jobs WHERE id = %s"
-    try:
+    with reaped(Processes(tmp_path)) as procs:
+        victim = procs.launch(
+            "nightcrew", "worker", "--app", "tests.estimating.crash_app:app", "--concurrency", "1",
+            env=nightcrew_env(est_clean, FAST_WORKER),
+        )  # fmt: skip
         wait_until(lambda: (scalar(est_clean, archived, (job_id,)) or 0) >= 10, 30,
                    "two committed batches")  # fmt: skip
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait()
     assert scalar(est_clean, archived, (job_id,)) < OLD, "finished before the kill"
 
     await est_app.worker().run_until_idle(timeout=60)
