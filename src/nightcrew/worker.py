@@ -366,7 +366,7 @@ class Worker:
             user_id,
             _run_at,
             created_at,
-            has_parents,
+            parent_count,
         ) = row
         info = JobInfo(
             id=job_id,
@@ -378,7 +378,7 @@ class Worker:
             priority=priority,
             user_id=user_id,
             created_at=created_at,
-            has_parents=has_parents,
+            parent_count=parent_count,
         )
         fetched = _Waiting(info, checkpoint, timeout, leased_at)
         earlier = self._attempt_here.get(job_id)
