@@ -15,7 +15,7 @@ import pytest
 
 from nightcrew import App, ConfigurationError, JobContext, Limit, SyncJobContext
 from nightcrew.limits import parse_rate
-from tests.support import most_in_window
+from tests.support import most_in_window, record_rate_grants
 
 
 @pytest.fixture
@@ -86,20 +86,27 @@ def test_job_types_refuse_what_is_not_a_limit(app: App) -> None:
         async def bad(ctx: JobContext, payload: Any) -> None: ...
 
 
-async def test_rate_limited_jobs_are_spaced_and_burn_no_attempt(aapp: App) -> None:
+async def test_rate_limited_jobs_are_spaced_and_burn_no_attempt(aapp: App, clean_db: str) -> None:
     starts: list[float] = []
+    granted = record_rate_grants(clean_db)
 
     @aapp.job("t.rated", limits=[Limit("rated", rate="20/s")])
     async def rated(ctx: JobContext, payload: Any) -> None:
-        starts.append(time.monotonic())
+        starts.append(time.time())
 
     await aapp.aenqueue_many([{"type": "t.rated"}] * 30)
     await aapp.worker(concurrency=10).run_until_idle(timeout=30)
     assert len(starts) == 30
     took = max(starts) - min(starts)
-    assert 29 / 20 - 0.1 <= took <= 29 / 20 + 3.0, took  # (a loaded machine is slow)
-    # 20 slots in any 1 s, and starts follow their slots within the loop's jitter.
-    assert most_in_window(starts, 1.0) <= 22
+    assert took <= 29 / 20 + 3.0, took  # (a loaded machine is slow)
+    # 20 slots in any 1 s, as the database grants them (a held job that wakes late is
+    # given back and granted again, so there may be more slots than jobs). The handlers'
+    # own times are noted when the loop gets to them: under load, late and bunched.
+    slots = granted("rated")
+    assert len(slots) >= 30
+    assert most_in_window(slots, 1.0) <= 20, most_in_window(slots, 1.0)
+    assert max(slots) - min(slots) >= 29 / 20 * 1.05 - 0.001
+    assert min(starts) >= min(slots) - 0.005  # no job ran before the first slot
     pool = await aapp.apool()
     async with pool.connection() as conn:
         cur = await conn.execute(
