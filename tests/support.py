@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import psycopg
+
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
     """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
@@ -37,3 +39,48 @@ def most_in_window(times: list[float], window: float) -> int:
             first += 1
         most = max(most, last - first + 1)
     return most
+
+
+_GRANTS_TABLE = "public.test_rate_grants"
+
+
+def record_rate_grants(url: str) -> Callable[[str], list[float]]:
+    """Record every rate slot the database grants, as it decides them.
+
+    A trigger on ``nightcrew.limits`` logs each call added to a key's ``recent`` record
+    (``limit_grant`` and ``limit_acquire`` both write it): the slots themselves, not when a
+    handler got round to noting the time, which a CPU-starved process may do late and
+    bunched. Returns a function giving one key's granted slots (epoch seconds, sorted).
+    Only for a test module's own database (the trigger stays until it is dropped).
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"""
+            DROP TABLE IF EXISTS {_GRANTS_TABLE};
+            CREATE TABLE {_GRANTS_TABLE} (key text NOT NULL, slot timestamptz NOT NULL);
+            CREATE OR REPLACE FUNCTION public.test_log_rate_grants() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                -- The calls NEW.recent has that OLD.recent had not (duplicates count).
+                INSERT INTO {_GRANTS_TABLE} (key, slot)
+                SELECT NEW.key, x FROM (SELECT unnest(NEW.recent) EXCEPT ALL
+                                        SELECT unnest(OLD.recent)) AS added(x);
+                RETURN NULL;
+            END
+            $$;
+            DROP TRIGGER IF EXISTS test_log_rate_grants ON nightcrew.limits;
+            CREATE TRIGGER test_log_rate_grants AFTER UPDATE OF recent ON nightcrew.limits
+                FOR EACH ROW EXECUTE FUNCTION public.test_log_rate_grants();
+            """
+        )
+
+    def granted(key: str) -> list[float]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows = conn.execute(
+                f"SELECT extract(epoch FROM slot)::float8 FROM {_GRANTS_TABLE}"
+                " WHERE key = %s ORDER BY slot",
+                (key,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    return granted
