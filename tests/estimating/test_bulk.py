@@ -39,6 +39,20 @@ def scalar(url: str, statement: str, params: Any = None) -> Any:
     return None if row is None else row[0]
 
 
+def kill_worker_after(url: str, log_dir: Path, progress: str, job_id: Any, at_least: int) -> None:
+    """Start a worker (tests.estimating.crash_app), wait until the ``progress`` query of
+    ``job_id`` reads ``at_least`` (two committed batches), then SIGKILL it."""
+    with reaped(Processes(log_dir)) as procs:
+        victim = procs.launch(
+            "nightcrew", "worker", "--app", "tests.estimating.crash_app:app", "--concurrency", "1",
+            env=nightcrew_env(url, FAST_WORKER),
+        )  # fmt: skip
+        wait_until(lambda: (scalar(url, progress, (job_id,)) or 0) >= at_least, 30,
+                   "two committed batches")  # fmt: skip
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+
+
 async def test_killed_bulk_update_resumes_every_rate_exactly_plus_10(
     est_app: App, conn: psycopg.AsyncConnection[Any], est_clean: str, tmp_path: Path
 ) -> None:
@@ -49,15 +63,7 @@ async def test_killed_bulk_update_resumes_every_rate_exactly_plus_10(
     job_id = await est_app.aenqueue("estimating.bulk_price_update",
                                     {"item_codes": codes, "percent": 10})  # fmt: skip
     done = "SELECT (checkpoint->>'done')::int FROM nightcrew.jobs WHERE id = %s"
-    with reaped(Processes(tmp_path)) as procs:
-        victim = procs.launch(
-            "nightcrew", "worker", "--app", "tests.estimating.crash_app:app", "--concurrency", "1",
-            env=nightcrew_env(est_clean, FAST_WORKER),
-        )  # fmt: skip
-        wait_until(lambda: (scalar(est_clean, done, (job_id,)) or 0) >= 100, 30,
-                   "two committed batches")  # fmt: skip
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
+    kill_worker_after(est_clean, tmp_path, done, job_id, 100)
     assert scalar(est_clean, done, (job_id,)) < ENTRIES, "finished before the kill"
 
     await est_app.worker().run_until_idle(timeout=60)

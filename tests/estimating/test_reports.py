@@ -5,7 +5,6 @@ estimate still answers)."""
 
 from __future__ import annotations
 
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,10 +19,8 @@ from nightcrew import App, JobStatus
 from nightcrew.http import create_app
 from nightcrew.keys import create_key
 from tests.estimating.helpers import project, simple_items, use
-from tests.estimating.test_bulk import scalar
+from tests.estimating.test_bulk import kill_worker_after, scalar
 from tests.estimating.test_dashboard_pages import dashboard
-from tests.procs import FAST_WORKER, Processes, nightcrew_env, reaped
-from tests.support import wait_until
 
 
 @dataclass
@@ -136,15 +133,7 @@ async def test_a_killed_archive_resumes_and_archives_every_old_estimate_once(
     await old_and_new_estimates(conn)
     job_id = await est_app.aenqueue("estimating.archive_usage", {"before": CUTOFF, "batch": 5})
     archived = "SELECT (checkpoint->>'estimates')::int FROM nightcrew.jobs WHERE id = %s"
-    with reaped(Processes(tmp_path)) as procs:
-        victim = procs.launch(
-            "nightcrew", "worker", "--app", "tests.estimating.crash_app:app", "--concurrency", "1",
-            env=nightcrew_env(est_clean, FAST_WORKER),
-        )  # fmt: skip
-        wait_until(lambda: (scalar(est_clean, archived, (job_id,)) or 0) >= 10, 30,
-                   "two committed batches")  # fmt: skip
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
+    kill_worker_after(est_clean, tmp_path, archived, job_id, 10)
     assert scalar(est_clean, archived, (job_id,)) < OLD, "finished before the kill"
 
     await est_app.worker().run_until_idle(timeout=60)
