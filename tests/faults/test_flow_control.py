@@ -9,12 +9,14 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from nightcrew import App
 from tests.faults.conftest import OURS, WorkerProcesses, count_jobs, scalar
+from tests.faults.receiver import ProviderReceiver, provider_receiver
 from tests.support import most_in_window, record_rate_grants, wait_until
 
 
@@ -37,6 +39,13 @@ def out(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def provider() -> Iterator[ProviderReceiver]:
+    """A provider-like HTTP receiver noting each call's arrival."""
+    with provider_receiver() as receiver:
+        yield receiver
+
+
 def log_lines(out: Path) -> Iterator[list[str]]:
     """Every line the handlers logged, split into fields."""
     for log in out.iterdir():
@@ -44,8 +53,12 @@ def log_lines(out: Path) -> Iterator[list[str]]:
             yield line.split()
 
 
-def start_workers(workers: WorkerProcesses, url: str, queue: str, n: int, concurrency: int = 4):
-    procs = [workers.start(url, concurrency=concurrency, queues=queue) for _ in range(n)]
+def start_workers(
+    workers: WorkerProcesses, url: str, queue: str, n: int, concurrency: int = 4, **settings: Any
+):
+    procs = [
+        workers.start(url, concurrency=concurrency, queues=queue, **settings) for _ in range(n)
+    ]
     for proc in procs:
         workers.wait_registered(url, proc)
     return procs
@@ -149,6 +162,44 @@ def test_ctx_limit_holds_across_two_workers(
     # No call went before its slot (the i-th call after the i-th slot; same host clock).
     assert min(late) >= -0.005, late
     assert attempts_histogram(clean_db) == [(1, 30)]
+
+
+@pytest.mark.slow
+def test_ctx_limit_holds_at_the_provider_when_a_worker_wakes_late(
+    producer: App, clean_db: str, workers: WorkerProcesses, out: Path, provider: ProviderReceiver
+) -> None:
+    # Two processes, 40 calls at 5/s through ctx.limit to a receiver that notes arrivals.
+    # Four times a job blocks its process's event loop for half a second (as a CPU-bound
+    # handler would) while that process's other handlers wait for their slots: they wake
+    # late, and calling then would bunch them with the other process's punctual calls.
+    granted = record_rate_grants(clean_db)
+    # Leases long enough for the stalls (the fast tests' 2 s could be lost to one under
+    # load: a rescued job would take a second slot and spend an attempt).
+    start_workers(workers, clean_db, "faults-provider", 2, concurrency=8, lease_seconds=10)
+    call = {"out": str(out), "url": provider.url}
+    producer.enqueue_many({"type": "faults.provider", "payload": call} for _ in range(40))
+    for at in (1.0, 2.5, 4.0, 5.5):
+        producer.enqueue("faults.stall", {"seconds": 0.5}, delay=at)
+    wait_all_completed(clean_db, 44, 90)
+    arrivals = [at for at, _ in provider.calls()]
+    entries = [float(fields[1]) for fields in log_lines(out)]
+    forfeited = sum(int(fields[2]) for fields in log_lines(out))
+    slots = granted("provider")
+    print(f"40 calls in {max(arrivals) - min(arrivals):.1f}s; most in 1 s: "
+          f"{most_in_window(arrivals, 1.0)} arrivals, {most_in_window(entries, 1.0)} entries, "
+          f"{most_in_window(slots, 1.0)} slots; {len(slots)} slots granted, {forfeited} "
+          f"let pass by late wakes")  # fmt: skip
+    # Every job called exactly once (a forfeited slot is not a call).
+    assert sorted(body for _, body in provider.calls()) == sorted(
+        fields[0] for fields in log_lines(out)
+    )
+    assert len(arrivals) == 40
+    # What a provider counting in a sliding window sees, and what the guard promises.
+    assert most_in_window(arrivals, 1.0) <= 5, arrivals
+    assert most_in_window(entries, 1.0) <= 5, entries
+    assert most_in_window(slots, 1.0) <= 5
+    assert attempts_histogram(clean_db) == [(1, 44)]
+    assert len(slots) == 40 + forfeited, "one slot per call, and one per late wake"
 
 
 @pytest.mark.slow
