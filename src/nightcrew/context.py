@@ -117,7 +117,7 @@ class JobContext:
         job without dependencies."""
         self.limit_slot: LimitSlot | None = None
         """For a job type with ``limits=``: when this attempt started, as the late-entry
-        guard checked it (within ``LATE_ENTRY_SECONDS`` of its rate slot); else ``None``."""
+        guard checked it (within 2.5 % of the rate's period after its slot); else ``None``."""
 
     @property
     def cancelled(self) -> bool:
@@ -243,10 +243,11 @@ class JobContext:
         """Wait until the keyed limit allows one more call, across every worker (see
         :class:`nightcrew.Limit`); with ``concurrency`` hold a slot until the block exits.
 
-        The block is entered at most ``LATE_ENTRY_SECONDS`` (25 ms) after its rate slot: a
-        wait that ends later (this process was stalled) lets the slot pass unused and takes
-        a new one, so late calls cannot bunch up with punctual ones at the provider. The
-        :class:`nightcrew.LimitSlot` it yields says when the block was entered.
+        The block is entered at most 2.5 % of the rate's period after its slot (``"5/s"``:
+        25 ms; ``LATE_ENTRY_FRACTION``): a wait that ends later (this process was stalled)
+        lets the slot pass unused and takes a new one, so late calls cannot bunch up with
+        punctual ones at the provider. The :class:`nightcrew.LimitSlot` it yields says when
+        the block was entered.
 
         No database connection is held while waiting, and the attempt is not spent: the
         lease is renewed as usual. A cancel request ends the wait within 0.25 s
@@ -281,10 +282,10 @@ class JobContext:
             async with pool.connection() as conn:
                 sent = time.monotonic()
                 cur = await conn.execute(query("limit_acquire"), params)
-                granted, wait, slot_id, slot_after = await _one_row(cur)
+                granted, wait, slot_id, slot_after, period = await _one_row(cur)
                 reply = time.monotonic()
             if granted:
-                return slot_id, SlotTiming(sent, reply, wait, slot_after)
+                return slot_id, SlotTiming(sent, reply, wait, slot_after, period)
             await asyncio.sleep(RECHECK_SECONDS)  # concurrency full: ask again
 
     async def _wait_for_slot(self, timing: SlotTiming) -> None:
@@ -430,9 +431,9 @@ class SyncJobContext:
                 row = conn.execute(query("limit_acquire"), params).fetchone()
                 reply = time.monotonic()
             assert row is not None  # the function always returns one row
-            granted, wait, slot_id, slot_after = row
+            granted, wait, slot_id, slot_after, period = row
             if granted:
-                return slot_id, SlotTiming(sent, reply, wait, slot_after)
+                return slot_id, SlotTiming(sent, reply, wait, slot_after, period)
             time.sleep(RECHECK_SECONDS)  # concurrency full: ask again
 
     def _wait_for_slot(self, timing: SlotTiming) -> None:

@@ -38,13 +38,14 @@ RECHECK_SECONDS = 0.25
 """A job held back by a full concurrency limit is fetched again this much later; a
 ``ctx.limit`` block waiting for a concurrency slot asks again as often."""
 
-LATE_ENTRY_SECONDS = 0.025
-"""A call (a ``ctx.limit`` block's entry, a rate-limited job's start) more than this late
-for its rate slot is not made: the slot passes unused and the call takes a new one.
+LATE_ENTRY_FRACTION = 0.025
+"""A call (a ``ctx.limit`` block's entry, a rate-limited job's start) later for its rate
+slot than this share of the rate's period (``"10/s"``: 25 ms; ``"/m"``: 1.5 s; ``"/h"``:
+90 s) is not made: the slot passes unused and the call takes a new one.
 
 Slots are spaced 5 % wider than the rate, so N + 1 slots span at least 1.05 periods: calls
-entering within 25 ms of their slots keep N in any window of a period of a second or more,
-and leave the other 25 ms to the way from the block to the provider (docs/flow-control.md).
+entering within 2.5 % of a period of their slots keep N in any window of a period, and
+leave the other 2.5 % to the way from the block to the provider (docs/flow-control.md).
 """
 
 
@@ -207,15 +208,16 @@ class SlotTiming:
 
     ``sent`` is when the granting statement was sent and ``reply`` when its reply was read;
     the database said the slot comes ``wait`` seconds after it read its clock and
-    ``slot_after`` seconds after the statement started (``None``: no rate applies). The
-    server read both clocks between ``sent`` and ``reply``, so the slot lies between
-    ``sent + slot_after`` and ``reply + wait``.
+    ``slot_after`` seconds after the statement started (``None``: no rate applies), for a
+    rate of ``period`` seconds. The server read both clocks between ``sent`` and ``reply``,
+    so the slot lies between ``sent + slot_after`` and ``reply + wait``.
     """
 
     sent: float
     reply: float
     wait: float
-    slot_after: float | None
+    slot_after: float | None = None
+    period: float | None = None
 
     @property
     def not_before(self) -> float:
@@ -230,9 +232,11 @@ class SlotTiming:
         return max(0.0, now - (self.sent + self.slot_after))
 
     def too_late(self, now: float) -> bool:
-        """Whether a call entering at ``now`` must not go (see LATE_ENTRY_SECONDS)."""
+        """Whether a call entering at ``now`` must not go (see LATE_ENTRY_FRACTION)."""
         late = self.lateness(now)
-        return late is not None and late > LATE_ENTRY_SECONDS
+        if late is None or self.period is None:
+            return False
+        return late > LATE_ENTRY_FRACTION * self.period
 
 
 @dataclass(frozen=True)
@@ -242,7 +246,7 @@ class LimitSlot:
 
     entered_at: float
     """When the call entered (epoch seconds, this worker's clock), as the late-entry guard
-    checked it: within ``LATE_ENTRY_SECONDS`` after its rate slot."""
+    checked it: at most 2.5 % of the rate's period after its slot (``LATE_ENTRY_FRACTION``)."""
     late: float | None
     """How late it entered for its rate slot, at most (seconds); ``None`` without a rate."""
     forfeited: int = 0
@@ -269,7 +273,8 @@ async def grant(
     rows = await cur.fetchall()
     reply = time.monotonic()
     return {
-        str(job_id): SlotTiming(sent, reply, float(wait), after) for job_id, wait, after in rows
+        str(job_id): SlotTiming(sent, reply, float(wait), after, period)
+        for job_id, wait, after, period in rows
     }
 
 

@@ -448,7 +448,7 @@ class Worker:
     async def _enter_slot(self, ctx: JobContext, slot: SlotTiming) -> bool:
         """Wait for a granted job's rate slot (it holds its lease meanwhile: HOLD_SECONDS);
         False when it must not start: paused or stopping while it waited, or too late for
-        its slot (LATE_ENTRY_SECONDS: this process was stalled, or the grant's reply read
+        its slot (LATE_ENTRY_FRACTION: this process was stalled, or the grant's reply read
         late; starting now could put one call too many into the rate's window)."""
         if (delay := slot.not_before - time.monotonic()) > 0:
             await asyncio.sleep(delay)

@@ -4,14 +4,16 @@
 -- but its process may get the CPU a quarter of a second after it (an event loop busy with
 -- another handler, a starved machine), and a late call followed by punctual ones puts
 -- N + 1 calls into one window at the provider. So the worker refuses to enter a call more
--- than 25 ms after its slot (it takes a new one). For that it needs the slot on its own
--- clock, which the reply's `wait` cannot give: it counts from when the function read the
--- clock (after waiting for the key's row lock), and the worker may read the reply late.
--- Both functions now also return `slot_after`: seconds from the statement's start
--- (statement_timestamp(), set when the server received it: no earlier than the worker
--- sent it) to the rate slot, NULL when no rate applies (lateness does not matter then).
--- The worker's send time + slot_after is no later than the slot, so the lateness it
--- computes is never under-reported, and the time queued on the key's lock is left out.
+-- than 2.5 % of the rate's period after its slot (it takes a new one). For that it needs
+-- the slot on its own clock, which the reply's `wait` cannot give: it counts from when the
+-- function read the clock (after waiting for the key's row lock), and the worker may read
+-- the reply late. Both functions now also return `slot_after`: seconds from the
+-- statement's start (statement_timestamp(), set when the server received it: no earlier
+-- than the worker sent it) to the rate slot, NULL when no rate applies (lateness does not
+-- matter then). The worker's send time + slot_after is no later than the slot, so the
+-- lateness it computes is never under-reported, and the time queued on the key's lock is
+-- left out. And `period`: the rate's period in force (an override's, when there is one;
+-- with several rate keys the shortest), since the lateness allowed is a share of it.
 --
 -- Same arguments and decisions as 0015; the callers read the columns by name, so a worker
 -- of the previous version keeps working against this schema.
@@ -30,14 +32,14 @@ DROP FUNCTION nightcrew.limit_grant(jsonb, float8, float8);
 -- each table is written once at the end: updating a key's row once per job left hundreds
 -- of row versions for every later read to walk (2 ms a job, measured).
 CREATE FUNCTION nightcrew.limit_grant(p_jobs jsonb, p_hold float8, p_recheck float8)
-RETURNS TABLE (job_id uuid, wait float8, slot_after float8)
+RETURNS TABLE (job_id uuid, wait float8, slot_after float8, period float8)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     stride CONSTANT integer := 200;  -- the largest ring (nightcrew.limit_ring)
     t float8;
     t0 float8 := extract(epoch FROM statement_timestamp());
-    rated boolean;
+    shortest float8;  -- the job's shortest rate period (NULL: no rate)
     -- Per key, by position in k_key: effective limits, GCRA state, live concurrency, and
     -- the last calls: k_ring[(i - 1) * stride + 1 ..], k_n of them, next write at k_next.
     k_key text[] := '{}';
@@ -130,13 +132,14 @@ BEGIN
             job_id := id;
             wait := -p_recheck;
             slot_after := NULL;
+            period := NULL;
             RETURN NEXT;
             CONTINUE;
         END IF;
         -- Rate: the reserved slot, else the next by tat (GCRA, burst 1/20 s); never
         -- sooner than the ring allows (see limit_next_slot, its one-call twin).
         slot := t;
-        rated := false;
+        shortest := NULL;
         job_slots := '{}';
         FOREACH i IN ARRAY job_keys LOOP
             IF k_count[i] IS NULL THEN
@@ -162,7 +165,7 @@ BEGIN
             END IF;
             job_slots := job_slots || key_slot;
             slot := greatest(slot, key_slot);
-            rated := true;
+            shortest := least(shortest, k_seconds[i]);
         END LOOP;
         IF slot - t > p_hold THEN
             -- Too far off: reserve the slots and give the job back, runnable p_hold before
@@ -181,6 +184,7 @@ BEGIN
             job_id := id;
             wait := t - (slot - p_hold);
             slot_after := NULL;
+            period := NULL;
             RETURN NEXT;
             CONTINUE;
         END IF;
@@ -203,7 +207,8 @@ BEGIN
         job_id := id;
         wait := slot - t;
         -- From the statement's start (before the key locks): see the header.
-        slot_after := CASE WHEN rated THEN slot - t0 END;
+        slot_after := CASE WHEN shortest IS NOT NULL THEN slot - t0 END;
+        period := shortest;
         RETURN NEXT;
     END LOOP;
 
@@ -261,7 +266,7 @@ CREATE FUNCTION nightcrew.limit_acquire(p_key text, p_rate_count integer,
                                         p_rate_seconds float8, p_concurrency integer,
                                         p_job uuid, p_attempt integer,
                                         OUT granted boolean, OUT wait float8, OUT slot_id uuid,
-                                        OUT slot_after float8)
+                                        OUT slot_after float8, OUT period float8)
 LANGUAGE plpgsql AS $$
 DECLARE
     eff record;
@@ -291,6 +296,7 @@ BEGIN
         PERFORM nightcrew.limit_record_call(p_key, call_at, eff.rate_count);
         wait := greatest(0, extract(epoch FROM call_at - t));
         slot_after := extract(epoch FROM call_at - statement_timestamp());
+        period := eff.rate_seconds;
     END IF;
 END
 $$;
