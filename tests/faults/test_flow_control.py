@@ -81,6 +81,7 @@ def attempts_histogram(url: str) -> list[tuple[int, int]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # a starved machine forfeits many slots (see the print)
 def test_rate_limit_holds_across_three_workers(
     producer: App, clean_db: str, workers: WorkerProcesses, out: Path
 ) -> None:
@@ -88,30 +89,31 @@ def test_rate_limit_holds_across_three_workers(
     procs = start_workers(workers, clean_db, "faults-limited", 3)
     begin = time.monotonic()
     producer.enqueue_many(
-        {"type": "faults.limited", "payload": {"out": str(out)}} for _ in range(200)
+        {"type": "faults.limited", "payload": {"out": str(out)}} for _ in range(100)
     )
-    wait_all_completed(clean_db, 200, 60)
+    wait_all_completed(clean_db, 100, 150)
     took = time.monotonic() - begin
     starts = [float(fields[2]) for fields in log_lines(out)]
     pids = {int(fields[1]) for fields in log_lines(out)}
     slots = granted("acc")
     # Each start paired with a slot of its own that it followed by at most 25 ms (+ 5 ms
-    # for the clock readings), or the test fails here.
+    # for the clock readings), or the test fails here. (The pairing takes the earliest
+    # slot that fits, maybe one a late wake let pass: its figure is an upper bound.)
     late = lateness_by_slot(starts, slots, 0.025 + 0.005)
-    print(f"200 jobs at 10/s on 3 workers in {took:.1f}s; most in 1 s: "
+    print(f"100 jobs at 10/s on 3 workers in {took:.1f}s; most in 1 s: "
           f"{most_in_window(starts, 1.0)} starts, {most_in_window(slots, 1.0)} slots; "
-          f"{len(slots)} slots granted; started {max(late) * 1000:.1f} ms after its slot"
+          f"{len(slots)} slots granted; started {max(late) * 1000:.1f} ms after a slot"
           f" at most; jobs per worker pid: {len(pids)}")  # fmt: skip
-    assert len(starts) == 200
+    assert len(starts) == 100
     # The guarantee: the slots granted keep 10 in any second (N + 1 of them span 1.05 s),
     # and the guard starts each job within 25 ms after its own slot (the start it logs is
     # the guard's reading, not the handler's, which a loaded process may take late).
     assert most_in_window(slots, 1.0) <= 10
     assert most_in_window(starts, 1.0) <= 10
     # Slots go at the rate; a job too late for its slot takes another (each slot 105 ms).
-    assert len(slots) >= 200
-    assert 19 <= took <= len(slots) * 0.105 + 5
-    assert attempts_histogram(clean_db) == [(1, 200)], "a held-back job spent an attempt"
+    assert len(slots) >= 100
+    assert 9 <= took <= len(slots) * 0.105 + 5
+    assert attempts_histogram(clean_db) == [(1, 100)], "a held-back job spent an attempt"
     assert pids <= {p.pid for p in procs} and len(pids) >= 2
 
 
