@@ -75,6 +75,8 @@ class _Waiting:
     timeout: float | None
     leased_at: float
     """``time.monotonic()`` when its lease was last taken or renewed."""
+    slot: SlotTiming | None = None
+    """Its granted limit slot: it starts only if not too late for it (else given back)."""
 
 
 class Worker:
@@ -377,10 +379,10 @@ class Worker:
             created_at=created_at,
             parent_count=parent_count,
         )
-        fetched = _Waiting(info, checkpoint, timeout, leased_at)
+        fetched = _Waiting(info, checkpoint, timeout, leased_at, slot)
         earlier = self._attempt_here.get(job_id)
         if earlier is None:
-            self._launch(fetched, slot=slot)
+            self._launch(fetched)
             return
         # Fetched again, so the earlier attempt's lease is gone for sure, but its handler
         # still runs (a thread that cannot be stopped): start this one after it returns.
@@ -388,7 +390,7 @@ class Worker:
         self._stop_lost(self.running[(job_id, earlier)], "lease lost")
         self._waiting[job_id] = fetched
 
-    def _launch(self, fetched: _Waiting, *, slot: SlotTiming | None = None) -> None:
+    def _launch(self, fetched: _Waiting) -> None:
         info = fetched.info
         ctx = JobContext(
             self.app,
@@ -398,7 +400,7 @@ class Worker:
             lease_seconds=self.settings.lease_seconds,
             leased_at=fetched.leased_at,
         )
-        task = asyncio.create_task(self._run_job(ctx, fetched.timeout, slot))
+        task = asyncio.create_task(self._run_job(ctx, fetched.timeout, fetched.slot))
         self.running[(info.id, info.attempt)] = _Running(ctx, task)
         self._attempt_here[info.id] = info.attempt
 
