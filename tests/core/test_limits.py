@@ -233,9 +233,10 @@ async def test_a_ctx_limit_woken_late_lets_its_slot_pass(aapp: App, clean_db: st
     await aapp.aenqueue("t.stalled")
     await aapp.worker().run_until_idle(timeout=30)
     first, second = seen
-    assert first.forfeited == 0 and second.forfeited >= 1
+    # (The first may forfeit too, when a loaded machine reads its grant's reply late.)
+    assert second.forfeited >= 1
     slots = granted("stalled")
-    assert len(slots) == 2 + second.forfeited  # the late slot passed unused
+    assert len(slots) == 2 + first.forfeited + second.forfeited  # late slots passed unused
     late = lateness_by_slot([first.entered_at, second.entered_at], slots, 0.025 + 0.005)
     assert all(s.late is not None and s.late <= 0.025 for s in seen), late
 
