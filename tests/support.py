@@ -41,6 +41,26 @@ def most_in_window(times: list[float], window: float) -> int:
     return most
 
 
+def lateness_by_slot(entries: list[float], slots: list[float], most: float) -> list[float]:
+    """Give each call's entry a granted slot of its own that it entered at most ``most``
+    seconds after (and not before, but for 5 ms of clock readings); return how late each
+    call entered. Fails naming the first call that no free slot explains. Slots may
+    coincide (a catch-up after a pause) and some go unused (late wakes let them pass);
+    taking the earliest fitting slot for the earliest call finds a pairing when one
+    exists. Same host: one clock."""
+    ordered = sorted(slots)
+    late, first = [], 0
+    for entry in sorted(entries):
+        while first < len(ordered) and ordered[first] < entry - most:
+            first += 1  # too early for this call, so for every later one too
+        assert first < len(ordered) and ordered[first] <= entry + 0.005, (
+            f"the call entered at {entry} has no slot of its own in the {most}s before it"
+        )
+        late.append(entry - ordered[first])
+        first += 1
+    return late
+
+
 _GRANTS_TABLE = "public.test_rate_grants"
 
 

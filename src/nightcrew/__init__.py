@@ -23,7 +23,7 @@ from nightcrew.jobs import FanOut, Job, JobStatus, ParentJob, ParentSummary
 from nightcrew.keys import admin_user_ids
 from nightcrew.keys import create_key as create_api_key
 from nightcrew.lifecycle.enqueue import EnqueueOptions
-from nightcrew.limits import Limit, LimitInfo
+from nightcrew.limits import Limit, LimitInfo, LimitSlot
 from nightcrew.notify.render import EmailTemplate
 from nightcrew.notify.webhooks import sign as sign_webhook
 from nightcrew.notify.webhooks import verify as verify_webhook
@@ -50,6 +50,7 @@ __all__ = [
     "LeaseLost",
     "Limit",
     "LimitInfo",
+    "LimitSlot",
     "MigrationError",
     "NightcrewError",
     "ParentJob",

@@ -17,7 +17,7 @@ from uuid import UUID
 import psycopg
 
 from nightcrew.errors import JobCancelled, LeaseLost
-from nightcrew.limits import RECHECK_SECONDS, Limit
+from nightcrew.limits import RECHECK_SECONDS, Limit, LimitSlot, SlotTiming, enter_slot
 from nightcrew.parents import Parents, SyncParents
 from nightcrew.queries import query
 from nightcrew.stages import Stages
@@ -115,6 +115,9 @@ class JobContext:
         ``len(ctx.parents)``, ``await ctx.parents.all()``, ``await ctx.parents.summary()``,
         ``async for parent in ctx.parents`` (see :class:`nightcrew.Parents`). Empty for a
         job without dependencies."""
+        self.limit_slot: LimitSlot | None = None
+        """For a job type with ``limits=``: when this attempt started, as the late-entry
+        guard checked it (within 2.5 % of the rate's period after its slot); else ``None``."""
 
     @property
     def cancelled(self) -> bool:
@@ -236,37 +239,70 @@ class JobContext:
     @asynccontextmanager
     async def limit(
         self, key: str, *, rate: str | None = None, concurrency: int | None = None
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[LimitSlot]:
         """Wait until the keyed limit allows one more call, across every worker (see
         :class:`nightcrew.Limit`); with ``concurrency`` hold a slot until the block exits.
+
+        The block is entered at most 2.5 % of the rate's period after its slot (``"5/s"``:
+        25 ms; ``LATE_ENTRY_FRACTION``): a wait that ends later (this process was stalled)
+        lets the slot pass unused and takes a new one, so late calls cannot bunch up with
+        punctual ones at the provider. The :class:`nightcrew.LimitSlot` it yields says when
+        the block was entered.
 
         No database connection is held while waiting, and the attempt is not spent: the
         lease is renewed as usual. A cancel request ends the wait within 0.25 s
         (:class:`JobCancelled`), as does a lost lease (:class:`LeaseLost`).
         """
         params = _acquire_params(self, Limit(key, rate=rate, concurrency=concurrency))
-        slot_id = None
+        forfeited = 0
+        while True:
+            slot_id, timing = await self._acquire_limit(params)
+            try:
+                await self._wait_for_slot(timing)
+            except BaseException:
+                await self._release_limit(slot_id)
+                raise
+            # No await between this check and the block: it is entered in this step.
+            entered = enter_slot(timing, forfeited)
+            if entered is not None:
+                break
+            # Woke too late: calling now could put one call too many into the window.
+            await self._release_limit(slot_id)
+            forfeited += 1
+        try:
+            yield entered
+        finally:
+            await self._release_limit(slot_id)
+
+    async def _acquire_limit(self, params: dict[str, Any]) -> tuple[Any, SlotTiming]:
+        """Take a slot (asking again every RECHECK_SECONDS while concurrency is full)."""
         while True:
             self._raise_if_stopped()
             pool = await self.app.apool()
             async with pool.connection() as conn:
+                sent = time.monotonic()
                 cur = await conn.execute(query("limit_acquire"), params)
-                granted, wait, slot_id = await _one_row(cur)
+                granted, wait, slot_id, slot_after, period = await _one_row(cur)
+                reply = time.monotonic()
             if granted:
-                break
+                return slot_id, SlotTiming(sent, reply, wait, slot_after, period)
             await asyncio.sleep(RECHECK_SECONDS)  # concurrency full: ask again
-        try:
-            # The rate slot is reserved: no need to ask again, only to notice a cancel.
-            deadline = time.monotonic() + wait
-            while (left := deadline - time.monotonic()) > 0:
-                await asyncio.sleep(min(left, RECHECK_SECONDS))
-                self._raise_if_stopped()
+
+    async def _wait_for_slot(self, timing: SlotTiming) -> None:
+        """Sleep until the rate slot (taken already: no need to ask again), noticing a
+        cancel or a lost lease."""
+        while (left := timing.not_before - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, RECHECK_SECONDS))
             self._raise_if_stopped()
-            yield
-        finally:
-            if slot_id is not None:
-                async with pool.connection() as conn:
-                    await conn.execute(query("limit_release"), {"slot_id": slot_id})
+        self._raise_if_stopped()
+
+    async def _release_limit(self, slot_id: Any) -> None:
+        """Give a concurrency slot back (nothing to do without one)."""
+        if slot_id is None:
+            return
+        pool = await self.app.apool()
+        async with pool.connection() as conn:
+            await conn.execute(query("limit_release"), {"slot_id": slot_id})
 
     def _renew_before_commit(self, locked_at: float) -> bool:
         """Whether a transaction locked since ``locked_at`` must extend its lease again
@@ -333,6 +369,12 @@ class SyncJobContext:
         """See :attr:`JobContext.cancelled`."""
         return self._ctx.cancelled
 
+    @property
+    def limit_slot(self) -> LimitSlot | None:
+        """See :attr:`JobContext.limit_slot` (checked before this thread was handed the
+        handler)."""
+        return self._ctx.limit_slot
+
     def save(
         self,
         *,
@@ -359,31 +401,51 @@ class SyncJobContext:
     @contextmanager
     def limit(
         self, key: str, *, rate: str | None = None, concurrency: int | None = None
-    ) -> Iterator[None]:
+    ) -> Iterator[LimitSlot]:
         """See :meth:`JobContext.limit`; waits in this thread (no connection held)."""
+        params = _acquire_params(self._ctx, Limit(key, rate=rate, concurrency=concurrency))
+        forfeited = 0
+        while True:
+            slot_id, timing = self._acquire_limit(params)
+            try:
+                self._wait_for_slot(timing)
+            except BaseException:
+                self._release_limit(slot_id)
+                raise
+            entered = enter_slot(timing, forfeited)
+            if entered is not None:
+                break
+            self._release_limit(slot_id)  # woke too late for the slot: take a new one
+            forfeited += 1
+        try:
+            yield entered
+        finally:
+            self._release_limit(slot_id)
+
+    def _acquire_limit(self, params: dict[str, Any]) -> tuple[Any, SlotTiming]:
         ctx = self._ctx
-        params = _acquire_params(ctx, Limit(key, rate=rate, concurrency=concurrency))
         while True:
             ctx._raise_if_stopped()
             with ctx.app.pool().connection() as conn:
+                sent = time.monotonic()
                 row = conn.execute(query("limit_acquire"), params).fetchone()
+                reply = time.monotonic()
             assert row is not None  # the function always returns one row
-            granted, wait, slot_id = row
+            granted, wait, slot_id, slot_after, period = row
             if granted:
-                break
+                return slot_id, SlotTiming(sent, reply, wait, slot_after, period)
             time.sleep(RECHECK_SECONDS)  # concurrency full: ask again
-        try:
-            # The rate slot is reserved: no need to ask again, only to notice a cancel.
-            deadline = time.monotonic() + wait
-            while (left := deadline - time.monotonic()) > 0:
-                time.sleep(min(left, RECHECK_SECONDS))
-                ctx._raise_if_stopped()
-            ctx._raise_if_stopped()
-            yield
-        finally:
-            if slot_id is not None:
-                with ctx.app.pool().connection() as conn:
-                    conn.execute(query("limit_release"), {"slot_id": slot_id})
+
+    def _wait_for_slot(self, timing: SlotTiming) -> None:
+        while (left := timing.not_before - time.monotonic()) > 0:
+            time.sleep(min(left, RECHECK_SECONDS))
+            self._ctx._raise_if_stopped()
+        self._ctx._raise_if_stopped()
+
+    def _release_limit(self, slot_id: Any) -> None:
+        if slot_id is not None:
+            with self._ctx.app.pool().connection() as conn:
+                conn.execute(query("limit_release"), {"slot_id": slot_id})
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import string
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
@@ -36,6 +37,16 @@ at the slot; a later one is given back (run_at = its slot) so it keeps no worker
 RECHECK_SECONDS = 0.25
 """A job held back by a full concurrency limit is fetched again this much later; a
 ``ctx.limit`` block waiting for a concurrency slot asks again as often."""
+
+LATE_ENTRY_FRACTION = 0.025
+"""A call (a ``ctx.limit`` block's entry, a rate-limited job's start) later for its rate
+slot than this share of the rate's period (``"10/s"``: 25 ms; ``"/m"``: 1.5 s; ``"/h"``:
+90 s) is not made: the slot passes unused and the call takes a new one.
+
+Slots are spaced 5 % wider than the rate, so N + 1 slots span at least 1.05 periods: calls
+entering within 2.5 % of a period of their slots keep N in any window of a period, and
+leave the other 2.5 % to the way from the block to the provider (docs/flow-control.md).
+"""
 
 
 def parse_rate(rate: str) -> tuple[int, float]:
@@ -191,16 +202,80 @@ def grant_entry(
     }
 
 
+@dataclass(frozen=True)
+class SlotTiming:
+    """When a granted slot comes, on this process's monotonic clock.
+
+    ``sent`` is when the granting statement was sent and ``reply`` when its reply was read;
+    the database said the slot comes ``wait`` seconds after it read its clock and
+    ``slot_after`` seconds after the statement started (``None``: no rate applies), for a
+    rate of ``period`` seconds. The server read both clocks between ``sent`` and ``reply``,
+    so the slot lies between ``sent + slot_after`` and ``reply + wait``.
+    """
+
+    sent: float
+    reply: float
+    wait: float
+    slot_after: float | None = None
+    period: float | None = None
+
+    @property
+    def not_before(self) -> float:
+        """When the call may go: never before its slot."""
+        return self.reply + max(0.0, self.wait)
+
+    def lateness(self, now: float) -> float | None:
+        """How late a call entering at ``now`` is for its slot, at most (never less than
+        the truth: a reply read late counts as late); ``None`` without a rate slot."""
+        if self.slot_after is None:
+            return None
+        return max(0.0, now - (self.sent + self.slot_after))
+
+    def too_late(self, now: float) -> bool:
+        """Whether a call entering at ``now`` must not go (see LATE_ENTRY_FRACTION)."""
+        late = self.lateness(now)
+        if late is None or self.period is None:
+            return False
+        return late > LATE_ENTRY_FRACTION * self.period
+
+
+@dataclass(frozen=True)
+class LimitSlot:
+    """A call let through by its limits: ``async with ctx.limit(...) as slot`` gives it, and
+    ``ctx.limit_slot`` for a job started under a rate limit."""
+
+    entered_at: float
+    """When the call entered (epoch seconds, this worker's clock), as the late-entry guard
+    checked it: at most 2.5 % of the rate's period after its slot (``LATE_ENTRY_FRACTION``)."""
+    late: float | None
+    """How late it entered for its rate slot, at most (seconds); ``None`` without a rate."""
+    forfeited: int = 0
+    """Slots this ``ctx.limit`` call let pass unused because it woke too late for them."""
+
+
+def enter_slot(timing: SlotTiming, forfeited: int = 0) -> LimitSlot | None:
+    """The call entering now, or ``None`` when it is too late for its slot."""
+    now = time.monotonic()
+    if timing.too_late(now):
+        return None
+    return LimitSlot(entered_at=time.time(), late=timing.lateness(now), forfeited=forfeited)
+
+
 async def grant(
     conn: psycopg.AsyncConnection[Any], entries: Sequence[dict[str, Any]]
-) -> dict[str, float]:
-    """Grant fetched limited jobs their limits: job id (text) -> seconds to wait before it
-    starts. Jobs left out were given back (not run, attempt not counted)."""
-    cur = await conn.execute(
-        query("limit_grant"),
-        {"jobs": json.dumps(entries), "hold": HOLD_SECONDS, "recheck": RECHECK_SECONDS},
-    )
-    return {str(job_id): float(wait) for job_id, wait in await cur.fetchall()}
+) -> dict[str, SlotTiming]:
+    """Grant fetched limited jobs their limits: job id (text) -> the timing of its slot
+    (``wait`` >= 0: it may start then; < 0: it was given back, not run and its attempt
+    not counted, and is due again in ``-wait`` seconds)."""
+    params = {"jobs": json.dumps(entries), "hold": HOLD_SECONDS, "recheck": RECHECK_SECONDS}
+    sent = time.monotonic()
+    cur = await conn.execute(query("limit_grant"), params)
+    rows = await cur.fetchall()
+    reply = time.monotonic()
+    return {
+        str(job_id): SlotTiming(sent, reply, float(wait), after, period)
+        for job_id, wait, after, period in rows
+    }
 
 
 @dataclass(frozen=True)

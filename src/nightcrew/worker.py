@@ -38,7 +38,7 @@ from nightcrew.lifecycle.fetch import configure_fetch_session, fetch_jobs
 from nightcrew.lifecycle.finish import Completer, Outcome
 from nightcrew.lifecycle.heartbeat import renew_leases
 from nightcrew.lifecycle.rescue import rescue_expired
-from nightcrew.limits import grant, grant_entry
+from nightcrew.limits import SlotTiming, enter_slot, grant, grant_entry
 from nightcrew.queries import query
 
 if TYPE_CHECKING:
@@ -56,11 +56,6 @@ LEASE_SAFETY_FRACTION = 0.25
 
 # The least time between two fetches woken by the slots of jobs given back for a limit.
 MIN_LIMIT_WAKE = 0.02
-
-# A job held for its rate slot that wakes this much later than the slot is given back
-# rather than started: several held jobs of a stalled process would otherwise all start at
-# once and break the rate's window.
-LATE_SLOT_SECONDS = 0.05
 
 
 @dataclass
@@ -80,6 +75,8 @@ class _Waiting:
     timeout: float | None
     leased_at: float
     """``time.monotonic()`` when its lease was last taken or renewed."""
+    slot: SlotTiming | None = None
+    """Its granted limit slot: it starts only if not too late for it (else given back)."""
 
 
 class Worker:
@@ -246,14 +243,14 @@ class Worker:
             if self._paused:  # the fetch skips paused queues: these were resumed
                 self._paused.difference_update(row[2] for row in rows)
             try:
-                rows, waits = await self._grant_limited(rows)
+                rows, slots = await self._grant_limited(rows)
             except DB_UNAVAILABLE as exc:
                 # The limited jobs just leased stay leased: rescued when their leases expire.
                 await self._close_fetch_connection()
                 log.warning("limit grant failed (%s)", exc)
-                rows, waits = [r for r in rows if not self._limits_of(r)], {}
+                rows, slots = [r for r in rows if not self._limits_of(r)], {}
             for row in rows:
-                self._start(row, leased_at, delay=waits.get(str(row[0]), 0.0))
+                self._start(row, leased_at, slot=slots.get(str(row[0])))
             if fetched < limit:
                 # asyncio.timeout, not wait_for: no extra task between a NOTIFY and the fetch.
                 with contextlib.suppress(TimeoutError):
@@ -277,10 +274,10 @@ class Worker:
 
     async def _grant_limited(
         self, rows: list[tuple[Any, ...]]
-    ) -> tuple[list[tuple[Any, ...]], dict[str, float]]:
+    ) -> tuple[list[tuple[Any, ...]], dict[str, SlotTiming]]:
         """Pass the fetched jobs that have limits through the grant step: the rows that
-        may start (with seconds to wait for their rate slot); the others were given back.
-        Jobs without limits pass untouched, at no cost."""
+        may start (with the timing of their slot); the others were given back. Jobs
+        without limits pass untouched, at no cost."""
         entries = []
         for row in rows:
             limits = self._limits_of(row)
@@ -289,16 +286,16 @@ class Worker:
                 entries.append(grant_entry(row[0], row[5], limits, job))
         if not entries:
             return rows, {}
-        waits = await self._grant(entries)
+        slots = await self._grant(entries)
         now = time.monotonic()
-        for wait in waits.values():
-            if wait < 0:  # given back: fetch again when its reserved slot comes
-                heapq.heappush(self._due, now - wait)
-        granted = {job_id for job_id, wait in waits.items() if wait >= 0}
+        for slot in slots.values():
+            if slot.wait < 0:  # given back: fetch again when its reserved slot comes
+                heapq.heappush(self._due, now - slot.wait)
+        granted = {job_id: slot for job_id, slot in slots.items() if slot.wait >= 0}
         kept = [r for r in rows if not self._limits_of(r) or str(r[0]) in granted]
-        return kept, waits
+        return kept, granted
 
-    async def _grant(self, entries: list[dict[str, Any]]) -> dict[str, float]:
+    async def _grant(self, entries: list[dict[str, Any]]) -> dict[str, SlotTiming]:
         if not self.settings.listen and not self.app.behind_pooler:  # as _fetch decides
             pool = await self.app.apool()
             async with pool.connection() as conn:
@@ -352,7 +349,9 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    def _start(self, row: tuple[Any, ...], leased_at: float, *, delay: float = 0.0) -> None:
+    def _start(
+        self, row: tuple[Any, ...], leased_at: float, *, slot: SlotTiming | None = None
+    ) -> None:
         (
             job_id,
             job_type,
@@ -380,10 +379,10 @@ class Worker:
             created_at=created_at,
             parent_count=parent_count,
         )
-        fetched = _Waiting(info, checkpoint, timeout, leased_at)
+        fetched = _Waiting(info, checkpoint, timeout, leased_at, slot)
         earlier = self._attempt_here.get(job_id)
         if earlier is None:
-            self._launch(fetched, delay=delay)
+            self._launch(fetched)
             return
         # Fetched again, so the earlier attempt's lease is gone for sure, but its handler
         # still runs (a thread that cannot be stopped): start this one after it returns.
@@ -391,7 +390,7 @@ class Worker:
         self._stop_lost(self.running[(job_id, earlier)], "lease lost")
         self._waiting[job_id] = fetched
 
-    def _launch(self, fetched: _Waiting, *, delay: float = 0.0) -> None:
+    def _launch(self, fetched: _Waiting) -> None:
         info = fetched.info
         ctx = JobContext(
             self.app,
@@ -401,7 +400,7 @@ class Worker:
             lease_seconds=self.settings.lease_seconds,
             leased_at=fetched.leased_at,
         )
-        task = asyncio.create_task(self._run_job(ctx, fetched.timeout, delay))
+        task = asyncio.create_task(self._run_job(ctx, fetched.timeout, fetched.slot))
         self.running[(info.id, info.attempt)] = _Running(ctx, task)
         self._attempt_here[info.id] = info.attempt
 
@@ -433,25 +432,38 @@ class Worker:
 
     # ---- running one attempt -----------------------------------------------------------
 
-    async def _run_job(self, ctx: JobContext, timeout: float | None, delay: float = 0.0) -> None:
+    async def _run_job(
+        self, ctx: JobContext, timeout: float | None, slot: SlotTiming | None = None
+    ) -> None:
         outcome: Outcome | None = None
         try:
-            if delay > 0:
-                # Its rate slot is this close: hold the lease until then (HOLD_SECONDS).
-                slot = time.monotonic() + delay
-                await asyncio.sleep(delay)
-                late = time.monotonic() - slot > LATE_SLOT_SECONDS
-                if late or ctx.job.queue in self._paused or self._stopping.is_set():
-                    # Paused or stopping while it waited, or woken late (this process was
-                    # stalled: starting now could bunch calls up): give it back unrun.
-                    outcome = released_outcome(ctx.job)
-                    return
+            if slot is not None and not await self._enter_slot(ctx, slot):
+                outcome = released_outcome(ctx.job)  # given back unrun
+                return
             outcome = await self.executor.execute(ctx, timeout)
         finally:
             self._forget(ctx.job)
             self.processed += 1
             if outcome is not None and self._completer is not None:
                 self._completer.add(outcome)
+
+    async def _enter_slot(self, ctx: JobContext, slot: SlotTiming) -> bool:
+        """Wait for a granted job's rate slot (it holds its lease meanwhile: HOLD_SECONDS);
+        False when it must not start: paused or stopping while it waited, or too late for
+        its slot (LATE_ENTRY_FRACTION: this process was stalled, or the grant's reply read
+        late; starting now could put one call too many into the rate's window)."""
+        if (delay := slot.not_before - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+            if ctx.job.queue in self._paused or self._stopping.is_set():
+                return False
+        # No await from here to the handler's call: an async handler starts in this step.
+        entered = enter_slot(slot)
+        if entered is None:
+            log.info("job %s: %s late for its rate slot; given back", ctx.job.id,
+                     f"{slot.lateness(time.monotonic()):.3f}s")  # fmt: skip
+            return False
+        ctx.limit_slot = entered
+        return True
 
     # ---- background duties ----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import asyncio
 import math
 import os
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,10 @@ def _log_run(payload: dict[str, Any], *fields: object) -> None:
 
 @app.job("faults.limited", queue="faults-limited", limits=[Limit("acc", rate="10/s")])
 async def limited(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Held to 10 starts per second across every worker; logs ``job id, pid, start``."""
-    _log_run(payload, ctx.job.id, os.getpid(), repr(time.time()))
+    """Held to 10 starts per second across every worker; logs ``job id, pid, start`` (the
+    start as the late-entry guard checked it, within 25 ms of its rate slot)."""
+    assert ctx.limit_slot is not None  # a job type with limits is always let in by one
+    _log_run(payload, ctx.job.id, os.getpid(), repr(ctx.limit_slot.entered_at))
 
 
 @app.job("faults.tenant", queue="faults-tenant", limits=[Limit("tenant:{user_id}", concurrency=2)])
@@ -119,9 +122,31 @@ async def tenant(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 @app.job("faults.hunter", queue="faults-hunter")
 async def hunter(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """One provider call among other work, held to 5 per second by ``ctx.limit``."""
-    async with ctx.limit("hunter", rate="5/s"):
-        _log_run(payload, ctx.job.id, repr(time.time()))
+    """One provider call among other work, held to 5 per second by ``ctx.limit``; logs
+    ``job id, entry, slots forfeited`` (the entry as the late-entry guard checked it)."""
+    async with ctx.limit("hunter", rate="5/s") as slot:
+        _log_run(payload, ctx.job.id, repr(slot.entered_at), slot.forfeited)
+
+
+@app.job("faults.provider", queue="faults-provider")
+async def provider_call(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """One call to a provider-like HTTP receiver (``payload["url"]``, the job id as body),
+    held to 5 per second by ``ctx.limit``; logs ``job id, entry, slots forfeited`` (the
+    entry as the limit's late-entry guard checked it)."""
+    async with ctx.limit("provider", rate="5/s") as slot:
+        # A blocking call, on purpose: it leaves at once, with nothing between the block's
+        # entry and the request for the event loop to run.
+        request = urllib.request.Request(payload["url"], data=str(ctx.job.id).encode())
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    _log_run(payload, ctx.job.id, repr(slot.entered_at), slot.forfeited)
+
+
+@app.job("faults.stall", queue="faults-provider", priority=10)
+async def stall(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Block this process's event loop for ``seconds``, as a CPU-bound handler would: the
+    other handlers of the process that wait for a rate slot meanwhile wake late."""
+    time.sleep(float(payload["seconds"]))  # blocking on purpose
 
 
 @app.job("faults.pausable", queue="faults-pausable")

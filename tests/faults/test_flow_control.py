@@ -9,13 +9,15 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from nightcrew import App
 from tests.faults.conftest import OURS, WorkerProcesses, count_jobs, scalar
-from tests.support import most_in_window, record_rate_grants, wait_until
+from tests.faults.receiver import ProviderReceiver, provider_receiver
+from tests.support import lateness_by_slot, most_in_window, record_rate_grants, wait_until
 
 
 @pytest.fixture
@@ -37,6 +39,13 @@ def out(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def provider() -> Iterator[ProviderReceiver]:
+    """A provider-like HTTP receiver noting each call's arrival."""
+    with provider_receiver() as receiver:
+        yield receiver
+
+
 def log_lines(out: Path) -> Iterator[list[str]]:
     """Every line the handlers logged, split into fields."""
     for log in out.iterdir():
@@ -44,8 +53,12 @@ def log_lines(out: Path) -> Iterator[list[str]]:
             yield line.split()
 
 
-def start_workers(workers: WorkerProcesses, url: str, queue: str, n: int, concurrency: int = 4):
-    procs = [workers.start(url, concurrency=concurrency, queues=queue) for _ in range(n)]
+def start_workers(
+    workers: WorkerProcesses, url: str, queue: str, n: int, concurrency: int = 4, **settings: Any
+):
+    procs = [
+        workers.start(url, concurrency=concurrency, queues=queue, **settings) for _ in range(n)
+    ]
     for proc in procs:
         workers.wait_registered(url, proc)
     return procs
@@ -68,24 +81,39 @@ def attempts_histogram(url: str) -> list[tuple[int, int]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # a starved machine forfeits many slots (see the print)
 def test_rate_limit_holds_across_three_workers(
     producer: App, clean_db: str, workers: WorkerProcesses, out: Path
 ) -> None:
+    granted = record_rate_grants(clean_db)
     procs = start_workers(workers, clean_db, "faults-limited", 3)
     begin = time.monotonic()
     producer.enqueue_many(
-        {"type": "faults.limited", "payload": {"out": str(out)}} for _ in range(200)
+        {"type": "faults.limited", "payload": {"out": str(out)}} for _ in range(100)
     )
-    wait_all_completed(clean_db, 200, 40)
+    wait_all_completed(clean_db, 100, 150)
     took = time.monotonic() - begin
     starts = [float(fields[2]) for fields in log_lines(out)]
     pids = {int(fields[1]) for fields in log_lines(out)}
-    print(f"200 jobs at 10/s on 3 workers in {took:.1f}s; most in 1 s: "
-          f"{most_in_window(starts, 1.0)}; jobs per worker pid: {len(pids)}")  # fmt: skip
-    assert len(starts) == 200
-    assert most_in_window(starts, 1.0) <= 11
-    assert 19 <= took <= 25
-    assert attempts_histogram(clean_db) == [(1, 200)], "a held-back job spent an attempt"
+    slots = granted("acc")
+    # Each start paired with a slot of its own that it followed by at most 25 ms (+ 5 ms
+    # for the clock readings), or the test fails here. (The pairing takes the earliest
+    # slot that fits, maybe one a late wake let pass: its figure is an upper bound.)
+    late = lateness_by_slot(starts, slots, 0.025 + 0.005)
+    print(f"100 jobs at 10/s on 3 workers in {took:.1f}s; most in 1 s: "
+          f"{most_in_window(starts, 1.0)} starts, {most_in_window(slots, 1.0)} slots; "
+          f"{len(slots)} slots granted; started {max(late) * 1000:.1f} ms after a slot"
+          f" at most; jobs per worker pid: {len(pids)}")  # fmt: skip
+    assert len(starts) == 100
+    # The guarantee: the slots granted keep 10 in any second (N + 1 of them span 1.05 s),
+    # and the guard starts each job within 25 ms after its own slot (the start it logs is
+    # the guard's reading, not the handler's, which a loaded process may take late).
+    assert most_in_window(slots, 1.0) <= 10
+    assert most_in_window(starts, 1.0) <= 10
+    # Slots go at the rate; a job too late for its slot takes another (each slot 105 ms).
+    assert len(slots) >= 100
+    assert 9 <= took <= len(slots) * 0.105 + 5
+    assert attempts_histogram(clean_db) == [(1, 100)], "a held-back job spent an attempt"
     assert pids <= {p.pid for p in procs} and len(pids) >= 2
 
 
@@ -135,20 +163,61 @@ def test_ctx_limit_holds_across_two_workers(
     )
     wait_all_completed(clean_db, 30, 40)
     calls = sorted(float(fields[1]) for fields in log_lines(out))
+    forfeited = sum(int(fields[2]) for fields in log_lines(out))
     slots = granted("hunter")
-    late = [call - slot for call, slot in zip(calls, slots, strict=True)]
+    late = lateness_by_slot(calls, slots, 0.025 + 0.005)
     print(f"30 slots in {max(slots) - min(slots):.1f}s; most in 1 s: "
-          f"{most_in_window(slots, 1.0)} slots, {most_in_window(calls, 1.0)} handler times;"
-          f" handler {min(late):.3f}-{max(late):.3f}s after its slot")  # fmt: skip
-    # The limit's promise is about the slots the database grants: the handler notes the
-    # time only when its process gets the CPU, and under load one late note followed by
-    # prompt ones put 6 handler times into a second of correctly spaced slots.
-    assert len(calls) == len(slots) == 30, "one slot granted per call"
+          f"{most_in_window(slots, 1.0)} slots, {most_in_window(calls, 1.0)} entries;"
+          f" entered {min(late):.3f}-{max(late):.3f}s after its slot; {forfeited} slots let"
+          f" pass by late wakes")  # fmt: skip
+    # The limit's promise: the slots the database grants keep 5 in any second, and each
+    # call enters its block within 25 ms after its own slot (2.5 % of the period), as the
+    # guard read its clock; a call that woke later took a new slot (counted as forfeited).
+    assert len(calls) == 30 and len(slots) == 30 + forfeited, "one slot per call or late wake"
     assert most_in_window(slots, 1.0) <= 5
+    assert most_in_window(calls, 1.0) <= 5
     assert max(slots) - min(slots) >= 29 / 5
-    # No call went before its slot (the i-th call after the i-th slot; same host clock).
-    assert min(late) >= -0.005, late
     assert attempts_histogram(clean_db) == [(1, 30)]
+
+
+@pytest.mark.slow
+def test_ctx_limit_holds_at_the_provider_when_a_worker_wakes_late(
+    producer: App, clean_db: str, workers: WorkerProcesses, out: Path, provider: ProviderReceiver
+) -> None:
+    # Two processes, 40 calls at 5/s through ctx.limit to a receiver that notes arrivals.
+    # Four times a job blocks its process's event loop for half a second (as a CPU-bound
+    # handler would) while that process's other handlers wait for their slots: they wake
+    # late, and calling then would bunch them with the other process's punctual calls.
+    granted = record_rate_grants(clean_db)
+    # Leases long enough for the stalls (the fast tests' 2 s could be lost to one under
+    # load: a rescued job would take a second slot and spend an attempt).
+    start_workers(workers, clean_db, "faults-provider", 2, concurrency=8, lease_seconds=10)
+    call = {"out": str(out), "url": provider.url}
+    producer.enqueue_many({"type": "faults.provider", "payload": call} for _ in range(40))
+    for at in (1.0, 2.5, 4.0, 5.5):
+        producer.enqueue("faults.stall", {"seconds": 0.5}, delay=at)
+    wait_all_completed(clean_db, 44, 90)
+    arrivals = [at for at, _ in provider.calls()]
+    entries = [float(fields[1]) for fields in log_lines(out)]
+    forfeited = sum(int(fields[2]) for fields in log_lines(out))
+    slots = granted("provider")
+    late = lateness_by_slot(entries, slots, 0.025 + 0.005)  # each call after its own slot
+    print(f"40 calls in {max(arrivals) - min(arrivals):.1f}s; most in 1 s: "
+          f"{most_in_window(arrivals, 1.0)} arrivals, {most_in_window(entries, 1.0)} entries, "
+          f"{most_in_window(slots, 1.0)} slots; {len(slots)} slots granted, {forfeited} "
+          f"let pass by late wakes; entered {max(late) * 1000:.1f} ms after its slot at"
+          f" most")  # fmt: skip
+    # Every job called exactly once (a forfeited slot is not a call).
+    assert sorted(body for _, body in provider.calls()) == sorted(
+        fields[0] for fields in log_lines(out)
+    )
+    assert len(arrivals) == 40
+    # What a provider counting in a sliding window sees, and what the guard promises.
+    assert most_in_window(arrivals, 1.0) <= 5, arrivals
+    assert most_in_window(entries, 1.0) <= 5, entries
+    assert most_in_window(slots, 1.0) <= 5
+    assert attempts_histogram(clean_db) == [(1, 44)]
+    assert len(slots) == 40 + forfeited, "one slot per call, and one per late wake"
 
 
 @pytest.mark.slow
