@@ -21,6 +21,11 @@ created and migrated if missing), what no client library can beat on this machin
                    them (its outcomes built in SQL from the rows this connection holds), each
                    its own durable commit, until 20,000 preloaded jobs are completed and kept.
                    jobs/s: the database's share of the drain.
+* psycopg_async_floor / asyncpg_floor -- ``bench/client_floor.py``: the cheapest 1-client
+                   async enqueue a Python driver allows, the job row and its NOTIFY in one
+                   prepared autocommit statement, back to back from one task: with psycopg
+                   (nightcrew's driver, this venv) and asyncpg (PgQueuer's, in PgQueuer's venv
+                   when ``--pgqueuer-python`` exists). jobs/s and the client's CPU per job.
 * two_commits   -- pgbench at 50 Hz: insert a job, then lease it as the fetch does (same
                    SET list, so the update triggers run), each its own durable commit: the
                    floor of idle pickup latency without NOTIFY or Python. p50/p95/p99 ms.
@@ -180,6 +185,26 @@ def insert_notify_floor(url: str, seconds: int, clients: int) -> dict[str, Any]:
                         figure=f"insert_notify_floor_{clients}")  # fmt: skip
 
 
+CLIENT_FLOOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "client_floor.py")
+
+
+def client_floor(python: str, driver: str, url: str, n: int) -> dict[str, Any]:
+    """``client_floor.py`` for ``driver`` under ``python`` (a venv that has the driver)."""
+    out = subprocess.run([python, CLIENT_FLOOR, "--driver", driver, "--url", url, "--n", str(n)],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    rec = json.loads(out.splitlines()[-1])
+    return emit(f"{driver}_async_floor" if driver == "psycopg" else "asyncpg_floor", **rec)
+
+
+def client_floors(url: str, asyncpg_python: str | None, n: int, asyncpg_first: bool = False
+                  ) -> list[dict[str, Any]]:  # fmt: skip
+    """The psycopg floor, and asyncpg's beside it when its venv exists (order as asked)."""
+    runs = [(sys.executable, "psycopg")]
+    if asyncpg_python and os.path.exists(asyncpg_python):
+        runs.insert(0 if asyncpg_first else 1, (asyncpg_python, "asyncpg"))
+    return [client_floor(python, driver, url, n) for python, driver in runs]
+
+
 def two_commits(url: str, seconds: int) -> dict[str, Any]:
     script = f"{INSERT_JOB} RETURNING id AS jid \\gset\n{LEASE_JOB};\n"
     logdir = tempfile.mkdtemp(prefix="nc-floor-")
@@ -203,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--db-name", default="nightcrew_bench")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10, help="length of each pgbench run")
+    ap.add_argument("--pgqueuer-python", default="/tmp/peerbench/venv-pgqueuer/bin/python",
+                    help="a venv with asyncpg, for asyncpg's client floor")  # fmt: skip
     args = ap.parse_args(argv)
     if not args.database_url:
         ap.error("--database-url (or NIGHTCREW_DATABASE_URL) names the server to measure")
@@ -215,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             results.append(copy_ceiling(conn, "nightcrew.jobs", args.reps))
             results.append(copy_ceiling(conn, BARE, args.reps))
+            conn.execute("TRUNCATE nightcrew.jobs")
+            results += client_floors(url, args.pgqueuer_python, 3000)
             if shutil.which("pgbench") is None:
                 print("pgbench not on PATH: insert_floor and two_commits skipped", file=sys.stderr)
             else:
@@ -236,7 +265,10 @@ def main(argv: list[str] | None = None) -> None:
             conn.execute("TRUNCATE nightcrew.jobs")
     print("\nfloors (C client or no client work; fsync and synchronous_commit as configured)")
     for r in results:
-        if r["figure"] == "two_commits":
+        if "driver" in r:
+            print(f"  {r['figure'] + ' (1 client)':42s} {r['rate']:,.0f} jobs/s, "
+                  f"client CPU {r['cpu_us_per_job']:.0f} us/job")  # fmt: skip
+        elif r["figure"] == "two_commits":
             print(f"  {'two_commits at 50 Hz (ms)':42s} p50 {r['p50']:.2f} / p95 {r['p95']:.2f}"
                   f" / p99 {r['p99']:.2f}")  # fmt: skip
         else:

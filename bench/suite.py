@@ -50,6 +50,8 @@ from throughput import (
 
 DRAIN = DrainConfig(2, 500, 500, 1000, 10.0)  # the fastest setup of throughput.py's sweep
 HTTP_CLIENTS = 50
+CLIENT_FLOOR_JOBS = 3_000
+HTTP_SHARE = 0.6  # the HTTP target: this share of the 32-client library figure
 FIGURES = ("async_single", "concurrent", "async_bulk", "drain", "latency")
 
 
@@ -178,11 +180,15 @@ def process_cpu_seconds(pid: int) -> float:
 # ---- floors ------------------------------------------------------------------------------------
 
 
-def floor_round(bench: Bench, rep: int, seconds: int) -> None:
+def floor_round(bench: Bench, rep: int, seconds: int, asyncpg_python: str | None) -> None:
     """One run of every floor the table reads, each recorded under its figure name."""
     conn = bench.admin
     rec = floors.copy_ceiling(conn, "nightcrew.jobs", 1)
     bench.runs.setdefault("copy_ceiling", []).append(rec)
+    conn.execute("TRUNCATE nightcrew.jobs")
+    # asyncpg first in even rounds, as PgQueuer's figures
+    for rec in floors.client_floors(bench.url, asyncpg_python, CLIENT_FLOOR_JOBS, rep % 2 == 0):
+        bench.runs.setdefault(rec["figure"], []).append(rec)
     if shutil.which("pgbench") is None:
         print("pgbench not on PATH: the insert and two-commit floors are skipped", file=sys.stderr)
         return
@@ -219,6 +225,17 @@ ROWS = (
     Row("single enqueue, 1 client, async (jobs/s)", "async_single:rate",
         "pgqueuer.async_single:rate", "insert_floor:rate", "peer", "≥ 1.2× PgQueuer",
         lambda r: r >= 1.2),
+    Row("  client CPU per job (µs)", "async_single:cpu_us_per_job", None,
+        "psycopg_async_floor:cpu_us_per_job", "floor", "(what it costs)", None),
+    Row("  psycopg async floor: job row + NOTIFY, 1 prepared statement, 1 client (jobs/s)",
+        "psycopg_async_floor:rate", "pgqueuer.async_single:rate", "insert_floor:rate", "peer",
+        "≥ 1.2 leaves room for the target", None),
+    Row("  the same statement with asyncpg, PgQueuer's driver (jobs/s)", "asyncpg_floor:rate",
+        "pgqueuer.async_single:rate", "psycopg_async_floor:rate", "peer", "(the peer's floor)",
+        None),
+    Row("  client CPU per job: psycopg floor / asyncpg floor (µs)",
+        "psycopg_async_floor:cpu_us_per_job", None, "asyncpg_floor:cpu_us_per_job", "floor",
+        "(what stops it)", None),
     Row("concurrent enqueue, 32 clients, 1 job/call (jobs/s)", "concurrent:rate",
         "pgqueuer.concurrent:rate", "insert_floor_32:rate", "peer", "≥ 1.5× PgQueuer",
         lambda r: r >= 1.5),
@@ -249,6 +266,9 @@ ROWS = (
         None),
     Row("  HTTP floor server CPU per request (ms)", "http_floor:server_cpu_ms_per_job", None,
         None, "none", "(what stops it)", None),
+    Row("  one process: floor CPU/request + library CPU/job at 32 clients, against the "
+        "budget 1 / (0.6 × concurrent) (ms)", "http_budget:need_ms", None,
+        "http_budget:budget_ms", "floor", "≤ 1 for the target to be reachable", None),
 )  # fmt: skip
 
 
@@ -313,7 +333,24 @@ def run_round(bench: Bench, peer: Any, rep: int, args: argparse.Namespace) -> No
         for run in pair:
             survive(bench, figure, rep, run)
     survive(bench, "http", rep, lambda: http_figure(bench, rep, HTTP_CLIENTS, args.http_seconds))
-    survive(bench, "floors", rep, lambda: floor_round(bench, rep, args.floor_seconds))
+    survive(bench, "floors", rep, lambda: floor_round(bench, rep, args.floor_seconds,
+                                                      args.pgqueuer_python))  # fmt: skip
+    survive(bench, "http_budget", rep, lambda: http_budget(bench, rep))
+
+
+def http_budget(bench: Bench, rep: int) -> None:
+    """What one serve process must spend per job at most to reach the HTTP target, against
+    what this round measured it cannot go below: the stack's own CPU per request (the HTTP
+    floor) plus the library's client CPU per job at 32 clients, on one core (a process runs
+    its Python on one core; PostgreSQL and the load generator take the other's share)."""
+    last = {f: bench.runs[f][-1] for f in ("http_floor", "concurrent") if bench.runs.get(f)}
+    if len(last) < 2:
+        return
+    stack_ms = last["http_floor"]["server_cpu_ms_per_job"]
+    client_ms = last["concurrent"]["cpu_us_per_job"] / 1000
+    budget_ms = 1000 / (HTTP_SHARE * last["concurrent"]["rate"])
+    bench.emit("http_budget", rep=rep, need_ms=stack_ms + client_ms, stack_ms=stack_ms,
+               client_ms=client_ms, budget_ms=budget_ms)  # fmt: skip
 
 
 def survive(bench: Bench, figure: str, rep: int, run: Callable[[], object]) -> None:

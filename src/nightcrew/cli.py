@@ -133,7 +133,14 @@ def _why(result: control.ControlResult, action: str) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from nightcrew.http import serve
 
-    serve(load_app(args.app), host=args.host, port=args.port)
+    serve(
+        load_app(args.app),
+        host=args.host,
+        port=args.port,
+        access_log=args.access_log,
+        loop=args.loop,
+        http=args.http,
+    )
     return 0
 
 
@@ -410,6 +417,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "serve the HTTP API (uvicorn)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="log one line per request (off by default: it costs CPU on every request)",
+    )
+    p.add_argument(
+        "--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
+        help="event loop (auto: uvloop)",
+    )  # fmt: skip
+    p.add_argument(
+        "--http", choices=["auto", "httptools", "h11"], default="auto",
+        help="HTTP/1.1 parser (auto: httptools)",
+    )  # fmt: skip
     p = add("keys", cmd_keys, "create, list or revoke HTTP API keys")
     p.add_argument("action", choices=["create", "list", "revoke"])
     p.add_argument("key", nargs="?", help="revoke: the key's id or prefix")

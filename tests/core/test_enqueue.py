@@ -19,6 +19,7 @@ from nightcrew import (
     JobStatus,
     PayloadValidationError,
 )
+from nightcrew.ids import uuid7
 from nightcrew.lifecycle.enqueue import encode_json, json_too_deep
 
 
@@ -191,6 +192,22 @@ async def test_async_enqueue_twins(aapp: App) -> None:
     assert len(ids) == 2
     job = await aapp.aget_job(ids[1])
     assert job is not None and job.type == "reports.typed"
+
+
+async def test_a_refused_async_enqueue_gives_its_pooled_connection_back(clean_db: str) -> None:
+    # One connection: a call that kept it would leave the next one waiting for the pool.
+    app = App(clean_db, migrate_on_start=False, pool_min_size=1, pool_max_size=1)
+    register(app)
+    unknown_parent = uuid7()
+    try:
+        for _ in range(3):
+            with pytest.raises(EnqueueError) as refused:
+                await app.aenqueue("reports.weekly", {}, depends_on=[unknown_parent])
+            assert refused.value.field == "depends_on"
+        job = await asyncio.wait_for(app.aget_job(await app.aenqueue("reports.weekly")), 10)
+        assert job is not None and job.status == "pending"
+    finally:
+        await app.aclose()
 
 
 def test_bulk_rows_take_their_type_defaults_and_the_transaction_clock(app: App) -> None:

@@ -96,8 +96,20 @@ def _version() -> str:
     return __version__
 
 
-def serve(app: App, *, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
-    """Serve ``app``'s HTTP API with uvicorn until interrupted."""
+def serve(
+    app: App,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    access_log: bool = False,
+    **uvicorn_options: Any,
+) -> None:
+    """Serve ``app``'s HTTP API with uvicorn until interrupted.
+
+    uvicorn picks uvloop and httptools (dependencies of nightcrew) unless ``loop`` / ``http``
+    say otherwise. ``access_log`` is off by default: a line per request is CPU spent on
+    every request (with uvloop and httptools, the change cut the server's CPU per enqueue by
+    a quarter: docs/benchmarks.md); errors are logged either way."""
     import uvicorn
 
-    uvicorn.run(create_app(app), host=host, port=port, **uvicorn_options)
+    uvicorn.run(create_app(app), host=host, port=port, access_log=access_log, **uvicorn_options)

@@ -160,7 +160,8 @@ def build_job(
     **options: Unpack[EnqueueOptions],
 ) -> NewJob:
     """Validate one enqueue request; raise :class:`EnqueueError` naming the problem."""
-    check_option_names(options)
+    if options:
+        check_option_names(options)
     if not isinstance(type, str) or not type or "\x00" in type:
         raise EnqueueError(f"job type must be a non-empty string, got {type!r}", field="type")
     spec = registry.get(type)
