@@ -33,6 +33,14 @@ import trigger_enqueue  # the variants and the set-up, from the same folder
 PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
 DATABASE = "bench"
 WARMUP = 30  # executions before the counted ones: plans and caches filled
+# --bulk: a 1,000-row INSERT of jobs, counted per row (what a per-row cost of the row's
+# checks adds to bulk writes such as enqueue_many's COPY).
+BULK_ROWS = 1000
+BULK = (
+    "INSERT INTO nightcrew.jobs (id, type, queue, payload)"
+    " SELECT gen_random_uuid(), 'bench.index', 'bench', '{}'"
+    f" FROM generate_series(1, {BULK_ROWS})"
+)
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
@@ -78,19 +86,26 @@ def main() -> None:
     """Parse arguments, measure every variant, print the figures as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--statements", type=int, default=200, help="counted executions (N)")
+    ap.add_argument("--bulk", action="store_true", help="also a 1,000-row INSERT, per row")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nc-instr-") as tmp:
         data = make_cluster(Path(tmp))
         per: dict[str, float] = {}
+        bulk_per_row = 0
         for name, body in trigger_enqueue.SCRIPTS.items():
             counted = instructions(data, body, WARMUP + args.statements)
             per[name] = (counted - instructions(data, body, WARMUP)) / args.statements
+        if args.bulk:
+            counted = instructions(data, BULK, 6) - instructions(data, BULK, 1)
+            bulk_per_row = round(counted / (5 * BULK_ROWS))
     bare = per["bare"]
     result: dict[str, Any] = {
         "instructions_per_statement": {name: round(n) for name, n in per.items()},
         "added_to_bare": {name: round(n - bare) for name, n in per.items() if name != "bare"},
         "ratio_to_bare": {name: round(n / bare, 2) for name, n in per.items()},
     }
+    if args.bulk:
+        result["bulk_insert_per_row"] = bulk_per_row
     json.dump(result, sys.stdout, indent=2)
     print()
 
