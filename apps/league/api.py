@@ -72,12 +72,15 @@ def build_router(app: "App", hub: LeagueHub) -> APIRouter:
                 await check_trigger(session, trigger)
             asked = session.first[0] if session.first else None
             run = await runs.request_run(app, session.conn, trigger, asked=asked)
+        await runs.announce(app, run)
         return {"jobId": str(run.id), "status": run.status}
 
     @router.post("/matches/{match_id}/result", summary="Store a match result and refresh")
     async def post_result(match_id: int, body: MatchResultRequest, key: Key) -> dict[str, Any]:
         async with acting_user(key, "recording a result") as session:
-            return await store_result(app, session, match_id, body)
+            stored, run = await store_result(app, session, match_id, body)
+        await runs.announce(app, run)
+        return stored
 
     @router.get("/stats-jobs", summary="The latest statistics runs")
     async def get_runs(key: Key, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
@@ -151,9 +154,10 @@ async def check_trigger(session: Session, trigger: Trigger) -> None:
 
 async def store_result(
     app: "App", session: Session, match_id: int, body: MatchResultRequest
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], runs.RunRef]:
     """Write the result and ask for a post-match refresh in the session's transaction; the
-    deferred two-teams check runs after the enqueue, so a refused result enqueues nothing."""
+    deferred two-teams check runs after the enqueue, so a refused result enqueues nothing.
+    Returns the answer and the run (to announce once committed)."""
     conn = session.conn
     cur = await conn.execute(query("match_get"), {"id": match_id})
     if await cur.fetchone() is None:
@@ -182,7 +186,7 @@ async def store_result(
     goals = await score.fetchone()
     assert goals is not None
     return {"matchId": match_id, "goalsA": goals[0], "goalsB": goals[1],
-            "jobId": str(run.id), "status": run.status}  # fmt: skip
+            "jobId": str(run.id), "status": run.status}, run  # fmt: skip
 
 
 async def read_stats(app: "App", tag: str, params: dict[str, Any]) -> str:
