@@ -104,15 +104,13 @@ async def request_run(
     run = asked if asked is not None else await _one(conn, "request_run", trigger.params())
     if run["created"] or (kick and run["status"] == "queued"):
         payload = {"runId": str(run["id"]), **_trigger_payload(trigger)}
-        job_id = await app.aenqueue(
+        await app.aenqueue(
             REFRESH_TYPE,
             payload,
             dedupe_key=REFRESH_DEDUPE_KEY,
             dedupe_scope="queued",
             conn=conn,
-        )
-        if run["created"]:  # only the creator writes the run: joiners write no shared row
-            await conn.execute(query("run_set_refresh_job"), {"id": run["id"], "job_id": job_id})
+        )  # the job names its run in its payload (the run no longer names its job: a round trip)
     return RunRef(run["id"], run["status"], bool(run["created"]))
 
 

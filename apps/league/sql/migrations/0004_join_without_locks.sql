@@ -74,3 +74,8 @@ BEGIN
     RETURN QUERY SELECT run_id, run_status, true, false;
 END
 $$;
+
+-- The creator's transaction is the one joiners wait for when no run waits (their insert
+-- meets its uncommitted run): it no longer spends a round trip naming the run's refresh job
+-- on the run (the job names its run in its payload).
+ALTER TABLE league.runs DROP COLUMN refresh_job_id;
