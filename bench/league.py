@@ -23,8 +23,9 @@ processes: ``--web`` web processes (``nightcrew serve --app league.app:app``, po
   (all 50 at the same instant each second), the worst case a real league never sees;
 - ``enqueue_waits`` (``--sample-waits``): ``pg_stat_activity`` of the bench database
   sampled every 20 ms during the enqueue load, non-idle backends counted by process
-  (``web``, ``worker``: set through ``PGAPPNAME``) and wait event (``CPU`` when none):
-  load-independent evidence of what an enqueue waits on.
+  (``web``, ``worker``: set through ``PGAPPNAME``), wait event (``CPU`` when none),
+  statement, and for a lock wait what the blocking backend is doing: load-independent
+  evidence of what an enqueue waits on.
 
 Prints one JSON object.
 """
@@ -194,12 +195,24 @@ async def enqueue_load(
 
 
 WAITS_QUERY = """
-SELECT CASE WHEN application_name LIKE 'league-web%%' THEN 'web'
-            WHEN application_name LIKE 'league-worker%%' THEN 'worker' ELSE 'other' END,
-       coalesce(wait_event_type || ':' || wait_event, 'CPU'),
-       CASE WHEN query LIKE 'COMMIT%%' THEN 'COMMIT' ELSE 'statement' END
-FROM pg_stat_activity
-WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid()
+WITH a AS (
+    SELECT pid, state,
+           CASE WHEN application_name LIKE 'league-web%%' THEN 'web'
+                WHEN application_name LIKE 'league-worker%%' THEN 'worker'
+                ELSE 'other' END AS who,
+           coalesce(wait_event_type || ':' || wait_event, 'CPU') AS wait,
+           CASE WHEN state LIKE 'idle in%%' THEN 'idle in transaction'
+                WHEN query LIKE 'COMMIT%%' THEN 'COMMIT'
+                WHEN query LIKE '%%request_run%%' THEN 'request_run'
+                WHEN query LIKE '%%nightcrew.jobs%%' THEN 'jobs statement'
+                ELSE 'statement' END AS what
+    FROM pg_stat_activity
+    WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid()
+)
+SELECT a.who, a.wait, a.what,
+       (SELECT b.who || ' ' || b.what FROM a b
+        WHERE a.wait LIKE 'Lock:%%' AND b.pid = (pg_blocking_pids(a.pid))[1])
+FROM a
 """
 
 
@@ -209,8 +222,8 @@ async def sample_waits(url: str, stop: asyncio.Event) -> dict[str, int]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         while not stop.is_set():
             cur = await conn.execute(WAITS_QUERY)
-            for who, wait, what in await cur.fetchall():
-                name = f"{who} {wait} ({what})"
+            for who, wait, what, blocker in await cur.fetchall():
+                name = f"{who} {wait} ({what})" + (f" behind {blocker}" if blocker else "")
                 counts[name] = counts.get(name, 0) + 1
             counts["samples"] += 1
             await asyncio.sleep(0.02)
