@@ -89,8 +89,9 @@ async def request_run(
     asked: dict[str, Any] | None = None,
 ) -> RunRef:
     """Ask for a refresh in ``conn``'s transaction: the run this request id already has,
-    else the waiting run joined, else a new waiting run whose refresh job is enqueued
-    (coalesced) in the same transaction, so a rollback leaves no trace. ``kick``: enqueue
+    else the waiting run joined, else a new waiting run whose refresh job, when no run is
+    processing, is enqueued (coalesced) in the same transaction, so a rollback leaves no
+    trace. ``kick``: enqueue
     the refresh job even when joining (the nightly trigger and the page's buttons do, so a
     waiting run whose refresh job failed for good still starts).
 
@@ -98,11 +99,13 @@ async def request_run(
     triggers queue neither behind each other nor behind the start; a caller that wrote
     before asking (a match result) holds the run's join lock, which the run's function jobs
     wait for (:func:`wait_for_joiners`), so its writes are in the run's statistics
-    (migration 0004). It is one round trip (``league.request_run()``), none when the caller
+    (migration 0004). A run created while another is processing needs no refresh job (the
+    processing run's end starts it), so its creator's transaction is as short as a
+    joiner's. It is one round trip (``league.request_run()``), none when the caller
     ran :func:`request_run_statement` in this transaction and passes its row as ``asked``.
     Nothing here notifies: a creating caller calls :func:`announce` after its commit."""
     run = asked if asked is not None else await _one(conn, "request_run", trigger.params())
-    if run["created"] or (kick and run["status"] == "queued"):
+    if run["needs_job"] or (kick and run["status"] == "queued"):
         payload = {"runId": str(run["id"]), **_trigger_payload(trigger)}
         await app.aenqueue(
             REFRESH_TYPE,

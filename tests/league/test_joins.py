@@ -18,7 +18,7 @@ from league import runs
 from league.runs import Trigger
 from league.stats import FUNCTIONS
 from nightcrew import App
-from tests.league.helpers import load_small_league, rows, store, wait_for_run
+from tests.league.helpers import load_small_league, rows, run_status, store, wait_for_run
 from tests.support import await_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -168,3 +168,38 @@ async def test_a_trigger_without_writes_joins_a_starting_run_without_any_lock(
         async with running_worker(league_app):
             assert await wait_for_run(league_app, waiting.id) == "completed"
     assert await rows(conn, "SELECT count(*) FROM league.run_triggers") == [(2,)]
+
+
+async def test_a_run_created_during_a_run_needs_no_refresh_job_and_starts_when_it_ends(
+    league_app: App, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """A trigger creating the follow-up while a run is processing enqueues no refresh job
+    (the processing run's end starts it); its transaction is still open when that run
+    ends: the end waits for its commit, then starts the follow-up."""
+    await load_small_league(conn)
+    first = await runs.request_run(league_app, conn, Trigger("admin", "first"))
+    async with conn.transaction():  # what the refresh job does: the run is now processing
+        assert await runs.start_queued_run(league_app, conn) == first.id
+    pool = await league_app.apool()
+    async with pool.connection() as late:
+        await late.execute("BEGIN")
+        follow_up = await runs.request_run(league_app, late, Trigger("admin", "follow-up"))
+        assert follow_up.created and follow_up.id != first.id
+        pid = late.info.backend_pid
+        async with running_worker(league_app):
+            await await_until(
+                lambda: _ended_or_blocked(conn, first.id, pid),
+                timeout=30,
+                what="the first run to end or to wait for the follow-up's creator",
+            )
+            assert await run_status(conn, first.id) == "processing", "ended without seeing it"
+            await late.execute("COMMIT")
+            assert await wait_for_run(league_app, first.id) == "completed"
+            assert await wait_for_run(league_app, follow_up.id) == "completed"
+    assert await rows(
+        conn, "SELECT count(*) FROM nightcrew.jobs WHERE type = 'league.refresh_stats'"
+    ) == [(1,)]
+
+
+async def _ended_or_blocked(conn: psycopg.AsyncConnection[Any], run_id: UUID, pid: int) -> bool:
+    return await run_status(conn, run_id) != "processing" or await blocked_by(conn, pid)

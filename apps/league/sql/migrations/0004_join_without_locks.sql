@@ -21,13 +21,22 @@ CREATE FUNCTION league.join_lock(p_run_id uuid) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN hashtextextended('league.join:' || p_run_id::text, 0);
 
-CREATE OR REPLACE FUNCTION league.request_run(p_triggered_by text, p_request_id text,
-                                              p_match_id integer, p_retry_of uuid)
-RETURNS TABLE (id uuid, status text, created boolean, existing boolean)
+-- A new run needs a refresh job only when no run is processing: a processing run starts
+-- the waiting one in the transaction that ends it (league.runs.finish_run). The creator
+-- holds the runs lock shared (finish_run takes it exclusively) from before it looks for a
+-- processing run to its commit, so a run it saw processing ends only after the new run is
+-- committed, and its end sees it and starts it. The creator's transaction is then its
+-- statement and its commit (no enqueue, no NOTIFY): the window in which triggers arriving
+-- while no run waits queue behind its uncommitted run.
+DROP FUNCTION league.request_run(text, text, integer, uuid);
+CREATE FUNCTION league.request_run(p_triggered_by text, p_request_id text,
+                                   p_match_id integer, p_retry_of uuid)
+RETURNS TABLE (id uuid, status text, created boolean, existing boolean, needs_job boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     run_id     uuid;
     run_status text;
+    processing boolean;
     -- Wrote before asking (an xid is assigned only by a write): the run must see it.
     wrote      boolean := p_triggered_by = 'post-match'
                           OR pg_current_xact_id_if_assigned() IS NOT NULL;
@@ -37,7 +46,7 @@ BEGIN
     FROM league.run_triggers t JOIN league.runs r ON r.id = t.run_id
     WHERE t.request_id = p_request_id;
     IF FOUND THEN
-        RETURN QUERY SELECT run_id, run_status, false, true;
+        RETURN QUERY SELECT run_id, run_status, false, true, false;
         RETURN;
     END IF;
     LOOP
@@ -58,11 +67,13 @@ BEGIN
             -- joiner as a count only.
             INSERT INTO league.run_triggers (request_id, run_id, triggered_by, match_id, retry_of)
             VALUES (p_request_id, run_id, p_triggered_by, p_match_id, p_retry_of);
-            RETURN QUERY SELECT run_id, run_status, false, false;
+            RETURN QUERY SELECT run_id, run_status, false, false, false;
             RETURN;
         END IF;
         -- None waits: create it. A concurrent creator's uncommitted run makes this wait for
         -- its commit, then the next turn joins it.
+        PERFORM pg_advisory_xact_lock_shared(hashtext('league.runs'));
+        processing := EXISTS (SELECT FROM league.runs r WHERE r.status = 'processing');
         INSERT INTO league.runs (triggered_by, request_id, match_id, retry_of)
         VALUES (p_triggered_by, p_request_id, p_match_id, p_retry_of)
         ON CONFLICT ((league.runs.status)) WHERE league.runs.status = 'queued' DO NOTHING
@@ -71,7 +82,7 @@ BEGIN
     END LOOP;
     INSERT INTO league.run_triggers (request_id, run_id, triggered_by, match_id, retry_of)
     VALUES (p_request_id, run_id, p_triggered_by, p_match_id, p_retry_of);
-    RETURN QUERY SELECT run_id, run_status, true, false;
+    RETURN QUERY SELECT run_id, run_status, true, false, NOT processing;
 END
 $$;
 
