@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import psycopg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
@@ -59,7 +59,9 @@ def build_router(app: "App", hub: LeagueHub) -> APIRouter:
             yield session
 
     @router.post("/stats-jobs", status_code=202, summary="Ask for a statistics refresh")
-    async def post_stats_job(body: StatsJobRequest, key: Key) -> dict[str, Any]:
+    async def post_stats_job(
+        body: StatsJobRequest, key: Key, after: BackgroundTasks
+    ) -> dict[str, Any]:
         trigger = Trigger(body.triggeredBy, body.requestId, body.matchId, body.retryOf)
         # A trigger with nothing to check, from a key this process knows as an admin's:
         # league.request_run() goes with the key check (one round trip, then the commit).
@@ -72,14 +74,18 @@ def build_router(app: "App", hub: LeagueHub) -> APIRouter:
                 await check_trigger(session, trigger)
             asked = session.first[0] if session.first else None
             run = await runs.request_run(app, session.conn, trigger, asked=asked)
-        await runs.announce(app, run)
+        # Committed: the live table's NOTIFY goes once the answer is sent (it may wait
+        # for the cluster's NOTIFY lock; the request need not).
+        after.add_task(runs.announce, app, run)
         return {"jobId": str(run.id), "status": run.status}
 
     @router.post("/matches/{match_id}/result", summary="Store a match result and refresh")
-    async def post_result(match_id: int, body: MatchResultRequest, key: Key) -> dict[str, Any]:
+    async def post_result(
+        match_id: int, body: MatchResultRequest, key: Key, after: BackgroundTasks
+    ) -> dict[str, Any]:
         async with acting_user(key, "recording a result") as session:
             stored, run = await store_result(app, session, match_id, body)
-        await runs.announce(app, run)
+        after.add_task(runs.announce, app, run)  # committed; sent after the answer
         return stored
 
     @router.get("/stats-jobs", summary="The latest statistics runs")

@@ -15,6 +15,7 @@ exactly one follow-up.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from nightcrew import ParentJob
 
 if TYPE_CHECKING:
     from nightcrew import App
+
+logger = logging.getLogger(__name__)
 
 REFRESH_TYPE = "league.refresh_stats"
 FUNCTION_TYPE = "league.run_statistic"
@@ -125,9 +128,12 @@ async def announce(app: App, run: RunRef) -> None:
     this is lost (the process dies first), the table learns of the run when it starts."""
     if not run.created:
         return
-    pool = await app.apool()
-    async with pool.connection() as conn:
-        await notify(conn, RUNS_CHANNEL, str(run.id))
+    try:
+        pool = await app.apool()
+        async with pool.connection() as conn:
+            await notify(conn, RUNS_CHANNEL, str(run.id))
+    except psycopg.Error as exc:  # the run is committed: its start will show it
+        logger.warning("run %s created, but telling the live tables failed: %s", run.id, exc)
 
 
 async def wait_for_joiners(conn: Conn, run_id: UUID) -> None:
