@@ -37,7 +37,7 @@ DECLARE
     run_id     uuid;
     run_status text;
     processing boolean;
-    -- Wrote before asking (an xid is assigned only by a write): the run must see it.
+    -- Wrote before asking (only a write or a row lock assigns an xid): the run must see it.
     wrote      boolean := p_triggered_by = 'post-match'
                           OR pg_current_xact_id_if_assigned() IS NOT NULL;
 BEGIN
