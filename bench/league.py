@@ -4,10 +4,10 @@ invalidation latency across web processes, and the enqueue endpoint under 50 cli
 
     python bench/league.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
-Recreates the database ``league_bench`` on that server, migrates it, loads the demo league
-(10 seasons, 40 players, a match a week), then starts real processes: ``--web`` web
-processes (``nightcrew serve --app league.app:app``) and one worker process
-(``nightcrew worker``, concurrency 12). Figures:
+Recreates the database ``--db-name`` (default ``league_bench``) on that server, migrates
+it, loads the demo league (10 seasons, 40 players, a match a week), then starts real
+processes: ``--web`` web processes (``nightcrew serve --app league.app:app``, ports from
+``--port``) and one worker process (``nightcrew worker``, concurrency 12). Figures:
 
 - ``sequential_ms``: the ten functions one after the other in one transaction (median of 3);
 - ``run_ms``: a run's wall time, first function started to run completed (ten parallel jobs
@@ -19,7 +19,13 @@ processes (``nightcrew serve --app league.app:app``) and one worker process
   clients, each sending ``--requests`` requests at ``--rate`` per second from a random
   start (an open workload, like bench/http_load.py; ``--rate 0``: back to back, which
   measures queueing in front of saturated servers), spread over the web processes; most
-  join the waiting run.
+  join the waiting run. ``--burst`` sends every client's requests in lock-step instead
+  (all 50 at the same instant each second), the worst case a real league never sees;
+- ``enqueue_waits`` (``--sample-waits``): ``pg_stat_activity`` of the bench database
+  sampled every 20 ms during the enqueue load, non-idle backends counted by process
+  (``web``, ``worker``: set through ``PGAPPNAME``), wait event (``CPU`` when none),
+  statement, and for a lock wait what the blocking backend is doing: load-independent
+  evidence of what an enqueue waits on.
 
 Prints one JSON object.
 """
@@ -79,16 +85,17 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def recreate(server: str) -> str:
+def recreate(server: str, name: str) -> str:
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    return make_conninfo(server, dbname=DATABASE)
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_conninfo(server, dbname=name)
 
 
-def start(args: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
+def start(args: list[str], url: str, log: Path, role: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTCREW_")}
-    env.update(SETTINGS, NIGHTCREW_DATABASE_URL=url)
+    # libpq names every connection of the process after its role (the wait samples).
+    env.update(SETTINGS, NIGHTCREW_DATABASE_URL=url, PGAPPNAME=role)
     out = log.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "nightcrew", *args, "--app", "league.app:app"],
@@ -156,17 +163,22 @@ async def one_run(http: httpx.AsyncClient, webs: list[str], url: str, n: int) ->
 
 
 async def enqueue_load(
-    webs: list[str], key: str, clients: int, requests: int, rate: float
+    webs: list[str], key: str, clients: int, requests: int, rate: float, burst: bool = False
 ) -> list[float]:
     latencies: list[float] = []
     period = 1 / rate if rate > 0 else 0.0
+    first_at = time.perf_counter() + 0.5
 
     async def client(index: int) -> None:
         base = webs[index % len(webs)]
         auth = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(headers=auth, timeout=30) as http:
-            await asyncio.sleep(random.uniform(0, period))  # producers start at random offsets
-            next_at = time.perf_counter()
+            if burst:  # every client on the same tick: lock-step bursts
+                next_at = first_at
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            else:  # producers start at random offsets, then keep their own pace
+                await asyncio.sleep(random.uniform(0, period))
+                next_at = time.perf_counter()
             for n in range(requests):
                 next_at += period
                 started = time.perf_counter()
@@ -182,6 +194,42 @@ async def enqueue_load(
     return latencies
 
 
+WAITS_QUERY = """
+WITH a AS (
+    SELECT pid, state,
+           CASE WHEN application_name LIKE 'league-web%%' THEN 'web'
+                WHEN application_name LIKE 'league-worker%%' THEN 'worker'
+                ELSE 'other' END AS who,
+           coalesce(wait_event_type || ':' || wait_event, 'CPU') AS wait,
+           CASE WHEN state LIKE 'idle in%%' THEN 'idle in transaction'
+                WHEN query LIKE 'COMMIT%%' THEN 'COMMIT'
+                WHEN query LIKE '%%request_run%%' THEN 'request_run'
+                WHEN query LIKE '%%nightcrew.jobs%%' THEN 'jobs statement'
+                ELSE 'statement' END AS what
+    FROM pg_stat_activity
+    WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid()
+)
+SELECT a.who, a.wait, a.what,
+       (SELECT b.who || ' ' || b.what FROM a b
+        WHERE a.wait LIKE 'Lock:%%' AND b.pid = (pg_blocking_pids(a.pid))[1])
+FROM a
+"""
+
+
+async def sample_waits(url: str, stop: asyncio.Event) -> dict[str, int]:
+    """Count non-idle backends by process, wait event and statement, every 20 ms."""
+    counts: dict[str, int] = {"samples": 0}
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while not stop.is_set():
+            cur = await conn.execute(WAITS_QUERY)
+            for who, wait, what, blocker in await cur.fetchall():
+                name = f"{who} {wait} ({what})" + (f" behind {blocker}" if blocker else "")
+                counts[name] = counts.get(name, 0) + 1
+            counts["samples"] += 1
+            await asyncio.sleep(0.02)
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 async def measure(args: argparse.Namespace, url: str, key: str, webs: list[str]) -> dict[str, Any]:
     figures: dict[str, Any] = {"sequential_ms": await sequential_ms(url)}
     auth = {"Authorization": f"Bearer {key}"}
@@ -193,14 +241,22 @@ async def measure(args: argparse.Namespace, url: str, key: str, webs: list[str])
             for name, value in (await one_run(http, webs, url, n)).items():
                 per_run[name].append(value)
     figures.update({name: summary(values) for name, values in per_run.items()})
-    load = await enqueue_load(webs, key, args.clients, args.requests, args.rate)
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_waits(url, stop)) if args.sample_waits else None
+    load = await enqueue_load(webs, key, args.clients, args.requests, args.rate, args.burst)
+    stop.set()
     figures["enqueue_ms"] = summary(load)
+    figures["enqueue_pacing"] = "lock-step bursts" if args.burst else "random offsets"
+    if sampler is not None:
+        figures["enqueue_waits"] = await sampler
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("NIGHTCREW_DATABASE_URL"))
+    parser.add_argument("--db-name", default=DATABASE, help="database to (re)create")
+    parser.add_argument("--port", type=int, default=18700, help="first web process's port")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--web", type=int, default=2)
     parser.add_argument("--clients", type=int, default=50)
@@ -211,10 +267,16 @@ def main() -> None:
         default=1.0,
         help="requests per second per client (0: back to back, saturation)",
     )
+    parser.add_argument(
+        "--burst", action="store_true", help="clients in lock-step (all at once each period)"
+    )
+    parser.add_argument(
+        "--sample-waits", action="store_true", help="sample pg_stat_activity during the load"
+    )
     args = parser.parse_args()
     if not args.database_url:
         parser.error("give --database-url (or NIGHTCREW_DATABASE_URL)")
-    url = recreate(args.database_url)
+    url = recreate(args.database_url, args.db_name)
     app = build_app(url, migrate_on_start=False)
     app.migrate()
     with app.pool().connection() as conn:
@@ -230,10 +292,13 @@ def main() -> None:
     procs, webs = [], []
     try:
         for index in range(args.web):
-            port = 18700 + index
-            procs.append(start(["serve", "--port", str(port)], url, logs / f"web-{index}.log"))
+            port = args.port + index
+            log = logs / f"web-{index}.log"
+            procs.append(start(["serve", "--port", str(port)], url, log, f"league-web-{index}"))
             webs.append(f"http://127.0.0.1:{port}")
-        procs.append(start(["worker", "--concurrency", "12"], url, logs / "worker.log"))
+        procs.append(
+            start(["worker", "--concurrency", "12"], url, logs / "worker.log", "league-worker")
+        )
         for web in webs:
             deadline = time.monotonic() + 30
             while True:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import psycopg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
@@ -59,7 +59,9 @@ def build_router(app: "App", hub: LeagueHub) -> APIRouter:
             yield session
 
     @router.post("/stats-jobs", status_code=202, summary="Ask for a statistics refresh")
-    async def post_stats_job(body: StatsJobRequest, key: Key) -> dict[str, Any]:
+    async def post_stats_job(
+        body: StatsJobRequest, key: Key, after: BackgroundTasks
+    ) -> dict[str, Any]:
         trigger = Trigger(body.triggeredBy, body.requestId, body.matchId, body.retryOf)
         # A trigger with nothing to check, from a key this process knows as an admin's:
         # league.request_run() goes with the key check (one round trip, then the commit).
@@ -72,12 +74,19 @@ def build_router(app: "App", hub: LeagueHub) -> APIRouter:
                 await check_trigger(session, trigger)
             asked = session.first[0] if session.first else None
             run = await runs.request_run(app, session.conn, trigger, asked=asked)
+        # Committed: the live table's NOTIFY goes once the answer is sent (it may wait
+        # for the cluster's NOTIFY lock; the request need not).
+        after.add_task(runs.announce, app, run)
         return {"jobId": str(run.id), "status": run.status}
 
     @router.post("/matches/{match_id}/result", summary="Store a match result and refresh")
-    async def post_result(match_id: int, body: MatchResultRequest, key: Key) -> dict[str, Any]:
+    async def post_result(
+        match_id: int, body: MatchResultRequest, key: Key, after: BackgroundTasks
+    ) -> dict[str, Any]:
         async with acting_user(key, "recording a result") as session:
-            return await store_result(app, session, match_id, body)
+            stored, run = await store_result(app, session, match_id, body)
+        after.add_task(runs.announce, app, run)  # committed; sent after the answer
+        return stored
 
     @router.get("/stats-jobs", summary="The latest statistics runs")
     async def get_runs(key: Key, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
@@ -151,9 +160,10 @@ async def check_trigger(session: Session, trigger: Trigger) -> None:
 
 async def store_result(
     app: "App", session: Session, match_id: int, body: MatchResultRequest
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], runs.RunRef]:
     """Write the result and ask for a post-match refresh in the session's transaction; the
-    deferred two-teams check runs after the enqueue, so a refused result enqueues nothing."""
+    deferred two-teams check runs after the enqueue, so a refused result enqueues nothing.
+    Returns the answer and the run (to announce once committed)."""
     conn = session.conn
     cur = await conn.execute(query("match_get"), {"id": match_id})
     if await cur.fetchone() is None:
@@ -182,7 +192,7 @@ async def store_result(
     goals = await score.fetchone()
     assert goals is not None
     return {"matchId": match_id, "goalsA": goals[0], "goalsB": goals[1],
-            "jobId": str(run.id), "status": run.status}  # fmt: skip
+            "jobId": str(run.id), "status": run.status}, run  # fmt: skip
 
 
 async def read_stats(app: "App", tag: str, params: dict[str, Any]) -> str:

@@ -73,6 +73,7 @@ def build_dashboard_router(app: "App", hub: LeagueHub) -> APIRouter:
             if trigger.retry_of is not None and await _not_failed(session.conn, trigger.retry_of):
                 return RedirectResponse(flash_url(request, "/league", "no such failed run"), 303)
             run = await runs.request_run(app, session.conn, trigger, kick=True)
+        await runs.announce(app, run)
         message = f"statistics run {run.id} {run.status}"
         return RedirectResponse(flash_url(request, "/league", message), 303)
 

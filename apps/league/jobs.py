@@ -36,8 +36,10 @@ async def run_statistic(ctx: JobContext, payload: dict[str, Any]) -> dict[str, A
     run_id, function = UUID(payload["runId"]), str(payload["function"])
     attempt = ctx.job.attempt
     pool = await ctx.app.apool()
-    async with pool.connection() as conn, conn.transaction():
-        await runs.function_started(conn, run_id, function, attempt)
+    async with pool.connection() as conn:
+        await runs.wait_for_joiners(conn, run_id)  # a joined match result is in what we compute
+        async with conn.transaction():
+            await runs.function_started(conn, run_id, function, attempt)
     started = time.perf_counter()
     try:
         await raise_injected_fault(ctx, function)
@@ -90,6 +92,7 @@ async def nightly_refresh(ctx: JobContext, payload: dict[str, Any] | None) -> di
     trigger = Trigger("cron", request_id=f"cron:{ctx.job.id}")
     async with ctx.transaction() as conn:
         run = await runs.request_run(ctx.app, conn, trigger, kick=True)
+    await runs.announce(ctx.app, run)
     return {"jobId": str(run.id), "status": run.status, "summary": f"run {run.id} {run.status}"}
 
 

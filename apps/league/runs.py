@@ -15,6 +15,7 @@ exactly one follow-up.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from nightcrew import ParentJob
 
 if TYPE_CHECKING:
     from nightcrew import App
+
+logger = logging.getLogger(__name__)
 
 REFRESH_TYPE = "league.refresh_stats"
 FUNCTION_TYPE = "league.run_statistic"
@@ -69,6 +72,8 @@ class RunRef:
 
     id: UUID
     status: str
+    created: bool = False
+    """This request created the run: :func:`announce` it once the transaction committed."""
 
 
 def request_run_statement(trigger: Trigger) -> tuple[Any, dict[str, Any]]:
@@ -87,29 +92,55 @@ async def request_run(
     asked: dict[str, Any] | None = None,
 ) -> RunRef:
     """Ask for a refresh in ``conn``'s transaction: the run this request id already has,
-    else the waiting run joined, else a new waiting run whose refresh job is enqueued
-    (coalesced) in the same transaction, so a rollback leaves no trace. ``kick``: enqueue
+    else the waiting run joined, else a new waiting run whose refresh job, when no run is
+    processing, is enqueued (coalesced) in the same transaction, so a rollback leaves no
+    trace. ``kick``: enqueue
     the refresh job even when joining (the nightly trigger and the page's buttons do, so a
     waiting run whose refresh job failed for good still starts).
 
-    Joining takes only a share lock on the waiting run (it can't start before this
-    transaction ends) and writes no shared row, so concurrent triggers don't queue behind
-    each other's commits; it is one round trip (``league.request_run()``), none when the
-    caller ran :func:`request_run_statement` in this transaction and passes its row as
-    ``asked``."""
+    Joining takes no lock the run's start waits for and writes no shared row, so concurrent
+    triggers queue neither behind each other nor behind the start; a caller that wrote
+    before asking (a match result) holds the run's join lock, which the run's function jobs
+    wait for (:func:`wait_for_joiners`), so its writes are in the run's statistics
+    (migration 0004). A run created while another is processing needs no refresh job (the
+    processing run's end starts it), so its creator's transaction is as short as a
+    joiner's. It is one round trip (``league.request_run()``), none when the caller
+    ran :func:`request_run_statement` in this transaction and passes its row as ``asked``.
+    Nothing here notifies: a creating caller calls :func:`announce` after its commit."""
     run = asked if asked is not None else await _one(conn, "request_run", trigger.params())
-    if run["created"] or (kick and run["status"] == "queued"):
+    if run["needs_job"] or (kick and run["status"] == "queued"):
         payload = {"runId": str(run["id"]), **_trigger_payload(trigger)}
-        job_id = await app.aenqueue(
+        await app.aenqueue(
             REFRESH_TYPE,
             payload,
             dedupe_key=REFRESH_DEDUPE_KEY,
             dedupe_scope="queued",
             conn=conn,
-        )
-        if run["created"]:  # a joiner holds a share lock only: updating the run could deadlock
-            await conn.execute(query("run_set_refresh_job"), {"id": run["id"], "job_id": job_id})
-    return RunRef(run["id"], run["status"])
+        )  # the job names its run in its payload (the run no longer names its job: a round trip)
+    return RunRef(run["id"], run["status"], bool(run["created"]))
+
+
+async def announce(app: App, run: RunRef) -> None:
+    """Tell the live Background Job Status tables of a run ``request_run`` created, after
+    the creating transaction committed: in a statement of its own, which writes no WAL, so
+    it holds the cluster's NOTIFY commit lock for microseconds (in the creator's transaction
+    it was held through the commit's WAL flush, while joiners waited for that commit). If
+    this is lost (the process dies first), the table learns of the run when it starts."""
+    if not run.created:
+        return
+    try:
+        pool = await app.apool()
+        async with pool.connection() as conn:
+            await notify(conn, RUNS_CHANNEL, str(run.id))
+    except psycopg.Error as exc:  # the run is committed: its start will show it
+        logger.warning("run %s created, but telling the live tables failed: %s", run.id, exc)
+
+
+async def wait_for_joiners(conn: Conn, run_id: UUID) -> None:
+    """Wait until the triggers that joined ``run_id`` holding writes of their own (match
+    results) have committed, so a statistics function computed after this sees them.
+    ``conn`` in autocommit with no transaction open: the lock is released at once."""
+    await conn.execute(query("run_joiners_wait"), {"run_id": run_id})
 
 
 def _trigger_payload(trigger: Trigger) -> dict[str, Any]:

@@ -156,7 +156,7 @@ async def test_the_button_starts_a_waiting_run_whose_refresh_job_is_gone(
     auth = {"Authorization": f"Bearer {admin_key}"}
     body = {"triggeredBy": "admin", "requestId": "api-1"}
     waiting = (await client.post("/api/league/stats-jobs", json=body, headers=auth)).json()
-    job = await rows(conn, "SELECT refresh_job_id FROM league.runs")
+    job = await rows(conn, "SELECT id FROM nightcrew.jobs WHERE type = 'league.refresh_stats'")
     assert await league_app.acancel(job[0][0])  # as if it had failed for good
     body = {"triggeredBy": "admin", "requestId": "api-2"}
     joined = (await client.post("/api/league/stats-jobs", json=body, headers=auth)).json()
