@@ -75,7 +75,7 @@ class PrincipalCache:
     /api/jobs``: the check, the insert and the read-back). Only keys the database accepted
     are stored, so unknown keys cannot fill it; a key the database refuses is dropped.
 
-    ``size`` is the ``http_key_cache_size`` setting (an entry is ~300 bytes); 0 keeps none,
+    ``size`` is the ``http_key_cache_size`` setting (an entry is ~350 bytes); 0 keeps none,
     and every request then checks its key in a round trip of its own."""
 
     def __init__(self, size: int = 10_000) -> None:
