@@ -180,7 +180,7 @@ def test_named_queries_load(name: str) -> None:
     assert len(query(name).as_string(None)) > 20
 
 
-_BY_KEY_QUERIES = {
+_BY_KEY_QUERIES: dict[str, dict[str, object]] = {
     "limit_set": {"key": "k42", "count": 1, "seconds": 1.0, "concurrency": None, "by": "op"},
     "limit_clear": {"key": "k42"},
     "retention_limits": {"after": "", "limit": 1000, "before": "2100-01-01"},
