@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         description="How long an HTTP request waits for a database connection before it "
         "answers 503 (with Retry-After) instead of hanging while the database is down.",
     )
+    http_key_cache_size: int = Field(
+        10_000,
+        ge=0,
+        description="How many verified API keys each HTTP process remembers (least recently "
+        "used go first; the key is still checked on every request). Their requests send the "
+        "key check with their statements in one round trip; 0: remember none.",
+    )
     metrics_token: SecretStr | None = Field(
         None,
         description="Bearer token Prometheus sends to scrape /metrics (admin keys work too); "

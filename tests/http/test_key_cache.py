@@ -5,11 +5,17 @@ request, so a revoked key stops at its very next request (docs/security.md)."""
 from __future__ import annotations
 
 import json
+import uuid
+from typing import Any
 
 import httpx
 import psycopg
+import pytest
+from pydantic import ValidationError
 
-from nightcrew.http.session import principal_cache
+from nightcrew import App, JobContext
+from nightcrew.http import create_app
+from nightcrew.http.session import Principal, principal_cache
 from nightcrew.keys import create_key, hash_key, revoke_key
 from tests.http.conftest import Server
 
@@ -110,3 +116,54 @@ def test_concurrent_one_round_trip_enqueues_each_get_their_own_job(srv: Server) 
         job = answer.json()
         assert job["payload"] == {"n": n} and job["user_id"] == ("alice" if n % 2 else "bob")
     assert srv.sql("SELECT count(DISTINCT id) FROM nightcrew.jobs") == [(40,)]
+
+
+def test_the_cache_is_bounded_by_the_setting_and_drops_the_least_recently_used(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NIGHTCREW_HTTP_KEY_CACHE_SIZE", "2")
+    app = App(db_url, migrate_on_start=False)
+    try:
+        cache = principal_cache(app)
+        assert cache.size == 2
+        first, second, third = (Principal(f"u{n}", False, uuid.uuid4()) for n in range(3))
+        cache.put(b"first", first)
+        cache.put(b"second", second)
+        assert cache.get(b"first") == first  # used: "second" is now the least recent
+        cache.put(b"third", third)
+        assert len(cache) == 2
+        assert cache.get(b"second") is None
+        assert cache.get(b"first") == first and cache.get(b"third") == third
+    finally:
+        app.close()
+    with pytest.raises(ValidationError, match="http_key_cache_size"):
+        App(db_url, migrate_on_start=False, http_key_cache_size=-1)
+
+
+async def test_a_cache_of_size_zero_remembers_no_key_and_every_request_still_works(
+    db_url: str,
+) -> None:
+    app = App(db_url, migrate_on_start=False, http_key_cache_size=0)
+    app.job("cache.echo")(_echo)
+    try:
+        with app.pool().connection() as conn:
+            _, secret = create_key(conn, "erin", actor="test")
+        transport = httpx.ASGITransport(app=create_app(app))
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
+            for n in range(3):
+                answer = await client.post(
+                    "/api/jobs", json={"type": "cache.echo", "payload": {"n": n}}
+                )
+                assert answer.status_code == 202, answer.text
+                assert answer.json()["user_id"] == "erin"
+            assert (await client.get("/api/jobs")).status_code == 200
+        assert len(principal_cache(app)) == 0
+    finally:
+        await app.aclose()
+
+
+async def _echo(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return payload

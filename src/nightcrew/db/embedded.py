@@ -50,6 +50,14 @@ How the pgserver pitfalls are handled:
   (live ``postgres`` process, status ``ready``, socket present) and reuses the server without
   importing pgserver at all (the fast path, a few milliseconds). :func:`stop` never needs the
   Python object that started the server: it runs the bundled ``pg_ctl stop``.
+* A server from a deleted install: every checkout (venv) of the same user shares the default
+  data dir, so a second checkout finds and reuses the postmaster the first one started. If the
+  first checkout's venv is deleted, that postmaster keeps running but each new backend that
+  loads a library (``$libdir/plpgsql``) fails. :func:`start` reads the binary the running
+  server was started from (``postmaster.opts``, else ``/proc/<pid>/exe``): while it exists the
+  server is reused, whichever install it belongs to (stopping it would cut off the other live
+  checkout's workers); once it is gone the server is stopped (``pg_ctl`` of this install) and
+  started again from this install's binaries, on the same data.
 * Unix socket only: pgserver passes ``-h "" -k <socket dir>`` to the postmaster, so
   ``listen_addresses`` is empty and nothing listens on TCP. The URL carries the socket
   directory as ``host``.
@@ -291,6 +299,17 @@ class _Postmaster:
     socket_dir: Path | None
     state: str  # "starting", "ready", "stopping", "standby" or "" while being written
     alive: bool
+    executable: Path | None = None  # the postgres binary it was started from, if known
+
+    @property
+    def binaries_present(self) -> bool:
+        """Whether the binary the server was started from still exists (unknown counts as yes).
+
+        A server started from another checkout's venv that has since been deleted keeps running,
+        but each new backend that loads a library (``$libdir/plpgsql``: every DO block, every
+        plpgsql function) fails: it is dead weight, not a server to hand out.
+        """
+        return self.executable is None or os.access(self.executable, os.X_OK)
 
     @property
     def ready(self) -> bool:
@@ -317,7 +336,30 @@ def _read_postmaster(data_dir: Path) -> _Postmaster | None:
 
     port = int(line(3)) if line(3).isdigit() else _DEFAULT_PORT
     socket_dir = Path(line(4)) if line(4) else None
-    return _Postmaster(pid, port, socket_dir, line(7), _is_live_postgres(pid))
+    alive = _is_live_postgres(pid)
+    executable = _postmaster_executable(data_dir, pid) if alive else None
+    return _Postmaster(pid, port, socket_dir, line(7), alive, executable)
+
+
+def _postmaster_executable(data_dir: Path, pid: int) -> Path | None:
+    """The path of the postgres binary the running postmaster was started from, if known.
+
+    ``postmaster.opts`` (rewritten by every postmaster start) begins with the absolute path of
+    the executable, then each argument double-quoted; it is readable wherever the data dir is,
+    also without procfs. ``/proc/<pid>/exe`` is the fallback: its target gets a " (deleted)"
+    suffix once the file is gone, which is stripped so the existence check decides.
+    """
+    try:
+        opts = (data_dir / "postmaster.opts").read_text()
+    except OSError:
+        opts = ""
+    path = opts.split(' "', 1)[0].strip()
+    if not path:
+        try:
+            path = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+        except OSError:
+            return None
+    return Path(path) if os.path.isabs(path) else None
 
 
 def _is_live_postgres(pid: int) -> bool:
@@ -440,7 +482,7 @@ def start(data_dir: Path | None = None) -> str:
     """
     path = _resolve(data_dir)
     info = _read_postmaster(path)
-    if info is not None and info.ready:  # fast path: no lock, no pgserver import
+    if info is not None and info.ready and info.binaries_present:  # fast path: no lock, no import
         return _url(info)
 
     if os.geteuid() == 0:
@@ -453,7 +495,11 @@ def start(data_dir: Path | None = None) -> str:
 
     with _data_dir_lock(path):
         info = _wait_until_settled(path, _READY_TIMEOUT_S)
+        if info is not None and info.alive and not info.binaries_present:
+            info = _stop_orphaned(path, info)
         if info is not None and info.ready:  # started meanwhile by another process
+            # Possibly from another checkout's install: reused as long as its binaries exist,
+            # since stopping it would cut off that checkout's workers.
             return _url(info)
         if info is not None and info.alive:
             raise EmbeddedDatabaseError(
@@ -481,6 +527,23 @@ def start(data_dir: Path | None = None) -> str:
         if info is None or not info.ready:
             raise EmbeddedDatabaseError(f"embedded PostgreSQL in {path} did not become ready")
         return _url(info)
+
+
+def _stop_orphaned(data_dir: Path, info: _Postmaster) -> _Postmaster | None:
+    """Stop a server whose binaries were deleted (a removed checkout's venv); the new state.
+
+    Nothing can use it any more (every library load fails), so no live install loses a
+    working server; the data dir is then started again from this install's binaries.
+    """
+    _log.warning(
+        "the embedded PostgreSQL on %s (pid %d) runs from %s, which no longer exists; "
+        "restarting it from this install",
+        data_dir,
+        info.pid,
+        info.executable,
+    )
+    _pg_ctl_stop(data_dir, info)
+    return _read_postmaster(data_dir)
 
 
 def stop(data_dir: Path | None = None) -> bool:
@@ -542,10 +605,14 @@ def _pg_ctl_stop(data_dir: Path, info: _Postmaster) -> None:
 def status(data_dir: Path | None = None) -> dict[str, object]:
     """Describe the embedded server on ``data_dir`` without starting it.
 
-    Returns ``{"running", "data_dir", "url", "pid", "version"}``: ``running`` is True when the
-    server accepts connections (then ``url`` is set); ``pid`` is the postmaster's PID whenever
-    a postgres process owns the data dir (also while starting or stopping); ``version`` is the
-    data directory's PostgreSQL major version (``"18"``), None if not initialised.
+    Returns ``{"running", "data_dir", "url", "pid", "version", "executable",
+    "binaries_present"}``: ``running`` is True when the server accepts connections (then ``url``
+    is set); ``pid`` is the postmaster's PID whenever a postgres process owns the data dir (also
+    while starting or stopping); ``version`` is the data directory's PostgreSQL major version
+    (``"18"``), None if not initialised; ``executable`` is the binary the running server was
+    started from (None if not running or unknown), possibly another checkout's; and
+    ``binaries_present`` is False when that binary has been deleted since (:func:`start`
+    replaces such a server).
     """
     path = _resolve(data_dir)
     info = _read_postmaster(path)
@@ -556,4 +623,6 @@ def status(data_dir: Path | None = None) -> dict[str, object]:
         "url": _url(info) if info is not None and running else None,
         "pid": info.pid if info is not None and info.alive else None,
         "version": _pg_version(path),
+        "executable": str(info.executable) if info is not None and info.executable else None,
+        "binaries_present": info is None or info.binaries_present,
     }

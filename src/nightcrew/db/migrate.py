@@ -1,6 +1,14 @@
 """Versioned schema migrations: ``sql/migrations/NNNN_name.sql``, tracked in
 ``nightcrew.migrations``, applied in order, each in its own transaction.
 
+A migration whose first line is ``-- nightcrew: no-transaction`` runs outside a transaction
+instead, one statement at a time, so it can ``CREATE INDEX CONCURRENTLY`` on a large table
+without blocking its writers. Its statements end with ``;`` at the end of a line and may not
+use dollar quoting (no function bodies: those belong in a transactional migration). It is
+recorded as applied only after its last statement, so an interrupted one runs again from the
+top: write each step to be re-runnable (``DROP INDEX CONCURRENTLY IF EXISTS`` the index
+being built first, since a failed concurrent build leaves an invalid index behind).
+
 Applications built on nightcrew ship their own migration set the same way: files in
 ``<package>/sql/migrations/`` tracked in ``<schema>.migrations`` (``migrate(url,
 package="estimating", schema="estimating")``, or ``App.add_migrations``).
@@ -25,6 +33,9 @@ from nightcrew.errors import MigrationError
 MIGRATION_LOCK_KEY = 0x6E69676874637277 & 0x7FFF_FFFF_FFFF_FFFF
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+NO_TRANSACTION_MARKER = "-- nightcrew: no-transaction"
+# A statement of a no-transaction migration ends with ";" at the end of a line.
+_STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,30 @@ class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def transactional(self) -> bool:
+        """False for a migration marked to run outside a transaction (module docstring)."""
+        first_line = self.sql.lstrip().split("\n", 1)[0].strip()
+        return first_line != NO_TRANSACTION_MARKER
+
+    def statements(self) -> list[str]:
+        """A no-transaction migration's statements, in order (comment-only parts dropped).
+
+        PostgreSQL runs a multi-statement query string as one implicit transaction, in which
+        ``CREATE INDEX CONCURRENTLY`` is refused: hence one statement per round trip.
+        """
+        if "$" in self.sql:
+            raise MigrationError(
+                f"migration {self.version:04d}_{self.name} runs outside a transaction and may "
+                f"not use dollar quoting (its statements are split at a ';' ending a line)"
+            )
+        parts = (part.strip() for part in _STATEMENT_END.split(self.sql))
+        return [part for part in parts if part and not _only_comments(part)]
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
 
 
 def available_migrations(package: str = "nightcrew") -> list[Migration]:
@@ -95,16 +130,24 @@ def migrate(url: str, *, package: str = "nightcrew", schema: str = "nightcrew") 
             for migration in migrations:
                 if migration.version in done:
                     continue
-                with conn.transaction():
-                    conn.execute(migration.sql.encode())
-                    conn.execute(
-                        sql.SQL("INSERT INTO {} (version, name) VALUES (%s, %s)").format(table),
-                        (migration.version, migration.name),
-                    )
+                _apply(conn, migration, table)
                 applied.append(migration.version)
             return applied
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+
+def _apply(conn: psycopg.Connection[Any], migration: Migration, table: sql.Identifier) -> None:
+    """Run one migration and record it (in the same transaction when it is transactional)."""
+    record = sql.SQL("INSERT INTO {} (version, name) VALUES (%s, %s)").format(table)
+    if migration.transactional:
+        with conn.transaction():
+            conn.execute(migration.sql.encode())
+            conn.execute(record, (migration.version, migration.name))
+        return
+    for statement in migration.statements():  # autocommit: each statement on its own
+        conn.execute(statement.encode())
+    conn.execute(record, (migration.version, migration.name))
 
 
 def pending_versions(url: str) -> list[int]:

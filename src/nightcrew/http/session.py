@@ -73,10 +73,14 @@ class PrincipalCache:
     refused by its very next request. Knowing the principal beforehand only lets a request
     send that check together with its own statements in one round trip (``POST
     /api/jobs``: the check, the insert and the read-back). Only keys the database accepted
-    are stored, so unknown keys cannot fill it; a key the database refuses is dropped."""
+    are stored, so unknown keys cannot fill it; a key the database refuses is dropped.
+
+    ``size`` is the ``http_key_cache_size`` setting (an entry is ~350 bytes); 0 keeps none,
+    and every request then checks its key in a round trip of its own."""
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
+        # A dict keeps insertion order: re-inserting on use makes the first key the LRU one.
         self._entries: dict[bytes, Principal] = {}
 
     def get(self, key_hash: bytes) -> Principal | None:
@@ -87,8 +91,10 @@ class PrincipalCache:
         return principal
 
     def put(self, key_hash: bytes, principal: Principal) -> None:
-        """Remember a principal the database just accepted."""
+        """Remember a principal the database just accepted (size 0: remember nothing)."""
         self._entries.pop(key_hash, None)
+        if self.size <= 0:
+            return
         self._entries[key_hash] = principal
         while len(self._entries) > self.size:
             del self._entries[next(iter(self._entries))]
@@ -108,7 +114,7 @@ def principal_cache(app: App) -> PrincipalCache:
     """The cache of ``app``'s verified keys in this process."""
     cache = _caches.get(app)
     if cache is None:
-        cache = _caches[app] = PrincipalCache()
+        cache = _caches[app] = PrincipalCache(app.settings.http_key_cache_size)
     return cache
 
 
