@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,12 +168,16 @@ async def enqueue_load(
 ) -> list[float]:
     latencies: list[float] = []
     period = 1 / rate if rate > 0 else 0.0
+    # Every client is built before the clock starts: httpx loads the CA bundle for each
+    # new client (an SSL context, ~10-50 ms of blocked event loop, even for http://), which
+    # inside the timed loop stalled the other clients' requests and counted as their latency.
+    auth = {"Authorization": f"Bearer {key}"}
+    https = [httpx.AsyncClient(headers=auth, timeout=30) for _ in range(clients)]
     first_at = time.perf_counter() + 0.5
 
     async def client(index: int) -> None:
         base = webs[index % len(webs)]
-        auth = {"Authorization": f"Bearer {key}"}
-        async with httpx.AsyncClient(headers=auth, timeout=30) as http:
+        async with https[index] as http:
             if burst:  # every client on the same tick: lock-step bursts
                 next_at = first_at
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
@@ -230,7 +235,13 @@ async def sample_waits(url: str, stop: asyncio.Event) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
-async def measure(args: argparse.Namespace, url: str, key: str, webs: list[str]) -> dict[str, Any]:
+async def measure(
+    args: argparse.Namespace,
+    url: str,
+    key: str,
+    webs: list[str],
+    stop_worker: Callable[[], None],
+) -> dict[str, Any]:
     figures: dict[str, Any] = {"sequential_ms": await sequential_ms(url)}
     auth = {"Authorization": f"Bearer {key}"}
     per_run: dict[str, list[float]] = {"run_ms": [], "queue_latency_ms": [], "invalidation_ms": []}
@@ -249,6 +260,17 @@ async def measure(args: argparse.Namespace, url: str, key: str, webs: list[str])
     figures["enqueue_pacing"] = "lock-step bursts" if args.burst else "random offsets"
     if sampler is not None:
         figures["enqueue_waits"] = await sampler
+    if args.no_refresh_too:
+        # The same load with the worker stopped: the endpoint and the database alone, without
+        # the refreshes that the load itself keeps starting on the same 2 cores.
+        stop_worker()
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_waits(url, stop)) if args.sample_waits else None
+        load = await enqueue_load(webs, key, args.clients, args.requests, args.rate, args.burst)
+        stop.set()
+        figures["enqueue_no_refresh_ms"] = summary(load)
+        if sampler is not None:
+            figures["enqueue_no_refresh_waits"] = await sampler
     return figures
 
 
@@ -273,6 +295,11 @@ def main() -> None:
     parser.add_argument(
         "--sample-waits", action="store_true", help="sample pg_stat_activity during the load"
     )
+    parser.add_argument(
+        "--no-refresh-too",
+        action="store_true",
+        help="then the same load again with the worker stopped (no refresh running)",
+    )
     args = parser.parse_args()
     if not args.database_url:
         parser.error("give --database-url (or NIGHTCREW_DATABASE_URL)")
@@ -296,9 +323,13 @@ def main() -> None:
             log = logs / f"web-{index}.log"
             procs.append(start(["serve", "--port", str(port)], url, log, f"league-web-{index}"))
             webs.append(f"http://127.0.0.1:{port}")
-        procs.append(
-            start(["worker", "--concurrency", "12"], url, logs / "worker.log", "league-worker")
-        )
+        worker = start(["worker", "--concurrency", "12"], url, logs / "worker.log", "league-worker")
+        procs.append(worker)
+
+        def stop_worker() -> None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+
         for web in webs:
             deadline = time.monotonic() + 30
             while True:
@@ -310,7 +341,7 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{web} did not start (logs in {logs})")
                 time.sleep(0.1)
-        figures = asyncio.run(measure(args, url, key, webs))
+        figures = asyncio.run(measure(args, url, key, webs, stop_worker))
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
