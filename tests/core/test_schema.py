@@ -190,7 +190,7 @@ _BY_KEY_QUERIES: dict[str, dict[str, object]] = {
 @pytest.mark.parametrize("name", sorted(_BY_KEY_QUERIES))
 def test_limit_reservations_are_found_by_key_through_an_index(clean_db: str, name: str) -> None:
     """set_limit / clear_limit and the limits' retention look reservations up by key: with many
-    keys that must be an index lookup, not a scan of every reserved slot (migration 0020)."""
+    keys that must be an index lookup, not a scan of every reserved slot (migration 0019)."""
     with psycopg.connect(clean_db) as conn:  # one transaction, rolled back: nothing kept
         conn.execute(
             "INSERT INTO nightcrew.limits (key) SELECT 'k' || g FROM generate_series(1, 5000) g"

@@ -147,35 +147,6 @@ def test_dedupe_key_returns_the_live_job(sql_app: App) -> None:
     assert first == again == from_python
 
 
-def test_queued_key_is_absorbed_by_a_waiting_job_never_by_a_started_one(sql_app: App) -> None:
-    """The 'queued' scope in SQL: a job of the key waiting to run (pending, or retrying)
-    returns its id; once it has started, one new job is queued behind it."""
-    call = "SELECT nightcrew.enqueue('t.sql', dedupe_key => 'q', dedupe_scope => 'queued')"
-    first = sql(sql_app.url, call)
-    assert sql(sql_app.url, call) == first
-    sql(
-        sql_app.url,
-        "UPDATE nightcrew.jobs SET status = 'processing', attempts = 1, started_at = now()"
-        " WHERE id = %s RETURNING id",
-        (first,),
-    )
-    follow_up = sql(sql_app.url, call)
-    assert follow_up != first
-    assert sql(sql_app.url, call) == follow_up
-    # The run fails into retrying beside its follow-up: the oldest waiting job absorbs.
-    sql(sql_app.url, "UPDATE nightcrew.jobs SET status = 'retrying' WHERE id = %s RETURNING id",
-        (first,))  # fmt: skip
-    assert sql(sql_app.url, call) == first
-    # A retrying job alone (not in the unique index) still absorbs, and inserts nothing.
-    sql(sql_app.url, "UPDATE nightcrew.jobs SET status = 'cancelled' WHERE id = %s RETURNING id",
-        (follow_up,))  # fmt: skip
-    assert sql(sql_app.url, call) == first
-    assert sql(sql_app.url, "SELECT count(*) FROM nightcrew.jobs") == 2
-    # An unknown type is refused even when a job of the key waits.
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match="unknown job type"):
-        sql(sql_app.url, call.replace("'t.sql'", "'t.nope'"))
-
-
 @pytest.mark.parametrize(
     ("call", "message"),
     [
