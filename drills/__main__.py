@@ -1,7 +1,8 @@
 """``python -m drills``: run every drill and print one table (drill, figure, target, held?).
 
-Exit status 1 when a figure missed its target or a drill failed; a drill that cannot run
-here (not root, a package missing) prints one SKIPPED row with the reason instead.
+Exit status 1 when a figure of correctness missed its target or a drill failed (a timing
+ratio's miss is printed, not gating: see ``Figure.gates``); a drill that cannot run here
+(not root, a package missing) prints one SKIPPED row with the reason instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import time
 import traceback
 
-from drills.report import Figure, table
+from drills.report import Figure, exit_status, table, timing_misses
 
 # Run in this order: each later drill assumes less of the machine than the one before.
 DRILLS = ("pgbouncer", "partition", "failover", "soak")
@@ -47,7 +48,9 @@ def main() -> int:
     rows = [row for name in names for row in run_drill(name, overrides)]
     rows.append(Figure("all", "duration", f"{time.monotonic() - began:.0f} s"))
     print(table(rows))
-    return 1 if any(row.held is False for row in rows) else 0
+    for row in timing_misses(rows):
+        print(f"timing figure missed (not gating): {row.drill}: {row.figure}: {row.value}")
+    return exit_status(rows)
 
 
 if __name__ == "__main__":

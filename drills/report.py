@@ -13,7 +13,10 @@ class Figure:
     """One measured figure of a drill and whether it met its target.
 
     ``held`` is None for a figure with no target (reported for comparison only), and for
-    a drill that was skipped (then ``value`` says why).
+    a drill that was skipped (then ``value`` says why). ``gates`` is False for a timing
+    ratio (a p99 or a throughput ratio): a miss is printed as NO but does not fail the run,
+    since performance is judged by benchmarks on a quiet machine, not by CI; every figure of
+    correctness (a lost job, an effect twice, a late write accepted, a lease kept) gates.
     """
 
     drill: str
@@ -21,6 +24,17 @@ class Figure:
     value: str
     target: str = ""
     held: bool | None = None
+    gates: bool = True
+
+
+def exit_status(rows: Sequence[Figure]) -> int:
+    """1 when a gating figure missed its target (or a drill failed), else 0."""
+    return 1 if any(row.held is False and row.gates for row in rows) else 0
+
+
+def timing_misses(rows: Sequence[Figure]) -> list[Figure]:
+    """The non-gating figures that missed their targets (printed under the table)."""
+    return [row for row in rows if row.held is False and not row.gates]
 
 
 def skipped(drill: str, reason: str) -> Figure:
