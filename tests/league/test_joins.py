@@ -83,22 +83,29 @@ async def test_a_result_that_joined_a_waiting_run_is_in_its_statistics(
         await late.execute("BEGIN")
         joined = await join_with_result(league_app, late)
         assert (joined.id, joined.created) == (waiting.id, False)
-        pid = late.info.backend_pid
-        async with running_worker(league_app):
-            # The run goes as far as it can without the result's commit: it either ends
-            # (the guarantee broken) or waits on a lock the result's transaction holds.
-            await await_until(
-                lambda: _stalled_or_ended(conn, waiting.id, pid),
-                timeout=30,
-                what="the run to end or to wait for the joined result",
-            )
-            assert not await functions_ended(conn, waiting.id), "computed without the result"
-            await late.execute("COMMIT")
-            assert await wait_for_run(league_app, waiting.id) == "completed"
+        await _run_waits_for_the_result_then_completes(league_app, conn, waiting.id, late)
     assert await ann_goals(conn) == ANN_GOALS_BEFORE + 5
     assert ("late-result",) in await rows(
         conn, "SELECT request_id FROM league.run_triggers WHERE run_id = %s", (waiting.id,)
     )
+
+
+async def _run_waits_for_the_result_then_completes(
+    app: App, conn: psycopg.AsyncConnection[Any], run_id: UUID, late: psycopg.AsyncConnection[Any]
+) -> None:
+    """With a worker running, the run goes as far as it can without ``late``'s uncommitted
+    result: it must wait on a lock that transaction holds, not end (which would mean it
+    computed without the result); once ``late`` commits, the run completes."""
+    pid = late.info.backend_pid
+    async with running_worker(app):
+        await await_until(
+            lambda: _stalled_or_ended(conn, run_id, pid),
+            timeout=30,
+            what="the run to end or to wait for the joined result",
+        )
+        assert not await functions_ended(conn, run_id), "computed without the result"
+        await late.execute("COMMIT")
+        assert await wait_for_run(app, run_id) == "completed"
 
 
 async def _stalled_or_ended(conn: psycopg.AsyncConnection[Any], run_id: UUID, pid: int) -> bool:
@@ -128,16 +135,7 @@ async def test_a_result_joins_while_the_run_starts_without_waiting_and_is_counte
             assert join.done(), "the join waited for the run's start to commit"
             assert (await join).id == waiting.id
         # The start committed: the function jobs are runnable, the result is not committed.
-        async with running_worker(league_app):
-            late_pid = late.info.backend_pid
-            await await_until(
-                lambda: _stalled_or_ended(conn, waiting.id, late_pid),
-                timeout=30,
-                what="the run to end or to wait for the joined result",
-            )
-            assert not await functions_ended(conn, waiting.id), "computed without the result"
-            await late.execute("COMMIT")
-            assert await wait_for_run(league_app, waiting.id) == "completed"
+        await _run_waits_for_the_result_then_completes(league_app, conn, waiting.id, late)
     assert await ann_goals(conn) == ANN_GOALS_BEFORE + 5
 
 
