@@ -16,7 +16,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from nightcrew import App
-from nightcrew.db.migrate import migrate
+from nightcrew.db.migrate import available_migrations, migrate
 
 
 def _server_url() -> str:
@@ -65,6 +65,28 @@ def drop_database(server_url: str, url: str) -> None:
     name = conninfo_to_dict(url)["dbname"]
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_before(server_url: str, name: str, version: int) -> str:
+    """A fresh database ``name`` migrated up to, not including, migration ``version``:
+    where an upgrade across that migration starts. Dropped with :func:`drop_database`."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_dbname(server_url, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA nightcrew")
+        conn.execute(
+            "CREATE TABLE nightcrew.migrations (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for m in available_migrations():
+            if m.version < version:
+                for statement in [m.sql] if m.transactional else m.statements():
+                    conn.execute(statement.encode())
+                conn.execute("INSERT INTO nightcrew.migrations (version, name) VALUES (%s, %s)",
+                             (m.version, m.name))  # fmt: skip
+    return url
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from nightcrew.db.migrate import available_migrations, migrate
-from tests.conftest import drop_database, with_dbname
+from nightcrew.db.migrate import migrate
+from tests.conftest import database_before, drop_database
 
 PARTITIONED = 13
 
@@ -17,22 +17,7 @@ PARTITIONED = 13
 @pytest.fixture
 def before_partitioning(server_url: str) -> Iterator[str]:
     """A database migrated up to 0012 only."""
-    name = "nc_history_migration"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_dbname(server_url, name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA nightcrew")
-        conn.execute(
-            "CREATE TABLE nightcrew.migrations (version integer PRIMARY KEY,"
-            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for m in available_migrations():
-            if m.version < PARTITIONED:
-                conn.execute(m.sql.encode())
-                conn.execute("INSERT INTO nightcrew.migrations (version, name) VALUES (%s, %s)",
-                             (m.version, m.name))  # fmt: skip
+    url = database_before(server_url, "nc_history_migration", PARTITIONED)
     yield url
     drop_database(server_url, url)
 

@@ -25,11 +25,14 @@ SELECT 'column ' || c.table_name || '.' || c.column_name || ' ' || c.data_type
        || CASE WHEN c.data_type = 'USER-DEFINED' THEN ':' || c.udt_name ELSE '' END
        || CASE WHEN c.is_nullable = 'NO' THEN ' not null' ELSE '' END
        || coalesce(' default ' || c.column_default, '')
+       || coalesce(' domain ' || c.domain_schema || '.' || c.domain_name, '')
 FROM information_schema.columns c WHERE c.table_schema = 'nightcrew'
 UNION ALL
 SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'nightcrew'
 UNION ALL
-SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' '
+SELECT 'constraint '
+       || CASE WHEN conrelid <> 0 THEN conrelid::regclass::text ELSE contypid::regtype::text END
+       || ' ' || conname || ' '
        || pg_get_constraintdef(oid)
 FROM pg_constraint WHERE connamespace = 'nightcrew'::regnamespace AND contype <> 'n'
 UNION ALL
