@@ -7,7 +7,7 @@ invalidation latency across web processes, and the enqueue endpoint under 50 cli
 Recreates the database ``--db-name`` (default ``league_bench``) on that server, migrates
 it, loads the demo league (10 seasons, 40 players, a match a week), then starts real
 processes: ``--web`` web processes (``nightcrew serve --app league.app:app``, ports from
-``--port``) and one worker process (``nightcrew worker``, concurrency 12). Figures:
+``--port``) and one worker process (``nightcrew worker``, concurrency ``--worker-concurrency``, 12). Figures:
 
 - ``sequential_ms``: the ten functions one after the other in one transaction (median of 3);
 - ``run_ms``: a run's wall time, first function started to run completed (ten parallel jobs
@@ -281,6 +281,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18700, help="first web process's port")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--web", type=int, default=2)
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=12, help="the worker process's --concurrency"
+    )
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument(
@@ -323,7 +326,12 @@ def main() -> None:
             log = logs / f"web-{index}.log"
             procs.append(start(["serve", "--port", str(port)], url, log, f"league-web-{index}"))
             webs.append(f"http://127.0.0.1:{port}")
-        worker = start(["worker", "--concurrency", "12"], url, logs / "worker.log", "league-worker")
+        worker = start(
+            ["worker", "--concurrency", str(args.worker_concurrency)],
+            url,
+            logs / "worker.log",
+            "league-worker",
+        )
         procs.append(worker)
 
         def stop_worker() -> None:
