@@ -1,7 +1,8 @@
 """The rules every row of nightcrew.jobs keeps, whoever writes it: the owner's paths and
 the API role (the HTTP layer, RLS users), which may INSERT and UPDATE its own rows
-directly. Each of the nine CHECK constraints must refuse a bad value, and a NULL must pass
-where the column allows it."""
+directly. Each of the nine rules (domains of the columns since migration 0020, under the
+constraint names the table's CHECKs had) must refuse a bad value, and a NULL must pass where
+the column allows it."""
 
 from __future__ import annotations
 
@@ -105,3 +106,14 @@ def test_a_writers_own_operators_do_not_stand_in_for_the_rules(clean_db: str) ->
         conn.execute("SET LOCAL search_path = mine, pg_catalog, public")
         with pytest.raises(psycopg.errors.CheckViolation, match=CHECK):
             conn.execute(INSERT, ("", "q", None))
+
+
+def test_copy_keeps_the_rules(clean_db: str) -> None:
+    """Bulk enqueue writes with COPY: a bad value in a copied row is refused too."""
+    statement = "COPY nightcrew.jobs (id, type, queue) FROM STDIN"
+    with (
+        psycopg.connect(clean_db) as conn,
+        pytest.raises(psycopg.errors.CheckViolation, match="jobs_queue_check"),
+        conn.cursor().copy(statement) as copy,
+    ):
+        copy.write_row(("0190a0a0-0000-7000-8000-000000000001", "t.ok", ""))
