@@ -7,7 +7,8 @@ invalidation latency across web processes, and the enqueue endpoint under 50 cli
 Recreates the database ``--db-name`` (default ``league_bench``) on that server, migrates
 it, loads the demo league (10 seasons, 40 players, a match a week), then starts real
 processes: ``--web`` web processes (``nightcrew serve --app league.app:app``, ports from
-``--port``) and one worker process (``nightcrew worker``, concurrency ``--worker-concurrency``, 12). Figures:
+``--port``) and one worker process (``nightcrew worker``, concurrency
+``--worker-concurrency``, 12). Figures:
 
 - ``sequential_ms``: the ten functions one after the other in one transaction (median of 3);
 - ``run_ms``: a run's wall time, first function started to run completed (ten parallel jobs

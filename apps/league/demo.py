@@ -29,7 +29,7 @@ async def prepare(url: str, console: Console, *, reload: bool, small: bool) -> N
     console.print(
         f"league: {counts['players']} players, {counts['seasons']} seasons, "
         f"{counts['matches']} matches, {counts['appearances']} appearances, "
-        f"{counts['statistics_rows']} statistics rows in {counts['seconds']} s"
+        f"{counts['statistics_changed']} statistics rows changed in {counts['seconds']} s"
     )
 
 

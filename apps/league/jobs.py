@@ -59,8 +59,8 @@ async def run_statistic(ctx: JobContext, payload: dict[str, Any]) -> dict[str, A
         async with ctx.transaction() as conn:
             await runs.function_ended(conn, run_id, function, failed)
         raise
-    return {"runId": str(run_id), "function": function, "rows": rows,
-            "summary": f"{function}: {rows} rows in {outcome.duration_ms:.0f} ms"}  # fmt: skip
+    summary = f"{function}: {rows} rows changed in {outcome.duration_ms:.0f} ms"
+    return {"runId": str(run_id), "function": function, "rows": rows, "summary": summary}
 
 
 async def raise_injected_fault(ctx: JobContext, function: str) -> None:

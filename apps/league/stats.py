@@ -38,7 +38,8 @@ def tags_of(functions: list[str]) -> list[str]:
 
 
 async def refresh(conn: psycopg.AsyncConnection[Any], function: str) -> int:
-    """Run the statistics function ``function`` on ``conn``; return the rows it wrote."""
+    """Run the statistics function ``function`` on ``conn``; return the rows it changed
+    (inserted + updated + deleted: 0 when nothing is new)."""
     if function not in FUNCTIONS:
         raise ValueError(f"unknown statistics function {function!r}")
     statement = sql.SQL("SELECT league.{}()").format(sql.Identifier(function))
@@ -49,5 +50,5 @@ async def refresh(conn: psycopg.AsyncConnection[Any], function: str) -> int:
 
 async def refresh_all(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
     """Run the ten functions one after the other on ``conn`` (demo loading, the benchmark's
-    sequential baseline); return the rows each wrote."""
+    sequential baseline); return the rows each changed."""
     return {name: await refresh(conn, name) for name in FUNCTIONS}

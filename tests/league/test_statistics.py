@@ -13,13 +13,16 @@ Every expected figure below was worked out from that table, not from the SQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+import pytest
 
+from league.sql import query
 from league.stats import FUNCTIONS, refresh_all
-from tests.league.helpers import load_small_league, rows
+from tests.league.helpers import load_small_league, rows, store
 
 D = Decimal
 
@@ -195,24 +198,124 @@ async def test_power_ratings_are_the_documented_ewma(conn: psycopg.AsyncConnecti
     ]
 
 
+# Each function's table(s), and each table's primary key.
+TABLES: dict[str, tuple[str, ...]] = {
+    "update_half_and_full_season_stats": ("season_stats", "half_season_stats"),
+    "update_aggregated_all_time_stats": ("all_time_stats",),
+    "update_aggregated_hall_of_fame": ("hall_of_fame",),
+    "update_aggregated_recent_performance": ("recent_performance",),
+    "update_aggregated_season_honours_and_records": ("honour_roll",),
+    "update_aggregated_match_report_cache": ("match_reports",),
+    "update_aggregated_personal_bests": ("personal_bests",),
+    "update_aggregated_player_profile_stats": ("player_profiles",),
+    "update_aggregated_season_race_data": ("season_race",),
+    "update_power_ratings": ("power_ratings",),
+}
+KEYS: dict[str, tuple[str, ...]] = {
+    "season_stats": ("season_id", "player_id"),
+    "half_season_stats": ("season_id", "half", "player_id"),
+    "all_time_stats": ("player_id",),
+    "hall_of_fame": ("category", "player_id"),
+    "recent_performance": ("player_id",),
+    "honour_roll": ("season_id", "honour", "player_id"),
+    "match_reports": ("match_id",),
+    "personal_bests": ("player_id",),
+    "player_profiles": ("player_id",),
+    "season_race": ("season_id", "week", "player_id"),
+    "power_ratings": ("player_id",),
+}
+
+Key = tuple[Any, ...]
+# table -> key -> (row version (ctid, xmin), row)
+State = dict[str, dict[Key, tuple[tuple[str, str], tuple[Any, ...]]]]
+
+
+async def state(conn: psycopg.AsyncConnection[Any]) -> State:
+    """Every statistics row by table and key, with its row version."""
+    found: State = {}
+    for table, key in KEYS.items():
+        cur = await conn.execute(f"SELECT ctid::text, xmin::text, * FROM league.{table}")
+        names = [column.name for column in cur.description or []][2:]
+        found[table] = {}
+        for ctid, xmin, *cells in await cur.fetchall():
+            row = dict(zip(names, cells, strict=True))
+            found[table][tuple(row[k] for k in key)] = ((ctid, xmin), tuple(cells))
+    return found
+
+
+def values(found: State) -> dict[str, dict[Key, tuple[Any, ...]]]:
+    return {t: {k: row for k, (_, row) in rows.items()} for t, rows in found.items()}
+
+
+def changed_keys(before: State, after: State, table: str) -> set[Key]:
+    """Keys of ``table`` added, removed, or whose row's values differ."""
+    old, new = values(before)[table], values(after)[table]
+    return {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+
+
 async def test_every_function_is_idempotent(conn: psycopg.AsyncConnection[Any]) -> None:
     first = await refreshed(conn)
-    tables = [
-        "season_stats",
-        "half_season_stats",
-        "all_time_stats",
-        "hall_of_fame",
-        "recent_performance",
-        "honour_roll",
-        "match_reports",
-        "personal_bests",
-        "player_profiles",
-        "season_race",
-        "power_ratings",
-    ]
-    before = {t: await rows(conn, f"SELECT * FROM league.{t} ORDER BY 1, 2, 3") for t in tables}
+    before = await state(conn)
     async with conn.transaction():
         again = await refresh_all(conn)
-    after = {t: await rows(conn, f"SELECT * FROM league.{t} ORDER BY 1, 2, 3") for t in tables}
-    assert again == first and after == before
-    assert set(first) == set(FUNCTIONS) and all(first.values())
+    # Nothing new: no row changed, none even rewritten (same versions).
+    assert again == dict.fromkeys(FUNCTIONS, 0)
+    assert await state(conn) == before
+    # Into empty tables, every row is a change.
+    assert set(first) == set(FUNCTIONS) == set(TABLES)
+    assert first == {f: sum(len(before[t]) for t in tables) for f, tables in TABLES.items()}
+    assert all(first.values())
+
+
+async def change_result(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Match 6 (season 2, week 2): Ann scores twice more, so team B wins 3-2."""
+    await conn.execute(query("result_clear"), {"match_id": 6})
+    await store(conn, 6, [(2, "A", 2, 0), (3, "A", 0, 1), (1, "B", 3, 0)])
+
+
+async def record_new_match(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Match 7 (season 2, week 3) is played, by a new player (Eve) too."""
+    await conn.execute("INSERT INTO league.players VALUES (5, 'Eve')")
+    await store(conn, 7, [(1, "A", 1, 0), (5, "A", 0, 1), (2, "B", 0, 0), (3, "B", 0, 0)])
+
+
+async def withdraw_result(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Match 6 goes back to scheduled: its rows (season 2's week 2, its report) go."""
+    await conn.execute(query("result_clear"), {"match_id": 6})
+    await conn.execute(
+        "UPDATE league.matches SET status = 'scheduled', goals_a = NULL, goals_b = NULL"
+        " WHERE id = 6"
+    )
+
+
+@pytest.mark.parametrize("change", [change_result, record_new_match, withdraw_result])
+async def test_a_refresh_changes_only_the_affected_rows(
+    conn: psycopg.AsyncConnection[Any], change: Callable[[psycopg.AsyncConnection[Any]], Any]
+) -> None:
+    await refreshed(conn)
+    before = await state(conn)
+    async with conn.transaction():
+        await change(conn)
+    async with conn.transaction():
+        changed = await refresh_all(conn)
+    after = await state(conn)
+
+    # Each function counts exactly the rows that differ, in all its tables.
+    assert changed == {
+        f: sum(len(changed_keys(before, after, t)) for t in tables) for f, tables in TABLES.items()
+    }
+    # A row whose values did not change was not rewritten (same ctid and xmin).
+    for table in KEYS:
+        untouched = before[table].keys() & after[table].keys()
+        untouched -= changed_keys(before, after, table)
+        assert {k: after[table][k] for k in untouched} == {k: before[table][k] for k in untouched}
+    # The change is all in season 2: season 1's race is untouched, though season 2's moved.
+    race = changed_keys(before, after, "season_race")
+    assert race and {season for season, _, _ in race} == {2}
+    assert sum(changed.values()) < sum(len(rows) for rows in before.values())
+
+    # The same values as computing everything from scratch.
+    await conn.execute(f"TRUNCATE {', '.join(f'league.{t}' for t in KEYS)}")
+    async with conn.transaction():
+        await refresh_all(conn)
+    assert values(await state(conn)) == values(after)
