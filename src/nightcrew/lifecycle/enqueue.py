@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from pydantic import BaseModel, ValidationError
 
 from nightcrew.errors import EnqueueError, PayloadValidationError
@@ -546,8 +546,11 @@ async def ainsert_between(
     # A newline before each ";": a statement may end in a comment.
     statement = sql.SQL("\n;\n").join([before[0], _insert_query(job), after[0]])
     params = {**before[1], **_insert_params(job, True), **after[1]}
-    async with psycopg.AsyncClientCursor(conn, row_factory=dict_row) as cur:
+    # Dict rows for the read-back only: a row factory set at the start would also build a
+    # row maker (decoding column names) for the two results nobody reads.
+    async with psycopg.AsyncClientCursor(conn, row_factory=tuple_row) as cur:
         await cur.execute(statement, params)
         cur.nextset()
         cur.nextset()
-        return await cur.fetchone()
+        cur.row_factory = dict_row  # type: ignore[assignment]
+        return await cur.fetchone()  # type: ignore[return-value]
