@@ -526,6 +526,24 @@ async def _wake_after_commit(conn: psycopg.AsyncConnection[Any], queue: str, job
         logger.warning("job %s committed, but waking the workers failed", job_id)
 
 
+# The statements ainsert_between joined, as bytes in the connection's encoding: composing
+# and encoding ~2 kB per call cost more than the lookup. Keyed by the parts' identity (kept
+# in the value, so an id cannot be reused while cached); bounded for callers that compose
+# SQL per call.
+_joined: dict[tuple[Any, ...], tuple[tuple[Any, ...], bytes]] = {}
+
+
+def _between_statement(conn: psycopg.AsyncConnection[Any], *parts: Any) -> bytes:
+    key = (conn.info.encoding, *map(id, parts))
+    hit = _joined.get(key)
+    if hit is None:
+        if len(_joined) >= 64:
+            _joined.clear()
+        # A newline before each ";": a statement may end in a comment.
+        hit = _joined[key] = (parts, sql.SQL("\n;\n").join(parts).as_bytes(conn))
+    return hit[1]
+
+
 async def ainsert_between(
     conn: psycopg.AsyncConnection[Any],
     job: NewJob,
@@ -543,8 +561,7 @@ async def ainsert_between(
         raise ValueError("ainsert_between takes jobs without parents")
     if not commits_alone(conn):
         raise ValueError("ainsert_between runs its own transaction: autocommit, none open")
-    # A newline before each ";": a statement may end in a comment.
-    statement = sql.SQL("\n;\n").join([before[0], _insert_query(job), after[0]])
+    statement = _between_statement(conn, before[0], _insert_query(job), after[0])
     params = {**before[1], **_insert_params(job, True), **after[1]}
     # Dict rows for the read-back only: a row factory set at the start would also build a
     # row maker (decoding column names) for the two results nobody reads.
