@@ -1,10 +1,12 @@
 """A TCP proxy in front of PostgreSQL that a test can cut: the network between a worker and
-its database fails, while the test itself still reaches the database directly."""
+its database fails, while the test itself still reaches the database directly. The database
+may listen on TCP or, like the embedded server, on a Unix socket."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -46,7 +48,12 @@ class CuttableProxy:
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
-            server_r, server_w = await asyncio.open_connection(*self._target)
+            host, port = self._target
+            if host.startswith("/"):  # a socket directory (the embedded server): its socket
+                path = os.path.join(host, f".s.PGSQL.{port}")
+                server_r, server_w = await asyncio.open_unix_connection(path)
+            else:
+                server_r, server_w = await asyncio.open_connection(host, port)
         except OSError:
             client_w.transport.abort()
             return
