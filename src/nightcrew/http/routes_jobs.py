@@ -15,6 +15,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import HTTPConnection
 
 from nightcrew.errors import EnqueueError, PayloadValidationError
+from nightcrew.http.enqueue_batches import enqueue_batches
 from nightcrew.http.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
 from nightcrew.http.models import (
     BulkRequest,
@@ -26,27 +27,21 @@ from nightcrew.http.models import (
     Status,
 )
 from nightcrew.http.session import (
-    REFUSED,
     Principal,
     Session,
     acting,
-    forget_key,
-    key_check,
     known_principal,
-    unauthorized,
 )
 from nightcrew.jobs import JobType
 from nightcrew.lifecycle import control
 from nightcrew.lifecycle.control import parse_id
 from nightcrew.lifecycle.enqueue import (
     NewJob,
-    ainsert_between,
     ainsert_one,
     build_job,
 )
 from nightcrew.notify.spec import user_notify
 from nightcrew.progress import median_by_type, row_eta
-from nightcrew.queries import query
 
 if TYPE_CHECKING:
     from nightcrew.app import App
@@ -224,9 +219,11 @@ async def enqueue_in_one_round_trip(app: App, body: EnqueueRequest, key: str | N
     """A job without parents or dedupe key, with a key this process has seen accepted: the
     key check, the insert and the read-back go to the database as one statement list in
     one implicit transaction (one round trip; a key revoked meanwhile stops it at the
-    check: 401, nothing written); the answer is not validated a second time. Anything
-    else, and any refusal before the database has checked the key, goes step by step (the
-    key checked first: a revoked key learns nothing about job types)."""
+    check: 401, nothing written), shared with the other such requests of the same key
+    waiting for a connection (:mod:`nightcrew.http.enqueue_batches`); the answer is not
+    validated a second time. Anything else, and any refusal before the database has
+    checked the key, goes step by step (the key checked first: a revoked key learns
+    nothing about job types)."""
     principal = known_principal(app, key) if not (body.depends_on or body.dedupe_key) else None
     if principal is None or key is None:
         return await enqueue_in_steps(app, body, key)
@@ -234,16 +231,7 @@ async def enqueue_in_one_round_trip(app: App, body: EnqueueRequest, key: str | N
         job = checked_job(app, body, principal)
     except (ApiError, EnqueueError):
         return await enqueue_in_steps(app, body, key)
-    pool = await app.apool()
-    async with pool.connection(timeout=app.settings.http_pool_timeout_seconds) as conn:
-        try:
-            row = await ainsert_between(
-                conn, job, key_check(key), (query("http_get_new_job"), {"id": job.id})
-            )
-        except REFUSED:
-            forget_key(app, key)
-            raise unauthorized() from None
-    assert row is not None  # the transaction that inserted it read it back
+    row = await enqueue_batches(app).write(key, job)
     answer = JobResponse.model_validate(row).model_dump_json()  # pending: no eta
     return Response(answer, status_code=202, media_type="application/json")
 

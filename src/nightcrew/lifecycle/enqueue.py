@@ -526,7 +526,7 @@ async def _wake_after_commit(conn: psycopg.AsyncConnection[Any], queue: str, job
         logger.warning("job %s committed, but waking the workers failed", job_id)
 
 
-# The statements ainsert_between joined, as bytes in the connection's encoding: composing
+# The statements ainsert_many_between joined, as bytes in the connection's encoding: composing
 # and encoding ~2 kB per call cost more than the lookup. Keyed by the parts' identity (kept
 # in the value, so an id cannot be reused while cached); bounded for callers that compose
 # SQL per call.
@@ -544,25 +544,43 @@ def _between_statement(conn: psycopg.AsyncConnection[Any], *parts: Any) -> bytes
     return hit[1]
 
 
-async def ainsert_between(
+def _plain_columns(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
+    """The parameters of ``insert_jobs_plain``: one array per column, one element per job."""
+    return {
+        "ids": [j.id for j in jobs],
+        "types": [j.type for j in jobs],
+        "queues": [j.queue for j in jobs],
+        "payloads": [j.payload_json for j in jobs],
+        "priorities": [j.priority for j in jobs],
+        "run_ats": [j.run_at for j in jobs],
+        "delays": [j.delay for j in jobs],
+        "max_attempts": [j.max_attempts for j in jobs],
+        "timeouts": [j.timeout_seconds for j in jobs],
+        "user_ids": [j.user_id for j in jobs],
+        "notifies": [j.notify_json for j in jobs],
+    }
+
+
+async def ainsert_many_between(
     conn: psycopg.AsyncConnection[Any],
-    job: NewJob,
+    jobs: Sequence[NewJob],
     before: tuple[Any, dict[str, Any]],
     after: tuple[Any, dict[str, Any]],
-) -> dict[str, Any] | None:
-    """Insert ``job`` (no parents) between two statements of the caller's, all three in one
-    round trip and one transaction: one simple-protocol query, parameters bound by psycopg
-    (client-side), which PostgreSQL runs as one implicit transaction: if ``before`` raises
-    (the HTTP key check), nothing after it runs; all commit together at its end. The
-    insert wakes the queue's workers from its statement, as an enqueue inside a caller's
-    transaction does. ``conn`` must be in autocommit with no transaction open. Returns
-    ``after``'s first row, as a dict."""
-    if job.depends_on:
-        raise ValueError("ainsert_between takes jobs without parents")
+) -> list[dict[str, Any]]:
+    """Insert ``jobs`` (no dedupe key, no parents) between two statements of the caller's,
+    all three in one round trip and one transaction: one simple-protocol query, parameters
+    bound by psycopg (client-side), which PostgreSQL runs as one implicit transaction: if
+    ``before`` raises (the HTTP key check), nothing after it runs; all commit together at
+    its end, so either every job is written or none is. The insert wakes each queue that
+    got a job due now once, from its statement, as an enqueue inside a caller's transaction
+    does. ``conn`` must be in autocommit with no transaction open. Returns ``after``'s
+    rows, as dicts."""
+    if any(job.depends_on or job.dedupe_key is not None for job in jobs):
+        raise ValueError("ainsert_many_between takes jobs without parents or dedupe key")
     if not commits_alone(conn):
-        raise ValueError("ainsert_between runs its own transaction: autocommit, none open")
-    statement = _between_statement(conn, before[0], _insert_query(job), after[0])
-    params = {**before[1], **_insert_params(job, True), **after[1]}
+        raise ValueError("ainsert_many_between runs its own transaction: autocommit, none open")
+    statement = _between_statement(conn, before[0], query("insert_jobs_plain"), after[0])
+    params = {**before[1], **_plain_columns(jobs), **after[1]}
     # Dict rows for the read-back only: a row factory set at the start would also build a
     # row maker (decoding column names) for the two results nobody reads.
     async with psycopg.AsyncClientCursor(conn, row_factory=tuple_row) as cur:
@@ -570,4 +588,4 @@ async def ainsert_between(
         cur.nextset()
         cur.nextset()
         cur.row_factory = dict_row  # type: ignore[assignment]
-        return await cur.fetchone()  # type: ignore[return-value]
+        return await cur.fetchall()  # type: ignore[return-value]
