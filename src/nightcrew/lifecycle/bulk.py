@@ -7,19 +7,22 @@ an invalid item raises :class:`EnqueueError` and rolls back what was streamed be
 nothing is written.
 
 Items of the common shape ``{"type", "payload"}`` whose type has no payload model take a fast
-path: the rest of their row is the type's defaults, formatted once per call. Items with other
-options (users, priorities, queues, models...) are validated by :func:`build_job` and
-streamed too. Streamed rows leave ``run_at`` to its column default ``now()`` (the
+path: the rest of their row is the type's defaults, formatted once per call, and a chunk made
+only of them (with dict payloads) is encoded at once, its payloads in one JSON array. Items
+with other options (users, priorities, queues, models...) are validated by :func:`build_job`
+and streamed too. Streamed rows leave ``run_at`` to its column default ``now()`` (the
 transaction's clock). Items that need that clock (delay, run_at) or a dedupe key are written
 after the stream, in the same transaction.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Any
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import psycopg
 
@@ -49,6 +52,13 @@ FIRST_CHUNK_ITEMS = 32
 CHUNK_ITEMS = 128
 _TYPE_AND_PAYLOAD = frozenset({"type", "payload"})
 _NULL = "\\N"  # COPY text's NULL
+# Between a chunk's payloads in one JSON array (see BulkEncoder._encode_plain).
+_MARK = "\x00"
+_MARK_SEP = ',"\\u0000",'
+_MARK_SEP_ESCAPED = ',"\\\\u0000",'
+_new_object = object.__new__
+_set_uuid_int = UUID.__dict__["int"].__set__
+_set_uuid_safety = UUID.__dict__["is_safe"].__set__
 _COPY_STREAMED = (
     "COPY nightcrew.jobs (id, payload, type, queue, priority, max_attempts, timeout_seconds,"
     " notify, user_id) FROM STDIN"
@@ -168,9 +178,68 @@ class BulkEncoder:
                 yield text
 
     def _encode(self, batch: list[Mapping[str, Any]]) -> bytes:
+        values = uuid7_ints(len(batch))
+        text = self._encode_plain(batch, values)
+        return self._encode_each(batch, values) if text is None else text
+
+    def _encode_plain(self, batch: list[Mapping[str, Any]], values: range) -> bytes | None:
+        """The whole chunk at once when every item is exactly ``{"type", "payload"}`` with a
+        dict payload and a type of the fast path (see :meth:`_tail`); else None, and
+        :meth:`_encode_each` does it item by item (with the same checks, and the errors).
+
+        The payloads are encoded as one JSON array with a NUL string between them: no
+        accepted payload's JSON contains ``\\u0000``, so the separators are found exactly
+        and each piece is that payload's own encoding. Any doubt (an encoding error, a NUL,
+        more brackets than the quick depth check allows) falls back to item by item.
+        """
+        tails = self._tails
+        payloads: list[dict[str, Any]] = []
+        row_tails: list[str] = []
+        for item in batch:
+            if item.__class__ is not dict or len(item) != 2:
+                return None
+            job_type = item.get("type")
+            payload = item.get("payload")
+            if job_type.__class__ is not str or payload.__class__ is not dict:
+                return None
+            tail = tails.get(job_type) or self._tail(job_type)
+            if tail is None:
+                return None
+            payloads.append(payload)
+            row_tails.append(tail)
+        count = len(payloads)
+        array: list[Any] = [_MARK] * (2 * count - 1)
+        array[::2] = payloads
+        try:
+            text = encode_json(array)
+        except (TypeError, ValueError, RecursionError):
+            return None
+        if text.count("\\u0000") != count - 1:
+            return None
+        if text.count("\\") == count - 1:  # the separators' backslashes only
+            pieces = text[1:-1].split(_MARK_SEP)
+        else:
+            pieces = _copy_text(text[1:-1]).split(_MARK_SEP_ESCAPED)
+        if len(pieces) != count or (
+            max(map(str.count, pieces, repeat("["))) + max(map(str.count, pieces, repeat("{")))
+            > MAX_JSON_DEPTH
+        ):
+            return None
+        uuids = list(map(_new_object, repeat(UUID, count)))
+        deque(map(_set_uuid_int, uuids, values), 0)
+        deque(map(_set_uuid_safety, uuids, repeat(SafeUUID.unknown, count)), 0)
+        self.ids.extend(uuids)
+        hexes = b"".join(map(int.to_bytes, values, repeat(16))).hex("\t", 16).split("\t")
+        parts = ["\t"] * (4 * count)
+        parts[::4] = hexes
+        parts[2::4] = pieces
+        parts[3::4] = row_tails
+        return "".join(parts).encode()
+
+    def _encode_each(self, batch: list[Mapping[str, Any]], values: range) -> bytes:
         lines: list[str] = []
         ids = self.ids
-        for item, value in zip(batch, uuid7_ints(len(batch)), strict=True):
+        for item, value in zip(batch, values, strict=True):
             job_type = item.get("type") if item.__class__ is dict else None
             tail = (
                 self._tail(job_type)
