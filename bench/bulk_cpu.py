@@ -7,7 +7,8 @@ shape the throughput bench uses (``{"type": "bench.noop", "payload": {"i": i, "t
 
 Items are built before each call's timing, so the figure is the library's CPU (validation,
 ids, COPY text, psycopg, the event loop) per item: ``time.process_time`` of this process,
-which, unlike jobs/s, barely depends on how busy the shared machine is. ``--encode-only``
+which, unlike jobs/s, barely depends on how busy the shared machine is; ``sys_us_per_item``
+is the part spent in the kernel (sending the rows, waiting for the server). ``--encode-only``
 times only ``BulkEncoder.chunks`` (the per-item Python), without a server.
 
 ``--ab NAME=PYTHONPATH`` (repeatable) runs this script once per variant and round in a
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 JOB_TYPE = "bench.noop"
+SELF = resource.RUSAGE_SELF
 
 
 def items(start: int, count: int) -> list[dict[str, Any]]:
@@ -72,15 +75,20 @@ async def full(url: str, n: int, chunk: int) -> dict[str, float]:
         await app.aenqueue_many(items(start, chunk))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE nightcrew.jobs CASCADE")
-    cpu = wall = 0.0
+    cpu = wall = system = 0.0
     for start in range(0, n, chunk):
         batch = items(start, chunk)
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, s0 = time.perf_counter(), time.process_time(), resource.getrusage(SELF).ru_stime
         await app.aenqueue_many(batch)
         wall += time.perf_counter() - t0
         cpu += time.process_time() - c0
+        system += resource.getrusage(SELF).ru_stime - s0
     await app.aclose()
-    return {"cpu_us_per_item": 1e6 * cpu / n, "jobs_per_s": n / wall}
+    return {
+        "cpu_us_per_item": 1e6 * cpu / n,
+        "sys_us_per_item": 1e6 * system / n,
+        "jobs_per_s": n / wall,
+    }
 
 
 def prepare(server_url: str, db_name: str) -> str:

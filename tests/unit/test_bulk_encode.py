@@ -13,7 +13,7 @@ import pytest
 from nightcrew import App
 from nightcrew.errors import EnqueueError
 from nightcrew.ids import uuid7_ints
-from nightcrew.lifecycle.bulk import BulkEncoder
+from nightcrew.lifecycle.bulk import BulkEncoder, _hex_ids
 
 
 def make_app() -> App:
@@ -137,3 +137,11 @@ def test_mixed_chunks_keep_ids_in_input_order() -> None:
         if job_id is not None:
             payload = json.loads(unescape(rows[job_id.hex].split("\t")[1]))
             assert payload == ({} if index == 41 else {"i": index})
+
+
+@pytest.mark.parametrize("start", [0, 1, 200, 255, 256, (1 << 127) + 250, (1 << 128) - 300])
+@pytest.mark.parametrize("count", [1, 6, 128, 600])
+def test_hex_ids(start: int, count: int) -> None:
+    values = range(start, min(start + count, 1 << 128))
+    heads, tails = _hex_ids(values)
+    assert [h + t for h, t in zip(heads, tails, strict=True)] == [f"{v:032x}\t" for v in values]

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from itertools import repeat
+from itertools import islice, repeat
+from operator import itemgetter
 from typing import Any
 from uuid import UUID, SafeUUID
 
@@ -56,7 +57,12 @@ _NULL = "\\N"  # COPY text's NULL
 _MARK = "\x00"
 _MARK_SEP = ',"\\u0000",'
 _MARK_SEP_ESCAPED = ',"\\\\u0000",'
+_DICT_ONLY = {dict}
+_get_type = itemgetter("type")
+_get_payload = itemgetter("payload")
 _new_object = object.__new__
+# An id's last two hex digits and the tab after it, by its last byte (see _hex_ids).
+_LAST_BYTE_TAB = tuple(f"{byte:02x}\t" for byte in range(256))
 _set_uuid_int = UUID.__dict__["int"].__set__
 _set_uuid_safety = UUID.__dict__["is_safe"].__set__
 _COPY_STREAMED = (
@@ -104,6 +110,20 @@ def _copy_lines(jobs: Sequence[NewJob], now: datetime, with_ord: bool) -> Iterat
             f"{timeout}\t{dedupe}\t{user}\t{notify}"
         )
         yield f"{line}\t{index}\t{job.dedupe_scope}\n" if with_ord else f"{line}\n"
+
+
+def _hex_ids(values: range) -> tuple[list[str], list[str]]:
+    """The ids ``values`` (consecutive) as COPY text, each in two pieces: its first 30 hex
+    digits, shared by a run of up to 256 ids, and its last two with a tab."""
+    heads: list[str] = []
+    tails: list[str] = []
+    value, end = values.start, values.stop
+    while value < end:
+        run_end = min(end, (value | 0xFF) + 1)
+        heads += [f"{value >> 8:030x}"] * (run_end - value)
+        tails += _LAST_BYTE_TAB[value & 0xFF : (run_end - 1 & 0xFF) + 1]
+        value = run_end
+    return heads, tails
 
 
 def _row_tail(
@@ -162,19 +182,11 @@ class BulkEncoder:
 
     def chunks(self, items: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
         """COPY text of the streamed rows, one chunk per :data:`CHUNK_ITEMS` items."""
-        batch: list[Mapping[str, Any]] = []
+        iterator = iter(items)
         size = FIRST_CHUNK_ITEMS
-        for item in items:
-            batch.append(item)
-            if len(batch) == size:
-                text = self._encode(batch)
-                batch.clear()
-                size = CHUNK_ITEMS
-                if text:
-                    yield text
-        if batch:
-            text = self._encode(batch)
-            if text:
+        while batch := list(islice(iterator, size)):
+            size = CHUNK_ITEMS
+            if text := self._encode(batch):
                 yield text
 
     def _encode(self, batch: list[Mapping[str, Any]]) -> bytes:
@@ -183,8 +195,8 @@ class BulkEncoder:
         return self._encode_each(batch, values) if text is None else text
 
     def _encode_plain(self, batch: list[Mapping[str, Any]], values: range) -> bytes | None:
-        """The whole chunk at once when every item is exactly ``{"type", "payload"}`` with a
-        dict payload and a type of the fast path (see :meth:`_tail`); else None, and
+        """The whole chunk at once when every item is a dict of exactly ``type`` and a dict
+        ``payload``, of types on the fast path (see :meth:`_tail`); else None, and
         :meth:`_encode_each` does it item by item (with the same checks, and the errors).
 
         The payloads are encoded as one JSON array with a NUL string between them: no
@@ -192,35 +204,45 @@ class BulkEncoder:
         and each piece is that payload's own encoding. Any doubt (an encoding error, a NUL,
         more brackets than the quick depth check allows) falls back to item by item.
         """
-        tails = self._tails
-        payloads: list[dict[str, Any]] = []
-        row_tails: list[str] = []
-        for item in batch:
-            if item.__class__ is not dict or len(item) != 2:
-                return None
-            job_type = item.get("type")
-            payload = item.get("payload")
-            if job_type.__class__ is not str or payload.__class__ is not dict:
-                return None
-            tail = tails.get(job_type) or self._tail(job_type)
+        count = len(batch)
+        # Every check is a C-level pass over the chunk (a Python loop costs twice as much).
+        if set(map(type, batch)) != _DICT_ONLY or sum(map(len, batch)) != 2 * count:
+            return None
+        try:
+            types = list(map(_get_type, batch))
+            payloads = list(map(_get_payload, batch))
+            kinds = set(types)
+        except (KeyError, TypeError):  # a key missing; an unhashable type
+            return None
+        if set(map(type, payloads)) != _DICT_ONLY:
+            return None
+        known: dict[str, str] = {}
+        for kind in kinds:
+            tail = self._tail(kind) if kind.__class__ is str else None
             if tail is None:
                 return None
-            payloads.append(payload)
-            row_tails.append(tail)
-        count = len(payloads)
+            known[kind] = tail
+        row_tails = (
+            [*known.values()] * count if len(known) == 1 else [*map(known.__getitem__, types)]
+        )
         array: list[Any] = [_MARK] * (2 * count - 1)
         array[::2] = payloads
         try:
             text = encode_json(array)
         except (TypeError, ValueError, RecursionError):
             return None
-        if text.count("\\u0000") != count - 1:
-            return None
-        if text.count("\\") == count - 1:  # the separators' backslashes only
-            pieces = text[1:-1].split(_MARK_SEP)
+        body = text[1:-1]
+        if body.count("\\") == count - 1:  # the separators' backslashes only
+            pieces = body.split(_MARK_SEP)
+        elif body.count("\\u0000") == count - 1:  # no NUL in a payload; some to escape
+            pieces = _copy_text(body).split(_MARK_SEP_ESCAPED)
         else:
-            pieces = _copy_text(text[1:-1]).split(_MARK_SEP_ESCAPED)
-        if len(pieces) != count or (
+            return None
+        if len(pieces) != count:
+            return None
+        # A payload nests at most as deep as it has brackets, and each has its own "{": when
+        # the chunk's brackets leave none more than MAX_JSON_DEPTH, each piece passes.
+        if body.count("[") + body.count("{") - (count - 1) > MAX_JSON_DEPTH and (
             max(map(str.count, pieces, repeat("["))) + max(map(str.count, pieces, repeat("{")))
             > MAX_JSON_DEPTH
         ):
@@ -229,9 +251,8 @@ class BulkEncoder:
         deque(map(_set_uuid_int, uuids, values), 0)
         deque(map(_set_uuid_safety, uuids, repeat(SafeUUID.unknown, count)), 0)
         self.ids.extend(uuids)
-        hexes = b"".join(map(int.to_bytes, values, repeat(16))).hex("\t", 16).split("\t")
-        parts = ["\t"] * (4 * count)
-        parts[::4] = hexes
+        parts = [""] * (4 * count)
+        parts[0::4], parts[1::4] = _hex_ids(values)
         parts[2::4] = pieces
         parts[3::4] = row_tails
         return "".join(parts).encode()
