@@ -28,7 +28,7 @@ from uuid import UUID, SafeUUID
 
 import psycopg
 from psycopg import sql
-from psycopg.pq import TransactionStatus
+from psycopg.pq import PipelineStatus, TransactionStatus
 
 from nightcrew.errors import EnqueueError
 from nightcrew.ids import uuid7_ints, uuid_from_int
@@ -69,6 +69,7 @@ _LAST_BYTE_TAB = tuple(f"{byte:02x}\t" for byte in range(256))
 _set_uuid_int = UUID.__dict__["int"].__set__
 _set_uuid_safety = UUID.__dict__["is_safe"].__set__
 _IDLE = TransactionStatus.IDLE
+_PIPELINE_OFF = PipelineStatus.OFF
 _IN_TRANSACTION = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 _BEGIN, _COMMIT, _ROLLBACK = (sql.SQL(word) for word in ("BEGIN", "COMMIT", "ROLLBACK"))
 # The end of a bulk enqueue whose rows all went through the COPY (none needs the clock): the
@@ -435,7 +436,11 @@ async def ainsert_many(
     encoder = BulkEncoder(registry, strict_types=strict_types)
     chunks = encoder.chunks(items)
     with refused_parents():
-        if conn.autocommit and conn.info.transaction_status == _IDLE:
+        if (
+            conn.autocommit
+            and conn.info.transaction_status == _IDLE
+            and conn.pgconn.pipeline_status == _PIPELINE_OFF
+        ):
             return await _ainsert_own(conn, encoder, chunks)
         return await _ainsert_encoded(conn, encoder, chunks)
 
