@@ -393,35 +393,78 @@ def insert_many(
     """Validate and write many jobs in one transaction; ids in input order."""
     encoder = BulkEncoder(registry, strict_types=strict_types)
     chunks = encoder.chunks(items)
-    with refused_parents(), conn.transaction():
-        # The COPY opens with the first chunk: items that are all held back need none.
-        if (first := next(chunks, None)) is not None:
-            with conn.cursor().copy(_COPY_STREAMED) as copy:
-                copy.write(first)
-                for chunk in chunks:
-                    copy.write(chunk)
-        if not encoder.ids:
-            return []
-        # The clock for run_at of the held-back rows (the streamed rows' default is the same
-        # now()) and the workers' wake-up, which is delivered at commit.
-        row = conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)}).fetchone()
-        assert row is not None
-        plain, keyed = encoder.held_back(row[0])
-        returned: list[tuple[UUID, str, str]] = []
-        if plain:
-            with conn.cursor().copy(_COPY_JOBS) as copy:
-                copy.write(plain)
-        if keyed:
-            conn.execute(query("stage_jobs"))
-            with conn.cursor().copy(_COPY_STAGED) as copy:
-                copy.write(keyed)
-            returned = conn.execute(query("insert_staged_jobs")).fetchall()
-            if encoder.coalescing:
-                returned += conn.execute(query("insert_staged_jobs_queued")).fetchall()
-            conn.execute("DELETE FROM nightcrew_staged_jobs")
-        ids = encoder.result(returned)
-        if links := encoder.links(ids):
-            conn.cursor().executemany(links[0][0], [params for _, params in links])
+    with refused_parents():
+        if _own_transaction(conn):
+            return _insert_own(conn, encoder, chunks)
+        with conn.transaction():
+            _stream(conn, encoder, chunks)
+            return _held_back(conn, encoder) if encoder.ids else []
+
+
+def _own_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the bulk transaction may be begun and ended by hand on ``conn``: an idle
+    autocommit connection (the pool's) outside pipeline mode."""
+    return (
+        conn.autocommit
+        and conn.info.transaction_status == _IDLE
+        and conn.pgconn.pipeline_status == _PIPELINE_OFF
+    )
+
+
+def _insert_own(
+    conn: psycopg.Connection[Any], encoder: BulkEncoder, chunks: Iterator[bytes]
+) -> list[UUID]:
+    """The bulk transaction begun and ended here: when every row went through the stream
+    (nothing needs the clock), the workers' wake-up and the commit take one round trip
+    (:data:`_NOTIFY_AND_COMMIT`) instead of two."""
+    conn.execute(_BEGIN, prepare=False)
+    try:
+        _stream(conn, encoder, chunks)
+        if encoder.other or not encoder.ids:
+            ids = _held_back(conn, encoder) if encoder.ids else []
+            conn.execute(_COMMIT, prepare=False)
+            return ids
+        queues = sql.Literal(sorted(encoder.queues))
+        conn.execute(_NOTIFY_AND_COMMIT.format(queues), prepare=False)
+        return encoder.result(())
+    except BaseException:
+        if conn.info.transaction_status in _IN_TRANSACTION:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(_ROLLBACK, prepare=False)
+        raise
+
+
+def _stream(conn: psycopg.Connection[Any], encoder: BulkEncoder, chunks: Iterator[bytes]) -> None:
+    # The COPY opens with the first chunk: items that are all held back need none.
+    if (first := next(chunks, None)) is not None:
+        with conn.cursor().copy(_COPY_STREAMED) as copy:
+            copy.write(first)
+            for chunk in chunks:
+                copy.write(chunk)
+
+
+def _held_back(conn: psycopg.Connection[Any], encoder: BulkEncoder) -> list[UUID]:
+    """After the stream: the clock for run_at of the held-back rows (the streamed rows'
+    default is the same now()) and the workers' wake-up, delivered at commit; the held-back
+    rows; the links."""
+    row = conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)}).fetchone()
+    assert row is not None
+    plain, keyed = encoder.held_back(row[0])
+    returned: list[tuple[UUID, str, str]] = []
+    if plain:
+        with conn.cursor().copy(_COPY_JOBS) as copy:
+            copy.write(plain)
+    if keyed:
+        conn.execute(query("stage_jobs"))
+        with conn.cursor().copy(_COPY_STAGED) as copy:
+            copy.write(keyed)
+        returned = conn.execute(query("insert_staged_jobs")).fetchall()
+        if encoder.coalescing:
+            returned += conn.execute(query("insert_staged_jobs_queued")).fetchall()
+        conn.execute("DELETE FROM nightcrew_staged_jobs")
+    ids = encoder.result(returned)
+    if links := encoder.links(ids):
+        conn.cursor().executemany(links[0][0], [params for _, params in links])
     return ids
 
 
@@ -436,11 +479,7 @@ async def ainsert_many(
     encoder = BulkEncoder(registry, strict_types=strict_types)
     chunks = encoder.chunks(items)
     with refused_parents():
-        if (
-            conn.autocommit
-            and conn.info.transaction_status == _IDLE
-            and conn.pgconn.pipeline_status == _PIPELINE_OFF
-        ):
+        if _own_transaction(conn):
             return await _ainsert_own(conn, encoder, chunks)
         return await _ainsert_encoded(conn, encoder, chunks)
 
@@ -456,9 +495,7 @@ async def _ainsert_encoded(
 async def _ainsert_own(
     conn: psycopg.AsyncConnection[Any], encoder: BulkEncoder, chunks: Iterator[bytes]
 ) -> list[UUID]:
-    """The same transaction on an idle autocommit connection (the pool's), begun and ended
-    here: when every row went through the stream (nothing needs the clock), the workers'
-    wake-up and the commit take one round trip (:data:`_NOTIFY_AND_COMMIT`) instead of two."""
+    """Async twin of :func:`_insert_own`."""
     await conn.execute(_BEGIN, prepare=False)
     try:
         await _astream(conn, encoder, chunks)
@@ -488,7 +525,7 @@ async def _astream(
 
 
 async def _aheld_back(conn: psycopg.AsyncConnection[Any], encoder: BulkEncoder) -> list[UUID]:
-    """After the stream: the clock and the wake-up, the held-back rows, the links."""
+    """Async twin of :func:`_held_back`."""
     cur = await conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)})
     row = await cur.fetchone()
     assert row is not None
