@@ -253,11 +253,16 @@ class BulkEncoder:
             return None
         if len(pieces) != count:
             return None
-        # A payload nests at most as deep as it has brackets, and each has its own "{": when
-        # the chunk's brackets leave none more than MAX_JSON_DEPTH, each piece passes.
-        if body.count("[") + body.count("{") - (count - 1) > MAX_JSON_DEPTH and (
-            max(map(str.count, pieces, repeat("["))) + max(map(str.count, pieces, repeat("{")))
-            > MAX_JSON_DEPTH
+        # A payload nests at most as deep as it has brackets, pairs of them: a piece no longer
+        # than 2 * MAX_JSON_DEPTH + 1 passes. Else, each has its own "{": when the chunk's
+        # brackets leave none more than MAX_JSON_DEPTH, each piece passes.
+        if (
+            max(map(len, pieces)) > 2 * MAX_JSON_DEPTH + 1
+            and body.count("[") + body.count("{") - (count - 1) > MAX_JSON_DEPTH
+            and (
+                max(map(str.count, pieces, repeat("["))) + max(map(str.count, pieces, repeat("{")))
+                > MAX_JSON_DEPTH
+            )
         ):
             return None
         uuids = list(map(_new_object, repeat(UUID, count)))
