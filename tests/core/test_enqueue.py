@@ -374,6 +374,37 @@ async def test_async_bulk_streams_many_chunks(aapp: App) -> None:
     assert job is not None and job.payload == {"i": 1_999}
 
 
+async def test_async_bulk_commits_with_its_wake_ups_or_writes_nothing(clean_db: str) -> None:
+    # One pooled connection: the bulk transaction is begun and ended by hand on it, so a
+    # refused call must leave it idle for the next one.
+    app = App(clean_db, migrate_on_start=False, pool_min_size=1, pool_max_size=1)
+    register(app)
+
+    @app.job("odd.queue", queue="it's \\ {odd}")
+    async def odd(ctx: JobContext, payload: dict[str, object]) -> None:
+        return None
+
+    items: list[dict[str, object]] = [
+        {"type": "odd.queue" if i % 2 else "reports.weekly", "payload": {"i": i}}
+        for i in range(700)
+    ]
+    try:
+        with psycopg.connect(clean_db, autocommit=True) as listener:
+            listener.execute("LISTEN nightcrew_jobs")
+            for _ in range(2):
+                bad = [*items[:600], {"type": "reports.weekly", "payload": {"x": object()}}]
+                with pytest.raises(EnqueueError, match=r"^item 600: payload"):
+                    await app.aenqueue_many(bad)
+                assert count_jobs(clean_db) == 0
+            ids = await asyncio.wait_for(app.aenqueue_many(items), 10)
+            assert sorted(_wake_ups(listener)) == ["default", "it's \\ {odd}"]
+        assert len(set(ids)) == 700 and count_jobs(clean_db) == 700
+        job = await app.aget_job(ids[1])
+        assert job is not None and job.queue == "it's \\ {odd}" and job.payload == {"i": 1}
+    finally:
+        await app.aclose()
+
+
 def test_bulk_items_with_options_keep_every_option(app: App) -> None:
     register(app)
     notify = {"in_app": True, "on": ["failed"]}

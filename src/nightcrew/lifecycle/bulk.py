@@ -7,21 +7,28 @@ an invalid item raises :class:`EnqueueError` and rolls back what was streamed be
 nothing is written.
 
 Items of the common shape ``{"type", "payload"}`` whose type has no payload model take a fast
-path: the rest of their row is the type's defaults, formatted once per call. Items with other
-options (users, priorities, queues, models...) are validated by :func:`build_job` and
-streamed too. Streamed rows leave ``run_at`` to its column default ``now()`` (the
+path: the rest of their row is the type's defaults, formatted once per call, and a chunk made
+only of them (with dict payloads) is encoded at once, its payloads in one JSON array. Items
+with other options (users, priorities, queues, models...) are validated by :func:`build_job`
+and streamed too. Streamed rows leave ``run_at`` to its column default ``now()`` (the
 transaction's clock). Items that need that clock (delay, run_at) or a dedupe key are written
 after the stream, in the same transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import islice, repeat
+from operator import itemgetter
 from typing import Any
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import psycopg
+from psycopg import sql
+from psycopg.pq import PipelineStatus, TransactionStatus
 
 from nightcrew.errors import EnqueueError
 from nightcrew.ids import uuid7_ints, uuid_from_int
@@ -49,6 +56,28 @@ FIRST_CHUNK_ITEMS = 32
 CHUNK_ITEMS = 128
 _TYPE_AND_PAYLOAD = frozenset({"type", "payload"})
 _NULL = "\\N"  # COPY text's NULL
+# Between a chunk's payloads in one JSON array (see BulkEncoder._encode_plain).
+_MARK = "\x00"
+_MARK_SEP = ',"\\u0000",'
+_MARK_SEP_ESCAPED = ',"\\\\u0000",'
+_DICT_ONLY = {dict}
+_get_type = itemgetter("type")
+_get_payload = itemgetter("payload")
+_new_object = object.__new__
+# An id's last two hex digits and the tab after it, by its last byte (see _hex_ids).
+_LAST_BYTE_TAB = tuple(f"{byte:02x}\t" for byte in range(256))
+_set_uuid_int = UUID.__dict__["int"].__set__
+_set_uuid_safety = UUID.__dict__["is_safe"].__set__
+_IDLE = TransactionStatus.IDLE
+_PIPELINE_OFF = PipelineStatus.OFF
+_IN_TRANSACTION = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+_BEGIN, _COMMIT, _ROLLBACK = (sql.SQL(word) for word in ("BEGIN", "COMMIT", "ROLLBACK"))
+# The end of a bulk enqueue whose rows all went through the COPY (none needs the clock): the
+# wake-up of the queues' workers (delivered at commit, as bulk_begin's) and the commit, in
+# one round trip. Two statements in one simple query: the queues are composed in, quoted.
+_NOTIFY_AND_COMMIT = sql.SQL(
+    "SELECT array_agg(pg_notify('nightcrew_jobs', q)::text) FROM unnest({}::text[]) AS q; COMMIT"
+)
 _COPY_STREAMED = (
     "COPY nightcrew.jobs (id, payload, type, queue, priority, max_attempts, timeout_seconds,"
     " notify, user_id) FROM STDIN"
@@ -94,6 +123,20 @@ def _copy_lines(jobs: Sequence[NewJob], now: datetime, with_ord: bool) -> Iterat
             f"{timeout}\t{dedupe}\t{user}\t{notify}"
         )
         yield f"{line}\t{index}\t{job.dedupe_scope}\n" if with_ord else f"{line}\n"
+
+
+def _hex_ids(values: range) -> tuple[list[str], list[str]]:
+    """The ids ``values`` (consecutive) as COPY text, each in two pieces: its first 30 hex
+    digits, shared by a run of up to 256 ids, and its last two with a tab."""
+    heads: list[str] = []
+    tails: list[str] = []
+    value, end = values.start, values.stop
+    while value < end:
+        run_end = min(end, (value | 0xFF) + 1)
+        heads += [f"{value >> 8:030x}"] * (run_end - value)
+        tails += _LAST_BYTE_TAB[value & 0xFF : (run_end - 1 & 0xFF) + 1]
+        value = run_end
+    return heads, tails
 
 
 def _row_tail(
@@ -152,25 +195,90 @@ class BulkEncoder:
 
     def chunks(self, items: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
         """COPY text of the streamed rows, one chunk per :data:`CHUNK_ITEMS` items."""
-        batch: list[Mapping[str, Any]] = []
+        iterator = iter(items)
         size = FIRST_CHUNK_ITEMS
-        for item in items:
-            batch.append(item)
-            if len(batch) == size:
-                text = self._encode(batch)
-                batch.clear()
-                size = CHUNK_ITEMS
-                if text:
-                    yield text
-        if batch:
-            text = self._encode(batch)
-            if text:
+        while batch := list(islice(iterator, size)):
+            size = CHUNK_ITEMS
+            if text := self._encode(batch):
                 yield text
 
     def _encode(self, batch: list[Mapping[str, Any]]) -> bytes:
+        values = uuid7_ints(len(batch))
+        text = self._encode_plain(batch, values)
+        return self._encode_each(batch, values) if text is None else text
+
+    def _encode_plain(self, batch: list[Mapping[str, Any]], values: range) -> bytes | None:
+        """The whole chunk at once when every item is a dict of exactly ``type`` and a dict
+        ``payload``, of types on the fast path (see :meth:`_tail`); else None, and
+        :meth:`_encode_each` does it item by item (with the same checks, and the errors).
+
+        The payloads are encoded as one JSON array with a NUL string between them: no
+        accepted payload's JSON contains ``\\u0000``, so the separators are found exactly
+        and each piece is that payload's own encoding. Any doubt (an encoding error, a NUL,
+        more brackets than the quick depth check allows) falls back to item by item.
+        """
+        count = len(batch)
+        # Every check is a C-level pass over the chunk (a Python loop costs twice as much).
+        if set(map(type, batch)) != _DICT_ONLY or sum(map(len, batch)) != 2 * count:
+            return None
+        try:
+            types = list(map(_get_type, batch))
+            payloads = list(map(_get_payload, batch))
+            kinds = set(types)
+        except (KeyError, TypeError):  # a key missing; an unhashable type
+            return None
+        if set(map(type, payloads)) != _DICT_ONLY:
+            return None
+        known: dict[str, str] = {}
+        for kind in kinds:
+            tail = self._tail(kind) if kind.__class__ is str else None
+            if tail is None:
+                return None
+            known[kind] = tail
+        row_tails = (
+            [*known.values()] * count if len(known) == 1 else [*map(known.__getitem__, types)]
+        )
+        array: list[Any] = [_MARK] * (2 * count - 1)
+        array[::2] = payloads
+        try:
+            text = encode_json(array)
+        except (TypeError, ValueError, RecursionError):
+            return None
+        body = text[1:-1]
+        if body.count("\\") == count - 1:  # the separators' backslashes only
+            pieces = body.split(_MARK_SEP)
+        elif body.count("\\u0000") == count - 1:  # no NUL in a payload; some to escape
+            pieces = _copy_text(body).split(_MARK_SEP_ESCAPED)
+        else:
+            return None
+        if len(pieces) != count:
+            return None
+        # A payload nests at most as deep as it has brackets, pairs of them: a piece no longer
+        # than 2 * MAX_JSON_DEPTH + 1 passes. Else, each has its own "{": when the chunk's
+        # brackets leave none more than MAX_JSON_DEPTH, each piece passes.
+        if (
+            max(map(len, pieces)) > 2 * MAX_JSON_DEPTH + 1
+            and body.count("[") + body.count("{") - (count - 1) > MAX_JSON_DEPTH
+            and (
+                max(map(str.count, pieces, repeat("["))) + max(map(str.count, pieces, repeat("{")))
+                > MAX_JSON_DEPTH
+            )
+        ):
+            return None
+        uuids = list(map(_new_object, repeat(UUID, count)))
+        deque(map(_set_uuid_int, uuids, values), 0)
+        deque(map(_set_uuid_safety, uuids, repeat(SafeUUID.unknown, count)), 0)
+        self.ids.extend(uuids)
+        parts = [""] * (4 * count)
+        parts[0::4], parts[1::4] = _hex_ids(values)
+        parts[2::4] = pieces
+        parts[3::4] = row_tails
+        return "".join(parts).encode()
+
+    def _encode_each(self, batch: list[Mapping[str, Any]], values: range) -> bytes:
         lines: list[str] = []
         ids = self.ids
-        for item, value in zip(batch, uuid7_ints(len(batch)), strict=True):
+        for item, value in zip(batch, values, strict=True):
             job_type = item.get("type") if item.__class__ is dict else None
             tail = (
                 self._tail(job_type)
@@ -290,35 +398,78 @@ def insert_many(
     """Validate and write many jobs in one transaction; ids in input order."""
     encoder = BulkEncoder(registry, strict_types=strict_types)
     chunks = encoder.chunks(items)
-    with refused_parents(), conn.transaction():
-        # The COPY opens with the first chunk: items that are all held back need none.
-        if (first := next(chunks, None)) is not None:
-            with conn.cursor().copy(_COPY_STREAMED) as copy:
-                copy.write(first)
-                for chunk in chunks:
-                    copy.write(chunk)
-        if not encoder.ids:
-            return []
-        # The clock for run_at of the held-back rows (the streamed rows' default is the same
-        # now()) and the workers' wake-up, which is delivered at commit.
-        row = conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)}).fetchone()
-        assert row is not None
-        plain, keyed = encoder.held_back(row[0])
-        returned: list[tuple[UUID, str, str]] = []
-        if plain:
-            with conn.cursor().copy(_COPY_JOBS) as copy:
-                copy.write(plain)
-        if keyed:
-            conn.execute(query("stage_jobs"))
-            with conn.cursor().copy(_COPY_STAGED) as copy:
-                copy.write(keyed)
-            returned = conn.execute(query("insert_staged_jobs")).fetchall()
-            if encoder.coalescing:
-                returned += conn.execute(query("insert_staged_jobs_queued")).fetchall()
-            conn.execute("DELETE FROM nightcrew_staged_jobs")
-        ids = encoder.result(returned)
-        if links := encoder.links(ids):
-            conn.cursor().executemany(links[0][0], [params for _, params in links])
+    with refused_parents():
+        if _own_transaction(conn):
+            return _insert_own(conn, encoder, chunks)
+        with conn.transaction():
+            _stream(conn, encoder, chunks)
+            return _held_back(conn, encoder) if encoder.ids else []
+
+
+def _own_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the bulk transaction may be begun and ended by hand on ``conn``: an idle
+    autocommit connection (the pool's) outside pipeline mode."""
+    return (
+        conn.autocommit
+        and conn.info.transaction_status == _IDLE
+        and conn.pgconn.pipeline_status == _PIPELINE_OFF
+    )
+
+
+def _insert_own(
+    conn: psycopg.Connection[Any], encoder: BulkEncoder, chunks: Iterator[bytes]
+) -> list[UUID]:
+    """The bulk transaction begun and ended here: when every row went through the stream
+    (nothing needs the clock), the workers' wake-up and the commit take one round trip
+    (:data:`_NOTIFY_AND_COMMIT`) instead of two."""
+    conn.execute(_BEGIN, prepare=False)
+    try:
+        _stream(conn, encoder, chunks)
+        if encoder.other or not encoder.ids:
+            ids = _held_back(conn, encoder) if encoder.ids else []
+            conn.execute(_COMMIT, prepare=False)
+            return ids
+        queues = sql.Literal(sorted(encoder.queues))
+        conn.execute(_NOTIFY_AND_COMMIT.format(queues), prepare=False)
+        return encoder.result(())
+    except BaseException:
+        if conn.info.transaction_status in _IN_TRANSACTION:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(_ROLLBACK, prepare=False)
+        raise
+
+
+def _stream(conn: psycopg.Connection[Any], encoder: BulkEncoder, chunks: Iterator[bytes]) -> None:
+    # The COPY opens with the first chunk: items that are all held back need none.
+    if (first := next(chunks, None)) is not None:
+        with conn.cursor().copy(_COPY_STREAMED) as copy:
+            copy.write(first)
+            for chunk in chunks:
+                copy.write(chunk)
+
+
+def _held_back(conn: psycopg.Connection[Any], encoder: BulkEncoder) -> list[UUID]:
+    """After the stream: the clock for run_at of the held-back rows (the streamed rows'
+    default is the same now()) and the workers' wake-up, delivered at commit; the held-back
+    rows; the links."""
+    row = conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)}).fetchone()
+    assert row is not None
+    plain, keyed = encoder.held_back(row[0])
+    returned: list[tuple[UUID, str, str]] = []
+    if plain:
+        with conn.cursor().copy(_COPY_JOBS) as copy:
+            copy.write(plain)
+    if keyed:
+        conn.execute(query("stage_jobs"))
+        with conn.cursor().copy(_COPY_STAGED) as copy:
+            copy.write(keyed)
+        returned = conn.execute(query("insert_staged_jobs")).fetchall()
+        if encoder.coalescing:
+            returned += conn.execute(query("insert_staged_jobs_queued")).fetchall()
+        conn.execute("DELETE FROM nightcrew_staged_jobs")
+    ids = encoder.result(returned)
+    if links := encoder.links(ids):
+        conn.cursor().executemany(links[0][0], [params for _, params in links])
     return ids
 
 
@@ -333,6 +484,8 @@ async def ainsert_many(
     encoder = BulkEncoder(registry, strict_types=strict_types)
     chunks = encoder.chunks(items)
     with refused_parents():
+        if _own_transaction(conn):
+            return await _ainsert_own(conn, encoder, chunks)
         return await _ainsert_encoded(conn, encoder, chunks)
 
 
@@ -340,34 +493,65 @@ async def _ainsert_encoded(
     conn: psycopg.AsyncConnection[Any], encoder: BulkEncoder, chunks: Iterator[bytes]
 ) -> list[UUID]:
     async with conn.transaction():
-        if (first := next(chunks, None)) is not None:
-            async with conn.cursor().copy(_COPY_STREAMED) as acopy:
-                await acopy.write(first)
-                for chunk in chunks:
-                    await acopy.write(chunk)
-        if not encoder.ids:
-            return []
-        cur = await conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)})
-        row = await cur.fetchone()
-        assert row is not None
-        plain, keyed = encoder.held_back(row[0])
-        returned: list[tuple[UUID, str, str]] = []
-        if plain:
-            async with conn.cursor().copy(_COPY_JOBS) as acopy:
-                await acopy.write(plain)
-        if keyed:
-            await conn.execute(query("stage_jobs"))
-            async with conn.cursor().copy(_COPY_STAGED) as acopy:
-                await acopy.write(keyed)
-            cur = await conn.execute(query("insert_staged_jobs"))
-            returned = await cur.fetchall()
-            if encoder.coalescing:
-                cur = await conn.execute(query("insert_staged_jobs_queued"))
-                returned += await cur.fetchall()
-            await conn.execute("DELETE FROM nightcrew_staged_jobs")
-        ids = encoder.result(returned)
-        if links := encoder.links(ids):
-            await conn.cursor().executemany(links[0][0], [params for _, params in links])
+        await _astream(conn, encoder, chunks)
+        return await _aheld_back(conn, encoder) if encoder.ids else []
+
+
+async def _ainsert_own(
+    conn: psycopg.AsyncConnection[Any], encoder: BulkEncoder, chunks: Iterator[bytes]
+) -> list[UUID]:
+    """Async twin of :func:`_insert_own`."""
+    await conn.execute(_BEGIN, prepare=False)
+    try:
+        await _astream(conn, encoder, chunks)
+        if encoder.other or not encoder.ids:
+            ids = await _aheld_back(conn, encoder) if encoder.ids else []
+            await conn.execute(_COMMIT, prepare=False)
+            return ids
+        queues = sql.Literal(sorted(encoder.queues))
+        await conn.execute(_NOTIFY_AND_COMMIT.format(queues), prepare=False)
+        return encoder.result(())
+    except BaseException:
+        if conn.info.transaction_status in _IN_TRANSACTION:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute(_ROLLBACK, prepare=False)
+        raise
+
+
+async def _astream(
+    conn: psycopg.AsyncConnection[Any], encoder: BulkEncoder, chunks: Iterator[bytes]
+) -> None:
+    # The COPY opens with the first chunk: items that are all held back need none.
+    if (first := next(chunks, None)) is not None:
+        async with conn.cursor().copy(_COPY_STREAMED) as acopy:
+            await acopy.write(first)
+            for chunk in chunks:
+                await acopy.write(chunk)
+
+
+async def _aheld_back(conn: psycopg.AsyncConnection[Any], encoder: BulkEncoder) -> list[UUID]:
+    """Async twin of :func:`_held_back`."""
+    cur = await conn.execute(query("bulk_begin"), {"queues": sorted(encoder.queues)})
+    row = await cur.fetchone()
+    assert row is not None
+    plain, keyed = encoder.held_back(row[0])
+    returned: list[tuple[UUID, str, str]] = []
+    if plain:
+        async with conn.cursor().copy(_COPY_JOBS) as acopy:
+            await acopy.write(plain)
+    if keyed:
+        await conn.execute(query("stage_jobs"))
+        async with conn.cursor().copy(_COPY_STAGED) as acopy:
+            await acopy.write(keyed)
+        cur = await conn.execute(query("insert_staged_jobs"))
+        returned = await cur.fetchall()
+        if encoder.coalescing:
+            cur = await conn.execute(query("insert_staged_jobs_queued"))
+            returned += await cur.fetchall()
+        await conn.execute("DELETE FROM nightcrew_staged_jobs")
+    ids = encoder.result(returned)
+    if links := encoder.links(ids):
+        await conn.cursor().executemany(links[0][0], [params for _, params in links])
     return ids
 
 
