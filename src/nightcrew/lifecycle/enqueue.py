@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -250,6 +251,43 @@ def build_job(
     )
 
 
+def plain_job(
+    registry: Mapping[str, JobType], type: Any, payload: Any, strict_types: bool = True
+) -> tuple[Any, ...] | None:
+    """The ``insert_job_simple`` parameters of a job enqueued without options, or ``None``
+    when :func:`build_job` must take it (which then raises the error it finds, or builds it).
+
+    The same job as ``build_job(registry, type, payload)`` writes, for a fraction of its
+    work: the only checks are those of the type, its defaults and the payload (any default
+    that is not plainly valid goes to build_job, so errors and their order stay its own)."""
+    if type.__class__ is not str or not type or "\x00" in type:
+        return None
+    spec = registry.get(type)
+    if spec is None:
+        if strict_types:
+            return None
+        queue, priority, attempts, timeout, notify = "default", 0, 3, None, None
+    else:
+        queue, priority, attempts = spec.queue, spec.priority, spec.max_attempts
+        timeout, notify = spec.timeout, spec.notify_json
+        if not (
+            queue.__class__ is str
+            and queue
+            and "\x00" not in queue
+            and priority.__class__ is int
+            and PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]
+            and attempts.__class__ is int
+            and 1 <= attempts <= MAX_ATTEMPTS_LIMIT
+        ):
+            return None
+        if timeout is not None:
+            if timeout.__class__ not in (int, float) or not timeout > 0:
+                return None
+            timeout = float(timeout)
+    payload_json = encode_payload(type, payload, spec)
+    return (uuid7(), type, queue, payload_json, priority, attempts, timeout, notify)
+
+
 def checked_parents(depends_on: Any) -> tuple[UUID, ...]:
     """The parent ids, without repeats, in the order given; raise :class:`EnqueueError`
     (``field="depends_on"``) unless ``depends_on`` is a list of job ids."""
@@ -454,6 +492,72 @@ async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     if after_commit and row[3]:
         await _wake_after_commit(conn, job.queue, row[0])
     return row[0]  # type: ignore[no-any-return]
+
+
+SIMPLE_PARAMS = (
+    "id",
+    "type",
+    "queue",
+    "payload",
+    "priority",
+    "max_attempts",
+    "timeout_seconds",
+    "notify",
+)
+"""The parameters of ``insert_job_simple``, in the order of :func:`plain_job`'s tuple."""
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+_SIMPLE: tuple[bytes, bytes] | None = None
+
+
+def _simple_statements() -> tuple[bytes, bytes]:
+    """``insert_job_simple`` with its NOTIFY, and without (the ``RETURNING`` line)."""
+    global _SIMPLE
+    if _SIMPLE is None:
+        # Positional: psycopg reorders named parameters from a dict at every call. Bytes: a
+        # query object's text would be encoded again at every call (ASCII: the same bytes
+        # in every client encoding).
+        text = query("insert_job_simple").as_string()
+        quiet, returning, _ = text.rpartition("\nRETURNING pg_notify(")
+        if tuple(_NAMED.findall(text)) != SIMPLE_PARAMS or not returning or not text.isascii():
+            raise RuntimeError(f"insert_job_simple must take {SIMPLE_PARAMS} and notify last")
+        _SIMPLE = (_NAMED.sub("%s", text).encode(), _NAMED.sub("%s", quiet).encode())
+    return _SIMPLE
+
+
+def insert_plain(conn: psycopg.Connection[Any], params: tuple[Any, ...]) -> UUID:
+    """Write a job :func:`plain_job` built; return its id. As :func:`insert_one`: the
+    workers are woken from the statement, or after the commit when other enqueues of the
+    process are in flight."""
+    statement, quiet = _SIMPLE or _simple_statements()
+    alone = commits_alone(conn)
+    after_commit = _in_flight.enter() and alone
+    try:
+        conn.execute(quiet if after_commit else statement, params)
+    finally:
+        _in_flight.leave()
+    if after_commit:
+        try:
+            conn.execute(query("notify_queue"), {"queue": params[2]})
+        except psycopg.OperationalError:
+            # The job is committed: raising would invite a duplicate. Workers poll.
+            logger.warning("job %s committed, but waking the workers failed", params[0])
+    return params[0]  # type: ignore[no-any-return]
+
+
+async def ainsert_plain(conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]) -> UUID:
+    """Async twin of :func:`insert_plain`."""
+    statement, quiet = _SIMPLE or _simple_statements()
+    alone = commits_alone(conn)
+    after_commit = _in_flight.enter() and alone
+    try:
+        await conn.execute(quiet if after_commit else statement, params)
+    finally:
+        _in_flight.leave()
+    if after_commit:
+        await _wake_after_commit(conn, params[2], params[0])
+    return params[0]  # type: ignore[no-any-return]
 
 
 async def _ainsert_dependent(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
