@@ -414,7 +414,11 @@ def _insert_query(job: NewJob) -> Any:
 
 def commits_alone(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """Whether the next statement on ``conn`` is its own transaction (autocommit, none open)."""
-    return conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+    # pgconn, not conn.info: that builds an object per call (this runs at every enqueue).
+    return conn.autocommit and conn.pgconn.transaction_status == _IDLE
+
+
+_IDLE = TransactionStatus.IDLE
 
 
 class _InFlight:
@@ -425,18 +429,19 @@ class _InFlight:
     across its transaction's WAL flush, so in-statement NOTIFYs would forbid group commit."""
 
     def __init__(self) -> None:
-        self.count = 0
-        self.lock = threading.Lock()
+        # One item per enqueue in flight: list.append and list.pop are atomic, so no lock.
+        # Two threads entering together may both see the other (both then notify after
+        # their commit, which is always correct); one never misses an enqueue in flight.
+        self.tokens: list[None] = []
 
     def enter(self) -> bool:
         """Count one more; return whether another one was already in flight."""
-        with self.lock:
-            self.count += 1
-            return self.count > 1
+        tokens = self.tokens
+        tokens.append(None)
+        return len(tokens) > 1
 
     def leave(self) -> None:
-        with self.lock:
-            self.count -= 1
+        self.tokens.pop()
 
 
 _in_flight = _InFlight()
