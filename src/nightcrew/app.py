@@ -423,7 +423,7 @@ class App:
                 if conn is not None:
                     return insert_plain(conn, params)
                 with self.pool().connection() as pooled:
-                    return insert_plain(pooled, params)
+                    return insert_plain(pooled, params, pooled=True)
         job = build_job(self.registry, type, payload, strict_types=self.strict_types, **options)
         if conn is not None:
             return insert_one(conn, job)
@@ -449,7 +449,7 @@ class App:
                     pool = await self.apool()
                 pooled = await pool.getconn()
                 try:
-                    return await ainsert_plain(pooled, params)
+                    return await ainsert_plain(pooled, params, pooled=True)
                 finally:
                     await pool.putconn(pooled)
         job = build_job(self.registry, type, payload, strict_types=self.strict_types, **options)

@@ -519,3 +519,34 @@ async def test_a_job_without_options_inside_the_callers_transaction(aapp: App) -
     assert job is not None and job.payload == {"i": 1} and job.status is JobStatus.PENDING
     assert (job.priority, job.max_attempts, job.timeout_seconds) == (2, 4, 30)
     assert count_jobs(url) == 1
+
+
+async def test_pooled_enqueues_reuse_one_cursor_and_survive_a_failed_statement(
+    clean_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Single enqueues keep one cursor on each pooled connection (enqueue._kept_cursor): it
+    # runs the statement again after a failure, and a prepared statement keeps working.
+    from nightcrew.lifecycle import enqueue
+
+    app = App(clean_db, migrate_on_start=False, pool_min_size=1, pool_max_size=1)
+    register(app)
+    try:
+        first = [await app.aenqueue("reports.weekly", {"i": i}) for i in range(8)]
+        first += [app.enqueue("reports.weekly", {"i": i}) for i in range(8)]
+        taken = uuid7()
+        monkeypatch.setattr(enqueue, "uuid7", lambda: taken)
+        await app.aenqueue("reports.weekly", {"i": "a"})
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await app.aenqueue("reports.weekly", {"i": "b"})
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            app.enqueue("reports.weekly", {"i": "c"})
+        monkeypatch.undo()
+        last = await app.aenqueue("reports.weekly", {"i": "d"}, priority=1)  # build_job's path
+        after = [await app.aenqueue("reports.weekly", {"i": i}) for i in range(3)]
+        async with (await app.apool()).connection() as conn:
+            assert getattr(conn, enqueue._KEPT_CURSOR) is not None
+        job = await app.aget_job(after[-1])
+        assert job is not None and job.payload == {"i": 2} and job.priority == 2
+        assert len({*first, taken, last, *after}) == 21 == count_jobs(clean_db)
+    finally:
+        await app.aclose()
