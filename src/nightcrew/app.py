@@ -428,7 +428,7 @@ class App:
         if conn is not None:
             return insert_one(conn, job)
         with self.pool().connection() as pooled:
-            return insert_one(pooled, job)
+            return insert_one(pooled, job, pooled=True)
 
     async def aenqueue(
         self,
@@ -462,7 +462,7 @@ class App:
         # returned inside a transaction and replaces a broken one.
         pooled = await pool.getconn()
         try:
-            return await ainsert_one(pooled, job)
+            return await ainsert_one(pooled, job, pooled=True)
         finally:
             await pool.putconn(pooled)
 

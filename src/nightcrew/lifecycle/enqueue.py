@@ -451,15 +451,32 @@ def _insert_params(job: NewJob, notify_now: bool) -> dict[str, Any]:
     return {**job.params(), "notify_now": notify_now}
 
 
-def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
+_KEPT_CURSOR = "_nightcrew_enqueue_cursor"
+
+
+def _kept_cursor(conn: Any) -> Any:
+    """The cursor single enqueues keep on a pooled connection. psycopg keeps a cursor's
+    transformer (the parameters' dumpers, found by type) while it runs the same statement
+    object again; a new cursor, as ``conn.execute`` makes, looks every one up again: a
+    seventh of a 1-client enqueue's CPU. (A cycle with the connection: freed with it.)"""
+    cursor = getattr(conn, _KEPT_CURSOR, None)
+    if cursor is None:
+        cursor = conn.cursor()
+        setattr(conn, _KEPT_CURSOR, cursor)
+    return cursor
+
+
+def insert_one(conn: psycopg.Connection[Any], job: NewJob, *, pooled: bool = False) -> UUID:
     """Write one job (or find the live job with its dedupe key); return the id. A job with
-    parents is written and linked to them in one transaction (a savepoint in the caller's)."""
+    parents is written and linked to them in one transaction (a savepoint in the caller's).
+    ``pooled``: as for :func:`insert_plain`."""
     if job.depends_on:
         return _insert_dependent(conn, job)
     alone = commits_alone(conn)
     after_commit = _in_flight.enter() and alone
     try:
-        row = conn.execute(_insert_query(job), _insert_params(job, not after_commit)).fetchone()
+        runner = _kept_cursor(conn) if pooled else conn
+        row = runner.execute(_insert_query(job), _insert_params(job, not after_commit)).fetchone()
     finally:
         _in_flight.leave()
     assert row is not None
@@ -482,14 +499,17 @@ def _insert_dependent(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
     return job_id  # type: ignore[no-any-return]
 
 
-async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
+async def ainsert_one(
+    conn: psycopg.AsyncConnection[Any], job: NewJob, *, pooled: bool = False
+) -> UUID:
     """Async twin of :func:`insert_one`."""
     if job.depends_on:
         return await _ainsert_dependent(conn, job)
     alone = commits_alone(conn)
     after_commit = _in_flight.enter() and alone
     try:
-        cur = await conn.execute(_insert_query(job), _insert_params(job, not after_commit))
+        runner = _kept_cursor(conn) if pooled else conn
+        cur = await runner.execute(_insert_query(job), _insert_params(job, not after_commit))
         row = await cur.fetchone()
     finally:
         _in_flight.leave()
@@ -529,21 +549,6 @@ def _simple_statements() -> tuple[bytes, bytes]:
             raise RuntimeError(f"insert_job_simple must take {SIMPLE_PARAMS} and notify last")
         _SIMPLE = (_NAMED.sub("%s", text).encode(), _NAMED.sub("%s", quiet).encode())
     return _SIMPLE
-
-
-_KEPT_CURSOR = "_nightcrew_enqueue_cursor"
-
-
-def _kept_cursor(conn: Any) -> Any:
-    """The cursor single enqueues keep on a pooled connection. psycopg keeps a cursor's
-    transformer (the parameters' dumpers, found by type) while it runs the same statement
-    object again; a new cursor, as ``conn.execute`` makes, looks every one up again: a
-    seventh of a 1-client enqueue's CPU. (A cycle with the connection: freed with it.)"""
-    cursor = getattr(conn, _KEPT_CURSOR, None)
-    if cursor is None:
-        cursor = conn.cursor()
-        setattr(conn, _KEPT_CURSOR, cursor)
-    return cursor
 
 
 def insert_plain(
