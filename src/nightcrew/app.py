@@ -25,7 +25,15 @@ from nightcrew.db.url import resolve_database_url
 from nightcrew.errors import ConfigurationError
 from nightcrew.jobs import Backoff, FanOut, Job, JobType
 from nightcrew.lifecycle import bulk, control
-from nightcrew.lifecycle.enqueue import EnqueueOptions, ainsert_one, build_job, insert_one
+from nightcrew.lifecycle.enqueue import (
+    EnqueueOptions,
+    ainsert_one,
+    ainsert_plain,
+    build_job,
+    insert_one,
+    insert_plain,
+    plain_job,
+)
 from nightcrew.limits import Limit, LimitInfo, check_limits
 from nightcrew.progress import median_by_type, row_eta
 from nightcrew.queries import query
@@ -409,11 +417,18 @@ class App:
         ``depends_on``, ``on_parent_failure``) are declared once, in
         :class:`~nightcrew.lifecycle.enqueue.EnqueueOptions`; a misspelt one is a ``TypeError``.
         """
+        if not options:
+            params = plain_job(self.registry, type, payload, self.strict_types)
+            if params is not None:
+                if conn is not None:
+                    return insert_plain(conn, params)
+                with self.pool().connection() as pooled:
+                    return insert_plain(pooled, params, pooled=True)
         job = build_job(self.registry, type, payload, strict_types=self.strict_types, **options)
         if conn is not None:
             return insert_one(conn, job)
         with self.pool().connection() as pooled:
-            return insert_one(pooled, job)
+            return insert_one(pooled, job, pooled=True)
 
     async def aenqueue(
         self,
@@ -424,6 +439,19 @@ class App:
         **options: Unpack[EnqueueOptions],
     ) -> UUID:
         """Async twin of :meth:`enqueue`."""
+        if not options:  # the common shape: one statement with the type's defaults
+            params = plain_job(self.registry, type, payload, self.strict_types)
+            if params is not None:
+                if conn is not None:
+                    return await ainsert_plain(conn, params)
+                pool = self._apools.get(asyncio.get_running_loop())
+                if pool is None:
+                    pool = await self.apool()
+                pooled = await pool.getconn()
+                try:
+                    return await ainsert_plain(pooled, params, pooled=True)
+                finally:
+                    await pool.putconn(pooled)
         job = build_job(self.registry, type, payload, strict_types=self.strict_types, **options)
         if conn is not None:
             return await ainsert_one(conn, job)
@@ -434,7 +462,7 @@ class App:
         # returned inside a transaction and replaces a broken one.
         pooled = await pool.getconn()
         try:
-            return await ainsert_one(pooled, job)
+            return await ainsert_one(pooled, job, pooled=True)
         finally:
             await pool.putconn(pooled)
 

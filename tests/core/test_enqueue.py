@@ -20,7 +20,13 @@ from nightcrew import (
     PayloadValidationError,
 )
 from nightcrew.ids import uuid7
-from nightcrew.lifecycle.enqueue import encode_json, json_too_deep
+from nightcrew.lifecycle.enqueue import (
+    SIMPLE_PARAMS,
+    build_job,
+    encode_json,
+    json_too_deep,
+    plain_job,
+)
 
 
 class Week(BaseModel):
@@ -483,3 +489,95 @@ def test_json_depth_ignores_brackets_inside_strings(value: object, too_deep: boo
     text = encode_json(value)
     assert json_too_deep(text) is too_deep
     assert json_too_deep(json.dumps(value, ensure_ascii=False, indent=1)) is too_deep
+
+
+def test_a_job_without_options_is_the_job_build_job_makes() -> None:
+    # plain_job (App.enqueue(type, payload)'s one-statement path) writes the columns
+    # build_job would, from the type's defaults; anything else is left to build_job.
+    app = App("postgresql://unused", strict_types=True)
+    register(app)
+
+    @app.job("mail.send", queue="mail", notify={"in_app": True}, timeout=2)
+    async def send(ctx: JobContext, payload: dict[str, object]) -> None:
+        return None
+
+    for name, payload in (("reports.weekly", {"i": 1}), ("reports.typed", Week(week=3)),
+                          ("reports.typed", {"week": 4}), ("mail.send", None)):  # fmt: skip
+        params = plain_job(app.registry, name, payload)
+        job = build_job(app.registry, name, payload)
+        assert params is not None
+        assert dict(zip(SIMPLE_PARAMS[1:], params[1:], strict=True)) == {
+            "type": job.type,
+            "queue": job.queue,
+            "payload": job.payload_json,
+            "priority": job.priority,
+            "max_attempts": job.max_attempts,
+            "timeout_seconds": job.timeout_seconds,
+            "notify": job.notify_json,
+        }
+        assert params[0].version == 7 and params[0] != job.id
+    assert plain_job(app.registry, "other.type", {}) is None  # unknown: build_job raises
+    unknown = plain_job(app.registry, "other.type", {"a": 1}, strict_types=False)
+    assert unknown is not None and unknown[1:] == (
+        "other.type", "default", '{"a":1}', 0, 3, None, None
+    )  # fmt: skip
+    assert plain_job(app.registry, 5, {}) is None
+    assert plain_job(app.registry, "", {}) is None
+    with pytest.raises(PayloadValidationError):  # the payload is checked as build_job does
+        plain_job(app.registry, "reports.typed", {"week": "x"})
+    with pytest.raises(EnqueueError, match="NUL"):
+        plain_job(app.registry, "reports.weekly", {"a": "\x00"})
+    # A default build_job refuses leaves the job to build_job, which names the problem.
+    app.registry["reports.weekly"].priority = 5000
+    assert plain_job(app.registry, "reports.weekly", {}) is None
+    with pytest.raises(EnqueueError, match="priority must be between"):
+        app.enqueue("reports.weekly", {})
+
+
+async def test_a_job_without_options_inside_the_callers_transaction(aapp: App) -> None:
+    register(aapp)
+    url = aapp.settings.database_url or ""
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN nightcrew_jobs")
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            job_id = await aapp.aenqueue("reports.weekly", {"i": 1}, conn=conn)
+            assert _wake_ups(listener) == []  # not committed yet
+            await conn.commit()
+            await aapp.aenqueue("reports.weekly", {"i": 2}, conn=conn)
+            await conn.rollback()
+        assert _wake_ups(listener) == ["default"]
+    job = await aapp.aget_job(job_id)
+    assert job is not None and job.payload == {"i": 1} and job.status is JobStatus.PENDING
+    assert (job.priority, job.max_attempts, job.timeout_seconds) == (2, 4, 30)
+    assert count_jobs(url) == 1
+
+
+async def test_pooled_enqueues_reuse_one_cursor_and_survive_a_failed_statement(
+    clean_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Single enqueues keep one cursor on each pooled connection (enqueue._kept_cursor): it
+    # runs the statement again after a failure, and a prepared statement keeps working.
+    from nightcrew.lifecycle import enqueue
+
+    app = App(clean_db, migrate_on_start=False, pool_min_size=1, pool_max_size=1)
+    register(app)
+    try:
+        first = [await app.aenqueue("reports.weekly", {"i": i}) for i in range(8)]
+        first += [app.enqueue("reports.weekly", {"i": i}) for i in range(8)]
+        taken = uuid7()
+        monkeypatch.setattr(enqueue, "uuid7", lambda: taken)
+        await app.aenqueue("reports.weekly", {"i": "a"})
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await app.aenqueue("reports.weekly", {"i": "b"})
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            app.enqueue("reports.weekly", {"i": "c"})
+        monkeypatch.undo()
+        last = await app.aenqueue("reports.weekly", {"i": "d"}, priority=1)  # build_job's path
+        after = [await app.aenqueue("reports.weekly", {"i": i}) for i in range(3)]
+        async with (await app.apool()).connection() as conn:
+            assert getattr(conn, enqueue._KEPT_CURSOR) is not None
+        job = await app.aget_job(after[-1])
+        assert job is not None and job.payload == {"i": 2} and job.priority == 2
+        assert len({*first, taken, last, *after}) == 21 == count_jobs(clean_db)
+    finally:
+        await app.aclose()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -250,6 +251,43 @@ def build_job(
     )
 
 
+def plain_job(
+    registry: Mapping[str, JobType], type: Any, payload: Any, strict_types: bool = True
+) -> tuple[Any, ...] | None:
+    """The ``insert_job_simple`` parameters of a job enqueued without options, or ``None``
+    when :func:`build_job` must take it (which then raises the error it finds, or builds it).
+
+    The same job as ``build_job(registry, type, payload)`` writes, for a fraction of its
+    work: the only checks are those of the type, its defaults and the payload (any default
+    that is not plainly valid goes to build_job, so errors and their order stay its own)."""
+    if type.__class__ is not str or not type or "\x00" in type:
+        return None
+    spec = registry.get(type)
+    if spec is None:
+        if strict_types:
+            return None
+        queue, priority, attempts, timeout, notify = "default", 0, 3, None, None
+    else:
+        queue, priority, attempts = spec.queue, spec.priority, spec.max_attempts
+        timeout, notify = spec.timeout, spec.notify_json
+        if not (
+            queue.__class__ is str
+            and queue
+            and "\x00" not in queue
+            and priority.__class__ is int
+            and PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]
+            and attempts.__class__ is int
+            and 1 <= attempts <= MAX_ATTEMPTS_LIMIT
+        ):
+            return None
+        if timeout is not None:
+            if timeout.__class__ not in (int, float) or not timeout > 0:
+                return None
+            timeout = float(timeout)
+    payload_json = encode_payload(type, payload, spec)
+    return (uuid7(), type, queue, payload_json, priority, attempts, timeout, notify)
+
+
 def checked_parents(depends_on: Any) -> tuple[UUID, ...]:
     """The parent ids, without repeats, in the order given; raise :class:`EnqueueError`
     (``field="depends_on"``) unless ``depends_on`` is a list of job ids."""
@@ -376,7 +414,11 @@ def _insert_query(job: NewJob) -> Any:
 
 def commits_alone(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """Whether the next statement on ``conn`` is its own transaction (autocommit, none open)."""
-    return conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+    # pgconn, not conn.info: that builds an object per call (this runs at every enqueue).
+    return conn.autocommit and conn.pgconn.transaction_status == _IDLE
+
+
+_IDLE = TransactionStatus.IDLE
 
 
 class _InFlight:
@@ -387,18 +429,19 @@ class _InFlight:
     across its transaction's WAL flush, so in-statement NOTIFYs would forbid group commit."""
 
     def __init__(self) -> None:
-        self.count = 0
-        self.lock = threading.Lock()
+        # One item per enqueue in flight: list.append and list.pop are atomic, so no lock.
+        # Two threads entering together may both see the other (both then notify after
+        # their commit, which is always correct); one never misses an enqueue in flight.
+        self.tokens: list[None] = []
 
     def enter(self) -> bool:
         """Count one more; return whether another one was already in flight."""
-        with self.lock:
-            self.count += 1
-            return self.count > 1
+        tokens = self.tokens
+        tokens.append(None)
+        return len(tokens) > 1
 
     def leave(self) -> None:
-        with self.lock:
-            self.count -= 1
+        self.tokens.pop()
 
 
 _in_flight = _InFlight()
@@ -408,15 +451,32 @@ def _insert_params(job: NewJob, notify_now: bool) -> dict[str, Any]:
     return {**job.params(), "notify_now": notify_now}
 
 
-def insert_one(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
+_KEPT_CURSOR = "_nightcrew_enqueue_cursor"
+
+
+def _kept_cursor(conn: Any) -> Any:
+    """The cursor single enqueues keep on a pooled connection. psycopg keeps a cursor's
+    transformer (the parameters' dumpers, found by type) while it runs the same statement
+    object again; a new cursor, as ``conn.execute`` makes, looks every one up again: a
+    seventh of a 1-client enqueue's CPU. (A cycle with the connection: freed with it.)"""
+    cursor = getattr(conn, _KEPT_CURSOR, None)
+    if cursor is None:
+        cursor = conn.cursor()
+        setattr(conn, _KEPT_CURSOR, cursor)
+    return cursor
+
+
+def insert_one(conn: psycopg.Connection[Any], job: NewJob, *, pooled: bool = False) -> UUID:
     """Write one job (or find the live job with its dedupe key); return the id. A job with
-    parents is written and linked to them in one transaction (a savepoint in the caller's)."""
+    parents is written and linked to them in one transaction (a savepoint in the caller's).
+    ``pooled``: as for :func:`insert_plain`."""
     if job.depends_on:
         return _insert_dependent(conn, job)
     alone = commits_alone(conn)
     after_commit = _in_flight.enter() and alone
     try:
-        row = conn.execute(_insert_query(job), _insert_params(job, not after_commit)).fetchone()
+        runner = _kept_cursor(conn) if pooled else conn
+        row = runner.execute(_insert_query(job), _insert_params(job, not after_commit)).fetchone()
     finally:
         _in_flight.leave()
     assert row is not None
@@ -439,14 +499,17 @@ def _insert_dependent(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
     return job_id  # type: ignore[no-any-return]
 
 
-async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
+async def ainsert_one(
+    conn: psycopg.AsyncConnection[Any], job: NewJob, *, pooled: bool = False
+) -> UUID:
     """Async twin of :func:`insert_one`."""
     if job.depends_on:
         return await _ainsert_dependent(conn, job)
     alone = commits_alone(conn)
     after_commit = _in_flight.enter() and alone
     try:
-        cur = await conn.execute(_insert_query(job), _insert_params(job, not after_commit))
+        runner = _kept_cursor(conn) if pooled else conn
+        cur = await runner.execute(_insert_query(job), _insert_params(job, not after_commit))
         row = await cur.fetchone()
     finally:
         _in_flight.leave()
@@ -454,6 +517,81 @@ async def ainsert_one(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
     if after_commit and row[3]:
         await _wake_after_commit(conn, job.queue, row[0])
     return row[0]  # type: ignore[no-any-return]
+
+
+SIMPLE_PARAMS = (
+    "id",
+    "type",
+    "queue",
+    "payload",
+    "priority",
+    "max_attempts",
+    "timeout_seconds",
+    "notify",
+)
+"""The parameters of ``insert_job_simple``, in the order of :func:`plain_job`'s tuple."""
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+_SIMPLE: tuple[bytes, bytes] | None = None
+
+
+def _simple_statements() -> tuple[bytes, bytes]:
+    """``insert_job_simple`` with its NOTIFY, and without (the ``RETURNING`` line)."""
+    global _SIMPLE
+    if _SIMPLE is None:
+        # Positional: psycopg reorders named parameters from a dict at every call. Bytes: a
+        # query object's text would be encoded again at every call (ASCII: the same bytes
+        # in every client encoding).
+        text = query("insert_job_simple").as_string()
+        quiet, returning, _ = text.rpartition("\nRETURNING pg_notify(")
+        if tuple(_NAMED.findall(text)) != SIMPLE_PARAMS or not returning or not text.isascii():
+            raise RuntimeError(f"insert_job_simple must take {SIMPLE_PARAMS} and notify last")
+        _SIMPLE = (_NAMED.sub("%s", text).encode(), _NAMED.sub("%s", quiet).encode())
+    return _SIMPLE
+
+
+def insert_plain(
+    conn: psycopg.Connection[Any], params: tuple[Any, ...], *, pooled: bool = False
+) -> UUID:
+    """Write a job :func:`plain_job` built; return its id. As :func:`insert_one`: the
+    workers are woken from the statement, or after the commit when other enqueues of the
+    process are in flight. ``pooled``: ``conn`` is this call's own (a pool's checkout), so
+    the cursor kept on it may run the statement."""
+    statement, quiet = _SIMPLE or _simple_statements()
+    alone = commits_alone(conn)
+    after_commit = _in_flight.enter() and alone
+    try:
+        (_kept_cursor(conn) if pooled else conn).execute(
+            quiet if after_commit else statement, params
+        )
+    finally:
+        _in_flight.leave()
+    if after_commit:
+        try:
+            conn.execute(query("notify_queue"), {"queue": params[2]})
+        except psycopg.OperationalError:
+            # The job is committed: raising would invite a duplicate. Workers poll.
+            logger.warning("job %s committed, but waking the workers failed", params[0])
+    return params[0]  # type: ignore[no-any-return]
+
+
+async def ainsert_plain(
+    conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...], *, pooled: bool = False
+) -> UUID:
+    """Async twin of :func:`insert_plain`."""
+    statement, quiet = _SIMPLE or _simple_statements()
+    alone = commits_alone(conn)
+    after_commit = _in_flight.enter() and alone
+    try:
+        await (_kept_cursor(conn) if pooled else conn).execute(
+            quiet if after_commit else statement, params
+        )
+    finally:
+        _in_flight.leave()
+    if after_commit:
+        await _wake_after_commit(conn, params[2], params[0])
+    return params[0]  # type: ignore[no-any-return]
 
 
 async def _ainsert_dependent(conn: psycopg.AsyncConnection[Any], job: NewJob) -> UUID:
