@@ -32,6 +32,7 @@ import psycopg
 from nightcrew.context import JobContext, JobInfo
 from nightcrew.db.listen import listen_forever
 from nightcrew.errors import ConfigurationError
+from nightcrew.heap import freeze_startup_heap
 from nightcrew.ids import uuid7
 from nightcrew.lifecycle.executor import Executor, released_outcome
 from nightcrew.lifecycle.fetch import configure_fetch_session, fetch_jobs
@@ -140,6 +141,8 @@ class Worker:
 
     async def run(self) -> None:
         """Run until :meth:`stop`; then drain gracefully and return."""
+        if self.settings.gc_freeze:
+            freeze_startup_heap()
         pool = await self.app.apool()
         self._completer = Completer(
             pool,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from nightcrew.heap import freeze_startup_heap
 from nightcrew.http.dashboard import build_dashboard_router
 from nightcrew.http.errors import install_error_handlers
 from nightcrew.http.limits import BodyLimitMiddleware
@@ -109,7 +110,12 @@ def serve(
     uvicorn picks uvloop and httptools (dependencies of nightcrew) unless ``loop`` / ``http``
     say otherwise. ``access_log`` is off by default: a line per request is CPU spent on
     every request (with uvloop and httptools, the change cut the server's CPU per enqueue by
-    a quarter: docs/benchmarks.md); errors are logged either way."""
+    a quarter: docs/benchmarks.md); errors are logged either way. With the ``gc_freeze``
+    setting (default) the objects alive once the ASGI app is built are frozen out of the
+    cyclic collector's full passes (:func:`nightcrew.heap.freeze_startup_heap`)."""
     import uvicorn
 
-    uvicorn.run(create_app(app), host=host, port=port, access_log=access_log, **uvicorn_options)
+    asgi = create_app(app)
+    if app.settings.gc_freeze:
+        freeze_startup_heap()
+    uvicorn.run(asgi, host=host, port=port, access_log=access_log, **uvicorn_options)
