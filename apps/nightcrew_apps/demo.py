@@ -97,8 +97,12 @@ async def main(host: str, port: int, *, reload: bool, small: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    print_where_to_look(console, f"http://{host}:{port}", admin, user)
     try:
+        # Say where to look once the server listens (or something already ended).
+        while not server.started and not any(task.done() for task in tasks):
+            await asyncio.sleep(0.02)
+        if server.started:
+            print_where_to_look(console, f"http://{host}:{port}", admin, user)
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stop()
         await asyncio.gather(*tasks, *stopping, return_exceptions=True)
