@@ -3,11 +3,12 @@
     python bench/suite.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
 Runs ``--rounds`` rounds (default 3). In each: every figure of ``bench/throughput.py`` that
-has a target, nightcrew and PgQueuer back to back (who goes first alternates by round);
-HTTP enqueue through one ``nightcrew serve`` process with 50 concurrent clients; and the
-floors of ``bench/floors.py`` (COPY ceiling, pgbench inserts with 1 and 32 clients, two
-commits at 50 Hz, the drain's fetch + finish from 2 pgbench connections). Then one table of
-medians: figure, nightcrew, PgQueuer, floor, ratio, target, met?. PgQueuer runs in its own
+has a target, nightcrew and PgQueuer back to back (who goes first alternates by round),
+each followed by its floors of ``bench/floors.py`` (the client floors, the COPY ceiling,
+pgbench inserts with 1 and 32 clients, two commits at 50 Hz, the drain's fetch + finish from
+2 pgbench connections); HTTP enqueue through one ``nightcrew serve`` process with 50
+concurrent clients. Then one table of medians: figure, nightcrew, PgQueuer, floor, ratio
+(the median of the rounds' own ratios), each round's ratio, target, met?. PgQueuer runs in its own
 venv (``--pgqueuer-python``); when that venv is missing its columns are empty and the run
 says how to build it. Every run is also one JSON line on stdout; ``--json FILE`` writes the
 table's rows.
@@ -191,28 +192,36 @@ def process_cpu_seconds(pid: int) -> float:
 # ---- floors ------------------------------------------------------------------------------------
 
 
-def floor_round(bench: Bench, rep: int, seconds: int, asyncpg_python: str | None) -> None:
-    """One run of every floor the table reads, each recorded under its figure name."""
-    conn = bench.admin
-    rec = floors.copy_ceiling(conn, "nightcrew.jobs", 1)
-    bench.runs.setdefault("copy_ceiling", []).append(rec)
+def floors_beside(bench: Bench, figure: str, rep: int, args: argparse.Namespace) -> None:
+    """The floors of ``figure``, measured right after its nightcrew and PgQueuer runs: the
+    machine's speed drifts within a run (its COPY ceiling moved 127k -> 73k rows/s within
+    one), so a round's ratio to its floor pairs runs a minute apart, not ten."""
+    conn, seconds = bench.admin, args.floor_seconds
     conn.execute("TRUNCATE nightcrew.jobs")
-    # asyncpg first in even rounds, as PgQueuer's figures
-    for rec in floors.client_floors(bench.url, asyncpg_python, CLIENT_FLOOR_JOBS, rep % 2 == 0):
-        bench.runs.setdefault(rec["figure"], []).append(rec)
-    if shutil.which("pgbench") is None:
-        print("pgbench not on PATH: the insert and two-commit floors are skipped", file=sys.stderr)
-        return
-    for clients in (1, 32):
+    if figure == "async_bulk":
+        bench.runs.setdefault("copy_ceiling", []).append(
+            floors.copy_ceiling(conn, "nightcrew.jobs", 1)
+        )
+    elif figure == "async_single":  # asyncpg first in even rounds, as PgQueuer's figures
+        for rec in floors.client_floors(
+            bench.url, args.pgqueuer_python, CLIENT_FLOOR_JOBS, rep % 2 == 0
+        ):
+            bench.runs.setdefault(rec["figure"], []).append(rec)
+    elif shutil.which("pgbench") is None:
+        print(f"pgbench not on PATH: the floors of {figure} are skipped", file=sys.stderr)
+    elif figure == "concurrent":
+        for clients in (1, 32):
+            conn.execute("TRUNCATE nightcrew.jobs")
+            rec = floors.insert_floor(bench.url, "nightcrew.jobs", floors.INSERT_JOB, seconds,
+                                      clients)  # fmt: skip
+            bench.runs.setdefault(rec["figure"], []).append(rec)
         conn.execute("TRUNCATE nightcrew.jobs")
-        rec = floors.insert_floor(bench.url, "nightcrew.jobs", floors.INSERT_JOB, seconds, clients)
+        rec = floors.insert_notify_floor(bench.url, seconds, 32)
         bench.runs.setdefault(rec["figure"], []).append(rec)
-    conn.execute("TRUNCATE nightcrew.jobs")
-    rec = floors.insert_notify_floor(bench.url, seconds, 32)
-    bench.runs.setdefault(rec["figure"], []).append(rec)
-    conn.execute("TRUNCATE nightcrew.jobs")
-    bench.runs.setdefault("two_commits", []).append(floors.two_commits(bench.url, seconds))
-    bench.runs.setdefault("drain_floor", []).append(floors.drain_floor(bench.url, conn))
+    elif figure == "drain":
+        bench.runs.setdefault("drain_floor", []).append(floors.drain_floor(bench.url, conn))
+    elif figure == "latency":
+        bench.runs.setdefault("two_commits", []).append(floors.two_commits(bench.url, seconds))
     conn.execute("TRUNCATE nightcrew.jobs")
 
 
@@ -283,27 +292,47 @@ ROWS = (
 )  # fmt: skip
 
 
-def median_of(bench: Bench, ref: str | None) -> float | None:
+def values_of(bench: Bench, ref: str | None) -> list[float | None]:
+    """The figure's value in each round, in round order (None for a run that failed)."""
     if ref is None:
-        return None
+        return []
     figure, _, key = ref.partition(":")
-    values = [r[key] for r in bench.runs.get(figure, [])
-              if r.get(key) is not None and r.get("status", "ok") == "ok"]  # fmt: skip
+    return [r.get(key) if r.get("status", "ok") == "ok" else None
+            for r in bench.runs.get(figure, [])]  # fmt: skip
+
+
+def median_of(bench: Bench, ref: str | None) -> float | None:
+    values = [v for v in values_of(bench, ref) if v is not None]
     return statistics.median(values) if values else None
 
 
+def round_ratios(bench: Bench, ours: str, base: str | None) -> list[float]:
+    """Each round's own ratio, ours / base, where both ran in that round. The rounds are
+    interleaved, so this pairs figures measured minutes apart: on a machine whose speed
+    drifts (this one's COPY ceiling moved 127k -> 73k within one run) the median of these
+    is steadier than the ratio of two medians. Empty when the rounds do not pair up."""
+    mine, theirs = values_of(bench, ours), values_of(bench, base)
+    if not mine or len(mine) != len(theirs):
+        return []
+    return [m / t for m, t in zip(mine, theirs, strict=True) if m is not None and t]
+
+
 def table(bench: Bench) -> list[dict[str, Any]]:
-    """The rows of the final table, medians and verdicts."""
+    """The rows of the final table: medians, the median of the rounds' ratios, verdicts."""
     rows = []
     for row in ROWS:
         ours, peer, floor = (median_of(bench, ref) for ref in (row.ours, row.peer, row.floor))
+        base_ref = {"peer": row.peer, "floor": row.floor, "none": None}[row.ratio_of]
+        per_round = round_ratios(bench, row.ours, base_ref) if base_ref else []
         base = {"peer": peer, "floor": floor, "none": 1.0}[row.ratio_of]
         ratio = ours / base if ours is not None and base else None
+        if per_round:
+            ratio = statistics.median(per_round)
         value = ours if row.ratio_of == "none" else ratio
         met = None if value is None or row.met is None else row.met(value)
         rows.append({"figure": row.title, "nightcrew": ours, "pgqueuer": peer, "floor": floor,
                      "ratio": None if row.ratio_of == "none" else ratio,
-                     "target": row.target, "met": met})  # fmt: skip
+                     "rounds": per_round, "target": row.target, "met": met})  # fmt: skip
     return rows
 
 
@@ -316,14 +345,16 @@ def fmt(value: float | None, ratio: bool = False) -> str:
 
 
 def print_table(rows: list[dict[str, Any]], rounds: int) -> None:
-    print(f"\nmake bench — medians of {rounds} interleaved rounds; load1 now "
-          f"{os.getloadavg()[0]:.1f}\n")  # fmt: skip
-    print("| figure | nightcrew | PgQueuer | floor | ratio | target | met? |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"\nmake bench — medians of {rounds} interleaved rounds (ratio: the median of the "
+          f"rounds' own ratios); load1 now {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+    print("| figure | nightcrew | PgQueuer | floor | ratio | each round | target | met? |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         met = {True: "**met**", False: "not met", None: "—"}[r["met"]]
+        each = " / ".join(f"{v:.2f}" for v in r["rounds"]) or "—"
         print(f"| {r['figure']} | {fmt(r['nightcrew'])} | {fmt(r['pgqueuer'])} | "
-              f"{fmt(r['floor'])} | {fmt(r['ratio'], True)} | {r['target']} | {met} |")  # fmt: skip
+              f"{fmt(r['floor'])} | {fmt(r['ratio'], True)} | {each} | {r['target']} | "
+              f"{met} |")  # fmt: skip
 
 
 # ---- main --------------------------------------------------------------------------------------
@@ -343,9 +374,9 @@ def run_round(bench: Bench, peer: Any, rep: int, args: argparse.Namespace) -> No
             pair.reverse()
         for run in pair:
             survive(bench, figure, rep, run)
+        survive(bench, f"floors of {figure}", rep,
+                lambda f=figure: floors_beside(bench, f, rep, args))  # fmt: skip
     survive(bench, "http", rep, lambda: http_figure(bench, rep, HTTP_CLIENTS, args.http_seconds))
-    survive(bench, "floors", rep, lambda: floor_round(bench, rep, args.floor_seconds,
-                                                      args.pgqueuer_python))  # fmt: skip
     survive(bench, "http_budget", rep, lambda: http_budget(bench, rep))
 
 
