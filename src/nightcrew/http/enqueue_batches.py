@@ -123,19 +123,13 @@ class EnqueueBatches:
     async def _write_alone(
         self, conn: psycopg.AsyncConnection[Any], key: str, batch: _Waiting
     ) -> None:
-        for job, future in batch:
+        for item in batch:
             try:
-                rows = await self._insert(conn, key, [job])
-            except REFUSED:
-                forget_key(self.app, key)
-                _fail([(job, future)], unauthorized())
+                await self._write_batch(conn, key, [item])
             except psycopg.OperationalError:
                 raise  # the writer fails this job and the ones not written yet
             except psycopg.Error as exc:
-                _fail([(job, future)], exc)
-            else:
-                if not future.done():
-                    future.set_result(rows[0])
+                _fail([item], exc)
 
     @staticmethod
     async def _insert(

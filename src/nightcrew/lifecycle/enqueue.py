@@ -481,12 +481,18 @@ def insert_one(conn: psycopg.Connection[Any], job: NewJob, *, pooled: bool = Fal
         _in_flight.leave()
     assert row is not None
     if after_commit and row[3]:
-        try:
-            conn.execute(query("notify_queue"), {"queue": job.queue})
-        except psycopg.OperationalError:
-            # The job is committed: raising would invite a duplicate. Workers poll.
-            logger.warning("job %s committed, but waking the workers failed", row[0])
+        _wake_after_commit_sync(conn, job.queue, row[0])
     return row[0]  # type: ignore[no-any-return]
+
+
+def _wake_after_commit_sync(conn: psycopg.Connection[Any], queue: str, job_id: UUID) -> None:
+    """Wake ``queue``'s workers after a committed enqueue (sync twin of
+    :func:`_wake_after_commit`, without its coalescing: a thread has no event loop to share)."""
+    try:
+        conn.execute(query("notify_queue"), {"queue": queue})
+    except psycopg.OperationalError:
+        # The job is committed: raising would invite a duplicate. Workers poll.
+        logger.warning("job %s committed, but waking the workers failed", job_id)
 
 
 def _insert_dependent(conn: psycopg.Connection[Any], job: NewJob) -> UUID:
@@ -568,11 +574,7 @@ def insert_plain(
     finally:
         _in_flight.leave()
     if after_commit:
-        try:
-            conn.execute(query("notify_queue"), {"queue": params[2]})
-        except psycopg.OperationalError:
-            # The job is committed: raising would invite a duplicate. Workers poll.
-            logger.warning("job %s committed, but waking the workers failed", params[0])
+        _wake_after_commit_sync(conn, params[2], params[0])
     return params[0]  # type: ignore[no-any-return]
 
 
