@@ -26,6 +26,10 @@ created and migrated if missing), what no client library can beat on this machin
                    prepared autocommit statement, back to back from one task: with psycopg
                    (nightcrew's driver, this venv) and asyncpg (PgQueuer's, in PgQueuer's venv
                    when ``--pgqueuer-python`` exists). jobs/s and the client's CPU per job.
+* psycopg_async_floor_32 / asyncpg_floor_32 -- the same from 32 tasks of one process, each
+                   on its own connection, sending the job row alone (concurrent enqueues may
+                   share their wake-ups): the most a single-process Python client of each
+                   driver can enqueue one job per commit, the floor of the 32-client figure.
 * two_commits   -- pgbench at 50 Hz: insert a job, then lease it as the fetch does (same
                    SET list, so the update triggers run), each its own durable commit: the
                    floor of idle pickup latency without NOTIFY or Python. p50/p95/p99 ms.
@@ -188,21 +192,24 @@ def insert_notify_floor(url: str, seconds: int, clients: int) -> dict[str, Any]:
 CLIENT_FLOOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "client_floor.py")
 
 
-def client_floor(python: str, driver: str, url: str, n: int) -> dict[str, Any]:
+def client_floor(python: str, driver: str, url: str, n: int, clients: int = 1
+                 ) -> dict[str, Any]:  # fmt: skip
     """``client_floor.py`` for ``driver`` under ``python`` (a venv that has the driver)."""
-    out = subprocess.run([python, CLIENT_FLOOR, "--driver", driver, "--url", url, "--n", str(n)],
+    out = subprocess.run([python, CLIENT_FLOOR, "--driver", driver, "--url", url, "--n", str(n),
+                          "--clients", str(clients)],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     rec = json.loads(out.splitlines()[-1])
-    return emit(f"{driver}_async_floor" if driver == "psycopg" else "asyncpg_floor", **rec)
+    figure = f"{driver}_async_floor" if driver == "psycopg" else "asyncpg_floor"
+    return emit(figure if clients == 1 else f"{figure}_{clients}", **rec)
 
 
-def client_floors(url: str, asyncpg_python: str | None, n: int, asyncpg_first: bool = False
-                  ) -> list[dict[str, Any]]:  # fmt: skip
+def client_floors(url: str, asyncpg_python: str | None, n: int, asyncpg_first: bool = False,
+                  clients: int = 1) -> list[dict[str, Any]]:  # fmt: skip
     """The psycopg floor, and asyncpg's beside it when its venv exists (order as asked)."""
     runs = [(sys.executable, "psycopg")]
     if asyncpg_python and os.path.exists(asyncpg_python):
         runs.insert(0 if asyncpg_first else 1, (asyncpg_python, "asyncpg"))
-    return [client_floor(python, driver, url, n) for python, driver in runs]
+    return [client_floor(python, driver, url, n, clients) for python, driver in runs]
 
 
 def two_commits(url: str, seconds: int) -> dict[str, Any]:
@@ -244,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
             results.append(copy_ceiling(conn, BARE, args.reps))
             conn.execute("TRUNCATE nightcrew.jobs")
             results += client_floors(url, args.pgqueuer_python, 3000)
+            results += client_floors(url, args.pgqueuer_python, 10_000, clients=32)
             if shutil.which("pgbench") is None:
                 print("pgbench not on PATH: insert_floor and two_commits skipped", file=sys.stderr)
             else:

@@ -52,6 +52,7 @@ from throughput import (
 DRAIN = DrainConfig(2, 500, 500, 1000, 10.0)  # the fastest setup of throughput.py's sweep
 HTTP_CLIENTS = 50
 CLIENT_FLOOR_JOBS = 3_000
+CONCURRENT_FLOOR_JOBS = 10_000  # as the concurrent figure
 HTTP_SHARE = 0.6  # the HTTP target: this share of the 32-client library figure
 FIGURES = ("async_single", "concurrent", "async_bulk", "drain", "latency")
 
@@ -218,6 +219,11 @@ def floors_beside(bench: Bench, figure: str, rep: int, args: argparse.Namespace)
         conn.execute("TRUNCATE nightcrew.jobs")
         rec = floors.insert_notify_floor(bench.url, seconds, 32)
         bench.runs.setdefault(rec["figure"], []).append(rec)
+        for rec in floors.client_floors(
+            bench.url, args.pgqueuer_python, CONCURRENT_FLOOR_JOBS, rep % 2 == 0, clients=32
+        ):
+            conn.execute("TRUNCATE nightcrew.jobs")
+            bench.runs.setdefault(rec["figure"], []).append(rec)
     elif figure == "drain":
         bench.runs.setdefault("drain_floor", []).append(floors.drain_floor(bench.url, conn))
     elif figure == "latency":
@@ -262,7 +268,15 @@ ROWS = (
     Row("  the same against pgbench, 32 clients", "concurrent:rate", None,
         "insert_floor_32:rate", "floor", "≥ 70 % of the floor", lambda r: r >= 0.7),
     Row("  the same against pgbench insert + NOTIFY, 32 clients", "concurrent:rate", None,
-        "insert_notify_floor_32:rate", "floor", "(what stops it)", None),
+        "insert_notify_floor_32:rate", "floor", "(the wake-up's cost, unshared)", None),
+    Row("  psycopg floor: the job row alone, 32 tasks of one process, against pgbench",
+        "psycopg_async_floor_32:rate", None, "insert_floor_32:rate", "floor",
+        "(what stops it: any Python client of psycopg)", None),
+    Row("  the same with asyncpg, PgQueuer's driver, against pgbench",
+        "asyncpg_floor_32:rate", None, "insert_floor_32:rate", "floor",
+        "(what stops it: any Python client of asyncpg)", None),
+    Row("  concurrent enqueue against the psycopg 32-task floor", "concurrent:rate", None,
+        "psycopg_async_floor_32:rate", "floor", "(what the library costs)", None),
     Row("bulk enqueue, async, calls of 1,000 (jobs/s)", "async_bulk:rate",
         "pgqueuer.async_bulk:rate", "copy_ceiling:rate", "peer", "≥ 3× PgQueuer",
         lambda r: r >= 3.0),
