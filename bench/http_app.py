@@ -1,9 +1,10 @@
 """The App ``make bench`` serves with ``nightcrew serve --app http_app:app`` (cwd ``bench/``).
 
 One no-op job type; the database comes from ``NIGHTCREW_DATABASE_URL``, every other setting
-is the default a user gets. ``POST /bench/floor`` is the floor of the HTTP figure: the same
-server stack (uvicorn, FastAPI, nightcrew's middleware and error handlers) answering a fixed
-202 without touching the database, so the load generator measures what the stack allows.
+is the default a user gets. ``POST /bench/floor`` is a FastAPI route of the same server
+(uvicorn, FastAPI, nightcrew's middleware and error handlers) answering a fixed 202 without
+touching the database: what a route costs there. ``POST /api/jobs`` itself skips FastAPI's
+routing when it can (``nightcrew.http.enqueue_direct``), so it may cost less than this.
 """
 
 from __future__ import annotations

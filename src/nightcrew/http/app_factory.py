@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from nightcrew.heap import freeze_startup_heap
 from nightcrew.http.dashboard import build_dashboard_router
+from nightcrew.http.enqueue_direct import DirectEnqueue
 from nightcrew.http.errors import install_error_handlers
 from nightcrew.http.limits import BodyLimitMiddleware
 from nightcrew.http.metrics import build_ops_router
@@ -67,6 +68,8 @@ def create_app(
         api.include_router(router, prefix=prefix)
     api.include_router(build_dashboard_router(app))  # HTML pages at /, not in the schema
     limit = max_body_bytes or settings.http_max_body_bytes
+    # The last added runs first: the body's size is checked before anything reads it.
+    api.add_middleware(DirectEnqueue, nightcrew_app=app, handlers=api.exception_handlers)
     api.add_middleware(BodyLimitMiddleware, max_bytes=limit)
     _document_job_types(api, app)
     return api

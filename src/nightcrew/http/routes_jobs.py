@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -224,16 +225,48 @@ async def enqueue_in_one_round_trip(app: App, body: EnqueueRequest, key: str | N
     validated a second time. Anything else, and any refusal before the database has
     checked the key, goes step by step (the key checked first: a revoked key learns
     nothing about job types)."""
+    job = one_round_trip_job(app, body, key)
+    if job is None or key is None:
+        return await enqueue_in_steps(app, body, key)
+    return await write_in_one_round_trip(app, key, job)
+
+
+def one_round_trip_job(app: App, body: EnqueueRequest, key: str | None) -> NewJob | None:
+    """The job ``body`` asks for, when it may go in one round trip (see
+    :func:`enqueue_in_one_round_trip`); None when it must go step by step. Writes nothing."""
     principal = known_principal(app, key) if not (body.depends_on or body.dedupe_key) else None
     if principal is None or key is None:
-        return await enqueue_in_steps(app, body, key)
+        return None
     try:
-        job = checked_job(app, body, principal)
+        return checked_job(app, body, principal)
     except (ApiError, EnqueueError):
-        return await enqueue_in_steps(app, body, key)
+        return None
+
+
+async def write_in_one_round_trip(app: App, key: str, job: NewJob) -> Response:
+    """Write a job :func:`one_round_trip_job` built; answer its 202."""
     row = await enqueue_batches(app).write(key, job)
     answer = JobResponse.model_validate(row).model_dump_json()  # pending: no eta
     return Response(answer, status_code=202, media_type="application/json")
+
+
+@contextmanager
+def enqueue_errors(body: EnqueueRequest) -> Iterator[None]:
+    """The enqueue's refusals as the API answers them: a 422 naming the field (``payload``
+    for a value PostgreSQL cannot store), a 409 for a dedupe key another user holds."""
+    try:
+        yield
+    except PayloadValidationError as exc:
+        raise ApiError(422, str(exc), field="payload") from None
+    except EnqueueError as exc:
+        raise ApiError(422, str(exc), field=request_field(exc)) from None
+    except psycopg.DataError as exc:  # e.g. "\u0000", which PostgreSQL cannot store
+        field = next((name for name in ("type", "queue", "dedupe_key")
+                      if "\x00" in (getattr(body, name) or "")), "payload")  # fmt: skip
+        raise ApiError(422, f"{field}: {str(exc).splitlines()[0]}", field=field) from None
+    except psycopg.errors.InsufficientPrivilege:
+        # The dedupe key matches a live job this user may not see.
+        raise ApiError(409, "dedupe_key is in use by another job", field="dedupe_key") from None
 
 
 async def enqueue_in_steps(app: App, body: EnqueueRequest, key: str | None) -> JobResponse:
@@ -261,19 +294,8 @@ def build_jobs_router(app: App) -> APIRouter:
     )
     async def enqueue(body: EnqueueRequest, request: Request) -> Any:
         key = await api_key(request)
-        try:
+        with enqueue_errors(body):
             return await enqueue_in_one_round_trip(app, body, key)
-        except PayloadValidationError as exc:
-            raise ApiError(422, str(exc), field="payload") from None
-        except EnqueueError as exc:
-            raise ApiError(422, str(exc), field=request_field(exc)) from None
-        except psycopg.DataError as exc:  # e.g. "\u0000", which PostgreSQL cannot store
-            field = next((name for name in ("type", "queue", "dedupe_key")
-                          if "\x00" in (getattr(body, name) or "")), "payload")  # fmt: skip
-            raise ApiError(422, f"{field}: {str(exc).splitlines()[0]}", field=field) from None
-        except psycopg.errors.InsufficientPrivilege:
-            # The dedupe key matches a live job this user may not see.
-            raise ApiError(409, "dedupe_key is in use by another job", field="dedupe_key") from None
 
     @router.get("", response_model=JobPage, summary="List jobs, newest first")
     async def list_jobs(
