@@ -286,6 +286,8 @@ ROWS = (
         "drain_floor:rate", "peer", "≥ 3× PgQueuer", lambda r: r >= 3.0),
     Row("  the same against fetch + finish in the database alone (pgbench, 2 connections)",
         "drain:rate", None, "drain_floor:rate", "floor", "(what stops it)", None),
+    Row("  that floor against PgQueuer", "drain_floor:rate", "pgqueuer.drain:rate", None,
+        "peer", "(< 3: the target is beyond the database itself)", None),
     Row("idle pickup p99 (ms)", "latency:p99", "pgqueuer.latency:p99", "two_commits:p99",
         "peer", "≤ 0.6× PgQueuer", lambda r: r <= 0.6),
     Row("HTTP enqueue, 50 clients, 1 serve process (jobs/s)", "http:rate", None,
