@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,26 +76,36 @@ def register(app: App) -> None:
         return None
 
 
-@pytest.fixture
-async def api(clean_db: str) -> AsyncIterator[Api]:
-    app = App(clean_db, migrate_on_start=False)
+@asynccontextmanager
+async def serving(db_url: str, mount: str | None = None) -> AsyncIterator[Api]:
+    """The API of an App (below ``mount`` in a host app, if given) and a client of it."""
+    app = App(db_url, migrate_on_start=False)
     register(app)
-    with psycopg.connect(clean_db, autocommit=True) as conn:
+    with psycopg.connect(db_url, autocommit=True) as conn:
         key = create_key(conn, "alice", actor="test")[1]
-    asgi = create_app(app)
+    asgi: Any = create_app(app)
     passed_on: list[str] = []
     count_passed_on(asgi, passed_on)
+    if mount is not None:
+        host = FastAPI()
+        host.mount(mount, asgi)
+        asgi = host
     transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        api = Api(app, client, clean_db, key, passed_on)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Api(app, client, db_url, key, passed_on)
+    finally:
+        await app.aclose()
+
+
+@pytest.fixture
+async def api(clean_db: str) -> AsyncIterator[Api]:
+    async with serving(clean_db) as api:
         # The key's first request goes step by step through FastAPI and makes it known.
         assert (await api.post({"type": "demo.echo"})).status_code == 202
-        assert len(passed_on) == 1
-        passed_on.clear()
-        try:
-            yield api
-        finally:
-            await app.aclose()
+        assert len(api.passed_on) == 1
+        api.passed_on.clear()
+        yield api
 
 
 async def test_a_known_keys_enqueue_never_reaches_fastapi_and_is_answered_alike(
@@ -174,25 +185,13 @@ async def test_refusals_once_the_write_began_are_answered_by_the_api_handlers(
 
 
 async def test_the_direct_path_serves_an_api_mounted_below_a_prefix(clean_db: str) -> None:
-    app = App(clean_db, migrate_on_start=False)
-    register(app)
-    with psycopg.connect(clean_db, autocommit=True) as conn:
-        key = create_key(conn, "alice", actor="test")[1]
-    asgi = create_app(app)
-    passed_on: list[str] = []
-    count_passed_on(asgi, passed_on)
-    host = FastAPI()
-    host.mount("/work", asgi)
-    transport = httpx.ASGITransport(app=host, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            api = Api(app, client, clean_db, key, passed_on)
-            for n in range(2):
-                answer = await api.post({"type": "demo.echo", "payload": {"n": n}},
-                                        path="/work/api/jobs")  # fmt: skip
-                assert answer.status_code == 202, answer.text
-            assert len(passed_on) == 1  # the first, which made the key known
-            listed = await client.get("/work/api/jobs", headers={"Authorization": f"Bearer {key}"})
-            assert sorted(j["payload"]["n"] for j in listed.json()["items"]) == [0, 1]
-    finally:
-        await app.aclose()
+    async with serving(clean_db, mount="/work") as api:
+        for n in range(2):
+            answer = await api.post({"type": "demo.echo", "payload": {"n": n}},
+                                    path="/work/api/jobs")  # fmt: skip
+            assert answer.status_code == 202, answer.text
+        assert len(api.passed_on) == 1  # the first, which made the key known
+        listed = await api.client.get(
+            "/work/api/jobs", headers={"Authorization": f"Bearer {api.key}"}
+        )
+        assert sorted(j["payload"]["n"] for j in listed.json()["items"]) == [0, 1]
