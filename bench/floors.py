@@ -21,6 +21,10 @@ created and migrated if missing), what no client library can beat on this machin
                    them (its outcomes built in SQL from the rows this connection holds), each
                    its own durable commit, until 20,000 preloaded jobs are completed and kept.
                    jobs/s: the database's share of the drain.
+* python_drain_floor -- the same statements from 2 Python processes (psycopg, prepared, one
+                   connection each), each taking its 500 leased rows into Python and sending
+                   their outcomes back as one JSON array: the most a Python worker of psycopg
+                   can drain this way on this machine, with no nightcrew code. jobs/s.
 * psycopg_async_floor / asyncpg_floor -- ``bench/client_floor.py``: the cheapest 1-client
                    async enqueue a Python driver allows, the job row and its NOTIFY in one
                    prepared autocommit statement, back to back from one task: with psycopg
@@ -40,7 +44,9 @@ The pgbench figures are skipped when ``pgbench`` is not on PATH.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -106,7 +112,8 @@ def one_line(sql: str) -> str:
     return " ".join(line.split("--")[0].strip() for line in sql.splitlines()).strip()
 
 
-def drain_floor(url: str, conn: psycopg.Connection[Any]) -> dict[str, Any]:
+def preload_drain(conn: psycopg.Connection[Any]) -> None:
+    """The drain floors' 20,000 pending jobs, by COPY, vacuumed and checkpointed."""
     conn.execute("TRUNCATE nightcrew.jobs")
     copy = f"COPY nightcrew.jobs {STREAMED} FROM STDIN"
     for chunk in encoded_chunks()[: DRAIN_JOBS // CHUNK_ROWS]:
@@ -114,15 +121,60 @@ def drain_floor(url: str, conn: psycopg.Connection[Any]) -> dict[str, Any]:
             c.write(chunk)
     conn.execute("VACUUM ANALYZE nightcrew.jobs")
     conn.execute("CHECKPOINT")
-    per_client = DRAIN_JOBS // DRAIN_BATCH // DRAIN_CLIENTS
-    t0 = time.perf_counter()
-    pgbench(url, drain_script(), "-t", str(per_client), clients=DRAIN_CLIENTS)
-    seconds = time.perf_counter() - t0
+
+
+def drained(conn: psycopg.Connection[Any], figure: str, seconds: float) -> dict[str, Any]:
     row = conn.execute("SELECT count(*) FROM nightcrew.jobs WHERE status = 'completed'").fetchone()
     completed = int(row[0]) if row else 0
     conn.execute("TRUNCATE nightcrew.jobs")
-    return emit("drain_floor", table="nightcrew.jobs", clients=DRAIN_CLIENTS, completed=completed,
+    return emit(figure, table="nightcrew.jobs", clients=DRAIN_CLIENTS, completed=completed,
                 seconds=seconds, rate=completed / seconds)  # fmt: skip
+
+
+def drain_floor(url: str, conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    preload_drain(conn)
+    per_client = DRAIN_JOBS // DRAIN_BATCH // DRAIN_CLIENTS
+    t0 = time.perf_counter()
+    pgbench(url, drain_script(), "-t", str(per_client), clients=DRAIN_CLIENTS)
+    return drained(conn, "drain_floor", time.perf_counter() - t0)
+
+
+def python_drain_floor(url: str, conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """``drain_floor``'s statements from 2 Python processes (psycopg, prepared), each taking
+    its leased rows into Python and sending their outcomes back as JSON, as any Python
+    worker must; no nightcrew code between the statements."""
+    preload_drain(conn)
+    ctx = multiprocessing.get_context("spawn")
+    ends = ctx.Queue()
+    start_at = time.time() + 3.0  # time to spawn and connect
+    procs = [ctx.Process(target=python_drainer, args=(url, f"pyfloor{k}", start_at, ends))
+             for k in range(DRAIN_CLIENTS)]  # fmt: skip
+    for p in procs:
+        p.start()
+    last = max(ends.get(timeout=300) for _ in procs)
+    for p in procs:
+        p.join(15)
+    return drained(conn, "python_drain_floor", last - start_at)
+
+
+def python_drainer(url: str, worker_id: str, start_at: float, ends: Any) -> None:
+    """Entry point of one process of :func:`python_drain_floor`."""
+    ends.put(asyncio.run(_drain_from_python(url, worker_id, start_at)))
+
+
+async def _drain_from_python(url: str, worker_id: str, start_at: float) -> float:
+    from nightcrew.queries import query
+
+    fetch, finish = query("fetch_jobs"), query("finish_jobs")
+    leasing = {"queues": ["default"], "limit": DRAIN_BATCH, "worker_id": worker_id,
+               "lease_seconds": 60, "exclude": [], "now": None}  # fmt: skip
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        while rows := await (await conn.execute(fetch, leasing, prepare=True)).fetchall():
+            outcomes = [{"id": str(r[0]), "attempt": r[5], "status": "completed"} for r in rows]
+            finishing = {"worker_id": worker_id, "outcomes": json.dumps(outcomes)}
+            await conn.execute(finish, finishing, prepare=True)
+    return time.time()
 
 
 def emit(figure: str, **rec: Any) -> dict[str, Any]:
@@ -268,13 +320,15 @@ def main(argv: list[str] | None = None) -> None:
                 conn.execute("TRUNCATE nightcrew.jobs")
                 results.append(two_commits(url, args.seconds))
                 results.append(drain_floor(url, conn))
+            results.append(python_drain_floor(url, conn))
         finally:
             conn.execute(f"DROP TABLE IF EXISTS {BARE}, {NARROW}")
             conn.execute("TRUNCATE nightcrew.jobs")
     print("\nfloors (C client or no client work; fsync and synchronous_commit as configured)")
     for r in results:
         if "driver" in r:
-            print(f"  {r['figure'] + ' (1 client)':42s} {r['rate']:,.0f} jobs/s, "
+            who = f"{r['figure']} ({r['clients']} clients)"
+            print(f"  {who:42s} {r['rate']:,.0f} jobs/s, "
                   f"client CPU {r['cpu_us_per_job']:.0f} us/job")  # fmt: skip
         elif r["figure"] == "two_commits":
             print(f"  {'two_commits at 50 Hz (ms)':42s} p50 {r['p50']:.2f} / p95 {r['p95']:.2f}"

@@ -6,7 +6,8 @@ Each ``--variant NAME=PYTHONPATH[=SERVE OPTIONS]`` serves ``bench/http_app.py`` 
 nightcrew found on that ``PYTHONPATH`` (empty: this tree) and the given ``nightcrew serve``
 options (e.g. ``--workers 2``). In each round every variant takes the 50-client load of
 ``make bench`` (bench/suite.py: back to back, keep-alive, ``POST /api/jobs``), the order
-rotating by round; then the floor, ``POST /bench/floor`` on the last variant's server;
+rotating by round; then ``POST /bench/floor`` (a FastAPI route answering without the
+database, for comparison) on the last variant's server;
 with ``--concurrent``, then the library's 32-client concurrent enqueue of ``make bench``
 (full size), which the HTTP figure's target is a ratio of. Prints one JSON line per run,
 then the medians per variant.

@@ -226,6 +226,9 @@ def floors_beside(bench: Bench, figure: str, rep: int, args: argparse.Namespace)
             bench.runs.setdefault(rec["figure"], []).append(rec)
     elif figure == "drain":
         bench.runs.setdefault("drain_floor", []).append(floors.drain_floor(bench.url, conn))
+        bench.runs.setdefault("python_drain_floor", []).append(
+            floors.python_drain_floor(bench.url, conn)
+        )
     elif figure == "latency":
         bench.runs.setdefault("two_commits", []).append(floors.two_commits(bench.url, seconds))
     conn.execute("TRUNCATE nightcrew.jobs")
@@ -288,6 +291,12 @@ ROWS = (
         "drain:rate", None, "drain_floor:rate", "floor", "(what stops it)", None),
     Row("  that floor against PgQueuer", "drain_floor:rate", "pgqueuer.drain:rate", None,
         "peer", "(< 3: the target is beyond the database itself)", None),
+    Row("  the same statements from 2 Python processes (psycopg), no nightcrew (jobs/s)",
+        "drain:rate", None, "python_drain_floor:rate", "floor", "(what the library costs)",
+        None),
+    Row("  that Python floor against PgQueuer", "python_drain_floor:rate",
+        "pgqueuer.drain:rate", None, "peer",
+        "(< 3: the target is beyond any Python worker of psycopg)", None),
     Row("idle pickup p99 (ms)", "latency:p99", "pgqueuer.latency:p99", "two_commits:p99",
         "peer", "≤ 0.6× PgQueuer", lambda r: r <= 0.6),
     Row("HTTP enqueue, 50 clients, 1 serve process (jobs/s)", "http:rate", None,
