@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from throughput import JOB_TYPE, LATENCY_INTERVAL, bench_database
+from throughput import JOB_TYPE, LATENCY_INTERVAL, _wait, bench_database
 
 PARTS = ("enqueue", "notify", "to_fetch", "fetch", "to_start", "total")
 
@@ -72,6 +72,9 @@ def worker(url: str, out_path: str) -> None:
 
 
 def lines(path: str) -> int:
+    """Lines the worker has written to ``path`` so far (0 before it opens the file)."""
+    if not os.path.exists(path):
+        return 0
     with open(path) as f:
         return sum(1 for _ in f)
 
@@ -97,11 +100,7 @@ def main() -> None:
         return None
 
     app.enqueue(JOB_TYPE, {"i": -1})  # the worker is up once this one ran
-    deadline = time.monotonic() + 60
-    while not (os.path.exists(out_path) and os.path.getsize(out_path)):
-        if time.monotonic() > deadline:
-            raise SystemExit("the worker never ran the warm-up job")
-        time.sleep(0.05)
+    _wait(lambda: lines(out_path) >= 1, 60, "the worker never ran the warm-up job")
     time.sleep(1.0)  # idle
     sent: dict[int, tuple[float, float]] = {}
     for i in range(args.jobs):
@@ -109,8 +108,7 @@ def main() -> None:
         app.enqueue(JOB_TYPE, {"i": i})
         sent[i] = (called, time.time())
         time.sleep(LATENCY_INTERVAL)
-    while lines(out_path) < args.jobs + 1 and time.monotonic() < deadline + 120:
-        time.sleep(0.05)
+    _wait(lambda: lines(out_path) >= args.jobs + 1, 120, None)
     os.kill(proc.pid or 0, signal.SIGTERM)
     proc.join(15)
     app.close()

@@ -198,39 +198,37 @@ def floors_beside(bench: Bench, figure: str, rep: int, args: argparse.Namespace)
     machine's speed drifts within a run (its COPY ceiling moved 127k -> 73k rows/s within
     one), so a round's ratio to its floor pairs runs a minute apart, not ten."""
     conn, seconds = bench.admin, args.floor_seconds
+    pgbench = shutil.which("pgbench") is not None
+    if not pgbench and figure in ("concurrent", "drain", "latency"):
+        print(f"pgbench not on PATH: the pgbench floors of {figure} are skipped", file=sys.stderr)
+
+    def keep(rec: dict[str, Any]) -> None:
+        bench.runs.setdefault(rec["figure"], []).append(rec)
+
     conn.execute("TRUNCATE nightcrew.jobs")
     if figure == "async_bulk":
-        bench.runs.setdefault("copy_ceiling", []).append(
-            floors.copy_ceiling(conn, "nightcrew.jobs", 1)
+        keep(floors.copy_ceiling(conn, "nightcrew.jobs", 1))
+    elif figure in ("async_single", "concurrent"):  # asyncpg first in even rounds, as PgQueuer
+        clients, jobs = (
+            (1, CLIENT_FLOOR_JOBS) if figure == "async_single" else (32, CONCURRENT_FLOOR_JOBS)
         )
-    elif figure == "async_single":  # asyncpg first in even rounds, as PgQueuer's figures
         for rec in floors.client_floors(
-            bench.url, args.pgqueuer_python, CLIENT_FLOOR_JOBS, rep % 2 == 0
+            bench.url, args.pgqueuer_python, jobs, rep % 2 == 0, clients=clients
         ):
-            bench.runs.setdefault(rec["figure"], []).append(rec)
-    elif shutil.which("pgbench") is None:
-        print(f"pgbench not on PATH: the floors of {figure} are skipped", file=sys.stderr)
-    elif figure == "concurrent":
-        for clients in (1, 32):
+            keep(rec)
+        if figure == "concurrent" and pgbench:
+            for clients in (1, 32):
+                conn.execute("TRUNCATE nightcrew.jobs")
+                keep(floors.insert_floor(bench.url, "nightcrew.jobs", floors.INSERT_JOB, seconds,
+                                         clients))  # fmt: skip
             conn.execute("TRUNCATE nightcrew.jobs")
-            rec = floors.insert_floor(bench.url, "nightcrew.jobs", floors.INSERT_JOB, seconds,
-                                      clients)  # fmt: skip
-            bench.runs.setdefault(rec["figure"], []).append(rec)
-        conn.execute("TRUNCATE nightcrew.jobs")
-        rec = floors.insert_notify_floor(bench.url, seconds, 32)
-        bench.runs.setdefault(rec["figure"], []).append(rec)
-        for rec in floors.client_floors(
-            bench.url, args.pgqueuer_python, CONCURRENT_FLOOR_JOBS, rep % 2 == 0, clients=32
-        ):
-            conn.execute("TRUNCATE nightcrew.jobs")
-            bench.runs.setdefault(rec["figure"], []).append(rec)
+            keep(floors.insert_notify_floor(bench.url, seconds, 32))
     elif figure == "drain":
-        bench.runs.setdefault("drain_floor", []).append(floors.drain_floor(bench.url, conn))
-        bench.runs.setdefault("python_drain_floor", []).append(
-            floors.python_drain_floor(bench.url, conn)
-        )
-    elif figure == "latency":
-        bench.runs.setdefault("two_commits", []).append(floors.two_commits(bench.url, seconds))
+        if pgbench:
+            keep(floors.drain_floor(bench.url, conn))
+        keep(floors.python_drain_floor(bench.url, conn))
+    elif figure == "latency" and pgbench:
+        keep(floors.two_commits(bench.url, seconds))
     conn.execute("TRUNCATE nightcrew.jobs")
 
 
