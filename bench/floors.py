@@ -8,6 +8,11 @@ created and migrated if missing), what no client library can beat on this machin
 * copy_ceiling  -- 50 transactions of one COPY of 1,000 pre-encoded rows (the columns
                    ``enqueue_many`` streams) into ``nightcrew.jobs``, then into a bare copy
                    of it without indexes: rows/s with no Python encoding in the timing.
+* python_copy_floor -- the same 50 COPYs from psycopg's async API, each call first building
+                   the 1,000 items the bulk figure passes (``{"type", "payload"}`` dicts, as
+                   ``bench/throughput.py``'s ``async_bulk`` builds them) and then writing the
+                   pre-encoded rows, in its own transaction: what any Python library that is
+                   handed those dicts can reach, even with validation and encoding for free.
 * insert_floor  -- pgbench (a C client), one connection, prepared, durable commit per row:
                    a narrow table (bigserial, jsonb) and ``nightcrew.jobs`` with the columns
                    of a single enqueue (ids from gen_random_uuid()). rows/s.
@@ -59,7 +64,9 @@ from typing import Any
 import psycopg
 
 from nightcrew.ids import uuid7_ints
-from throughput import _pct, bench_database  # bench/ is the script's directory
+
+# bench/ is the script's directory
+from throughput import _pct, bench_database, bulk_items, run_async
 
 CHUNKS, CHUNK_ROWS = 50, 1_000
 STREAMED = "(id, payload, type, queue, priority, max_attempts, timeout_seconds, notify, user_id)"
@@ -210,6 +217,31 @@ def copy_ceiling(conn: psycopg.Connection[Any], table: str, reps: int) -> dict[s
     return emit("copy_ceiling", table=table, rate=statistics.median(rates), runs=rates)
 
 
+def python_copy_floor(url: str, uvloop: bool = False) -> dict[str, Any]:
+    """``copy_ceiling``'s 50 transactions from one async psycopg connection, each call building
+    the bulk figure's 1,000 items first (the caller's work, in that figure's timing too, with
+    this process's garbage collector) and then writing pre-encoded rows: no validation, no
+    encoding, no wake-up, so the most generous floor of a Python library's bulk enqueue."""
+    chunks = encoded_chunks()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE nightcrew.jobs")
+        conn.execute("CHECKPOINT")
+    seconds = run_async(_copy_from_python(url, chunks), uvloop)
+    return emit("python_copy_floor", table="nightcrew.jobs", rate=CHUNKS * CHUNK_ROWS / seconds)
+
+
+async def _copy_from_python(url: str, chunks: list[bytes]) -> float:
+    copy = f"COPY nightcrew.jobs {STREAMED} FROM STDIN"
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        for start, chunk in zip(range(0, CHUNKS * CHUNK_ROWS, CHUNK_ROWS), chunks, strict=True):
+            items = bulk_items(start, CHUNK_ROWS)
+            async with conn.transaction(), conn.cursor().copy(copy) as c:
+                await c.write(chunk)
+            del items  # held through the call, as a library holds its argument
+        return time.perf_counter() - t0
+
+
 def pgbench(
     url: str, script: str, *args: str, clients: int = 1
 ) -> subprocess.CompletedProcess[str]:
@@ -301,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             results.append(copy_ceiling(conn, "nightcrew.jobs", args.reps))
             results.append(copy_ceiling(conn, BARE, args.reps))
+            results.append(python_copy_floor(url))
             conn.execute("TRUNCATE nightcrew.jobs")
             results += client_floors(url, args.pgqueuer_python, 3000)
             results += client_floors(url, args.pgqueuer_python, 10_000, clients=32)

@@ -208,6 +208,7 @@ def floors_beside(bench: Bench, figure: str, rep: int, args: argparse.Namespace)
     conn.execute("TRUNCATE nightcrew.jobs")
     if figure == "async_bulk":
         keep(floors.copy_ceiling(conn, "nightcrew.jobs", 1))
+        keep(floors.python_copy_floor(bench.url, bench.uvloop))
     elif figure in ("async_single", "concurrent"):  # asyncpg first in even rounds, as PgQueuer
         clients, jobs = (
             (1, CLIENT_FLOOR_JOBS) if figure == "async_single" else (32, CONCURRENT_FLOOR_JOBS)
@@ -283,6 +284,11 @@ ROWS = (
         lambda r: r >= 3.0),
     Row("  the same against the COPY ceiling", "async_bulk:rate", None, "copy_ceiling:rate",
         "floor", "≥ 80 % of the floor", lambda r: r >= 0.8),
+    Row("  a Python caller's items, then pre-encoded rows by psycopg async, against that ceiling",
+        "python_copy_floor:rate", None, "copy_ceiling:rate", "floor",
+        "(< 0.80: what stops it, any Python library handed these items)", None),
+    Row("  bulk enqueue against that Python floor", "async_bulk:rate", None,
+        "python_copy_floor:rate", "floor", "(what the library costs)", None),
     Row("drain, 20,000 no-op jobs, kept (jobs/s)", "drain:rate", "pgqueuer.drain:rate",
         "drain_floor:rate", "peer", "≥ 3× PgQueuer", lambda r: r >= 3.0),
     Row("  the same against fetch + finish in the database alone (pgbench, 2 connections)",
@@ -297,6 +303,9 @@ ROWS = (
         "(< 3: the target is beyond any Python worker of psycopg)", None),
     Row("idle pickup p99 (ms)", "latency:p99", "pgqueuer.latency:p99", "two_commits:p99",
         "peer", "≤ 0.6× PgQueuer", lambda r: r <= 0.6),
+    Row("  two durable commits alone (pgbench at 50 Hz, no NOTIFY, no Python) against PgQueuer",
+        "two_commits:p99", "pgqueuer.latency:p99", None, "peer",
+        "(> 0.6: the target is beyond the database and its disk)", None),
     Row("HTTP enqueue, 50 clients, 1 serve process (jobs/s)", "http:rate", None,
         "concurrent:rate", "floor", "≥ 60 % of concurrent", lambda r: r >= 0.6),
     Row("HTTP enqueue p99 (ms)", "http:p99", None, None, "none", "< 50 ms",
