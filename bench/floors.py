@@ -39,6 +39,11 @@ created and migrated if missing), what no client library can beat on this machin
                    on its own connection, sending the job row alone (concurrent enqueues may
                    share their wake-ups): the most a single-process Python client of each
                    driver can enqueue one job per commit, the floor of the 32-client figure.
+* python_pickup_floor -- idle pickup with no nightcrew code: 300 jobs at 50 Hz, each
+                   inserted with its NOTIFY (one durable commit, sync psycopg, prepared);
+                   a listening process (async psycopg) leases the notified job by its id
+                   (a second durable commit). p50/p95/p99 ms from the insert's call to the
+                   lease's return: what any Python queue of psycopg pays for a pickup.
 * two_commits   -- pgbench at 50 Hz: insert a job, then lease it as the fetch does (same
                    SET list, so the update triggers run), each its own durable commit: the
                    floor of idle pickup latency without NOTIFY or Python. p50/p95/p99 ms.
@@ -63,7 +68,7 @@ from typing import Any
 
 import psycopg
 
-from nightcrew.ids import uuid7_ints
+from nightcrew.ids import uuid7, uuid7_ints
 
 # bench/ is the script's directory
 from throughput import _pct, bench_database, bulk_items, run_async
@@ -75,6 +80,14 @@ NARROW = "public.nightcrew_floor_narrow"
 INSERT_JOB = (
     "INSERT INTO nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts)"
     " VALUES (gen_random_uuid(), 'bench.noop', 'default', '{\"i\": 1}', 0, now(), 1)"
+)
+# python_pickup_floor: a single enqueue's row with its wake-up in the statement; the payload
+# names the job and its index (the lessee leases the one and records the other).
+PICKUP_CHANNEL, PICKUP_JOBS = "nightcrew_floor_pickup", 300
+INSERT_PICKUP_JOB = (
+    "INSERT INTO nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts)"
+    " VALUES (%s, 'bench.noop', 'default', '{\"i\": 1}', 0, now(), 1)"
+    f" RETURNING pg_notify('{PICKUP_CHANNEL}', id::text || ':' || %s)"
 )
 # A wake-up sent as its own transaction after the insert's commit, as a single enqueue does.
 NOTIFY_AFTER = "SELECT pg_notify('nightcrew_jobs', 'default')"
@@ -294,6 +307,58 @@ def client_floors(url: str, asyncpg_python: str | None, n: int, asyncpg_first: b
     if asyncpg_python and os.path.exists(asyncpg_python):
         runs.insert(0 if asyncpg_first else 1, (asyncpg_python, "asyncpg"))
     return [client_floor(python, driver, url, n, clients) for python, driver in runs]
+
+
+def python_pickup_floor(url: str, interval: float = 0.02) -> dict[str, Any]:
+    """``two_commits`` from Python with the wake-up between them: a sync psycopg client
+    inserts each job with its NOTIFY (as the enqueue does); a spawned process listening on
+    async psycopg leases the notified job by id (the cheapest fetch) and notes the time."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, leased = ctx.Queue(), ctx.Queue()
+    lessee = ctx.Process(target=pickup_lessee, args=(url, ready, leased))
+    lessee.start()
+    insert = INSERT_PICKUP_JOB.encode()
+    called: list[float] = []
+    try:
+        ready.get(timeout=60)
+        with psycopg.connect(url, autocommit=True, prepare_threshold=0) as conn:
+            start = time.time()
+            for i in range(PICKUP_JOBS):
+                if (delay := start + i * interval - time.time()) > 0:
+                    time.sleep(delay)
+                called.append(time.time())
+                conn.execute(insert, (uuid7(), str(i)))
+        done = leased.get(timeout=60)
+    finally:
+        lessee.join(10)
+        if lessee.is_alive():
+            lessee.kill()
+    lat = sorted((done[i] - called[i]) * 1000 for i in range(PICKUP_JOBS))
+    return emit("python_pickup_floor", n=len(lat), p50=_pct(lat, 50), p95=_pct(lat, 95),
+                p99=_pct(lat, 99), max=lat[-1])  # fmt: skip
+
+
+def pickup_lessee(url: str, ready: Any, leased: Any) -> None:
+    """Entry point of :func:`python_pickup_floor`'s listening process."""
+    leased.put(asyncio.run(_lease_notified(url, ready)))
+
+
+async def _lease_notified(url: str, ready: Any) -> dict[int, float]:
+    lease = LEASE_JOB.replace(":jid", "%s::uuid").encode()
+    done: dict[int, float] = {}
+    async with (
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as listening,
+        await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=0) as conn,
+    ):
+        await listening.execute(f"LISTEN {PICKUP_CHANNEL}")
+        ready.put(True)
+        async for note in listening.notifies():
+            job, index = note.payload.split(":")
+            await conn.execute(lease, (job,))
+            done[int(index)] = time.time()
+            if len(done) == PICKUP_JOBS:
+                break
+    return done
 
 
 def two_commits(url: str, seconds: int) -> dict[str, Any]:

@@ -228,8 +228,10 @@ def floors_beside(bench: Bench, figure: str, rep: int, args: argparse.Namespace)
         if pgbench:
             keep(floors.drain_floor(bench.url, conn))
         keep(floors.python_drain_floor(bench.url, conn))
-    elif figure == "latency" and pgbench:
-        keep(floors.two_commits(bench.url, seconds))
+    elif figure == "latency":
+        if pgbench:
+            keep(floors.two_commits(bench.url, seconds))
+        keep(floors.python_pickup_floor(bench.url))
     conn.execute("TRUNCATE nightcrew.jobs")
 
 
@@ -309,6 +311,11 @@ ROWS = (
     Row("  two durable commits alone (pgbench at 50 Hz, no NOTIFY, no Python) against PgQueuer",
         "two_commits:p99", "pgqueuer.latency:p99", None, "peer",
         "(> 0.6: the target is beyond the database and its disk)", None),
+    Row("  Python floor: insert + NOTIFY, a listening psycopg process leases it by id (p99 ms)",
+        "python_pickup_floor:p99", "pgqueuer.latency:p99", None, "peer",
+        "(> 0.6: the target is beyond any Python queue of psycopg)", None),
+    Row("  idle pickup p99 against that Python floor", "latency:p99", None,
+        "python_pickup_floor:p99", "floor", "(what the library costs)", None),
     Row("HTTP enqueue, 50 clients, 1 serve process (jobs/s)", "http:rate", None,
         "concurrent:rate", "floor", "≥ 60 % of concurrent", lambda r: r >= 0.6),
     Row("HTTP enqueue p99 (ms)", "http:p99", None, None, "none", "< 50 ms",
