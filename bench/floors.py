@@ -419,17 +419,19 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(two_commits(url, args.seconds))
                 results.append(drain_floor(url, conn))
             results.append(python_drain_floor(url, conn))
+            conn.execute("TRUNCATE nightcrew.jobs")
+            results.append(python_pickup_floor(url))
         finally:
             conn.execute(f"DROP TABLE IF EXISTS {BARE}, {NARROW}")
             conn.execute("TRUNCATE nightcrew.jobs")
-    print("\nfloors (C client or no client work; fsync and synchronous_commit as configured)")
+    print("\nfloors (pgbench, or Python without nightcrew; fsync, synchronous_commit as set)")
     for r in results:
         if "driver" in r:
             who = f"{r['figure']} ({r['clients']} clients)"
             print(f"  {who:42s} {r['rate']:,.0f} jobs/s, "
                   f"client CPU {r['cpu_us_per_job']:.0f} us/job")  # fmt: skip
-        elif r["figure"] == "two_commits":
-            print(f"  {'two_commits at 50 Hz (ms)':42s} p50 {r['p50']:.2f} / p95 {r['p95']:.2f}"
+        elif r["figure"] in ("two_commits", "python_pickup_floor"):
+            print(f"  {r['figure'] + ' at 50 Hz (ms)':42s} p50 {r['p50']:.2f} / p95 {r['p95']:.2f}"
                   f" / p99 {r['p99']:.2f}")  # fmt: skip
         else:
             print(f"  {r['figure'] + ' ' + r['table']:42s} {r['rate']:,.0f} rows/s")
