@@ -198,7 +198,7 @@ async def enqueue_one_by_one(app: App, ids: range) -> None:
 
 
 def bulk_items(start: int, count: int) -> list[dict[str, Any]]:
-    """The items of one bulk call, as the peers' harness builds them (in the timing)."""
+    """The items of one bulk call (built inside the timing, as the peers' harness does)."""
     now = time.time()
     return [{"type": JOB_TYPE, "payload": {"i": i, "t": now}} for i in range(start, start + count)]
 
