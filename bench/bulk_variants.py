@@ -33,30 +33,28 @@ from itertools import pairwise
 import psycopg
 
 # bench/ is the script's directory
-from floors import STREAMED, encoded_chunks
+from floors import COPY_JOBS, encoded_chunks, settle
 from throughput import bench_database, bulk_items, client_app
 
 CALLS, ROWS = 20, 1_000
-COPY = f"COPY nightcrew.jobs {STREAMED} FROM STDIN"
 WAKE_AND_COMMIT = (
     "SELECT array_agg(pg_notify('nightcrew_jobs', q)::text)"
     " FROM unnest('{default}'::text[]) AS q; COMMIT"
 )
 
 
-def settle(url: str) -> None:
+def settled(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE nightcrew.jobs")
-        conn.execute("CHECKPOINT")
+        settle(conn)
 
 
 def ceiling(url: str) -> float:
     chunks = encoded_chunks()[:CALLS]
-    settle(url)
+    settled(url)
     with psycopg.connect(url, autocommit=True) as conn:
         t0 = time.perf_counter()
         for chunk in chunks:
-            with conn.transaction(), conn.cursor().copy(COPY) as copy:
+            with conn.transaction(), conn.cursor().copy(COPY_JOBS) as copy:
                 copy.write(chunk)
         return CALLS * ROWS / (time.perf_counter() - t0)
 
@@ -70,13 +68,13 @@ def streamed(chunk: bytes) -> list[bytes]:
 
 async def by_hand(url: str, wake: bool, items: bool) -> float:
     calls = [streamed(chunk) for chunk in encoded_chunks()[:CALLS]]
-    settle(url)
+    settled(url)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         t0 = time.perf_counter()
         for start, pieces in zip(range(0, CALLS * ROWS, ROWS), calls, strict=True):
             built = bulk_items(start, ROWS) if items else None
             await conn.execute("BEGIN")
-            async with conn.cursor().copy(COPY) as copy:
+            async with conn.cursor().copy(COPY_JOBS) as copy:
                 for piece in pieces:
                     await copy.write(piece)
             await conn.execute(WAKE_AND_COMMIT if wake else "COMMIT")
@@ -87,7 +85,7 @@ async def by_hand(url: str, wake: bool, items: bool) -> float:
 async def library(url: str, collect: bool) -> float:
     app = client_app(url, 1)
     await app.apool()
-    settle(url)
+    settled(url)
     if not collect:
         gc.disable()
     try:

@@ -75,6 +75,7 @@ from throughput import _pct, bench_database, bulk_items, run_async
 
 CHUNKS, CHUNK_ROWS = 50, 1_000
 STREAMED = "(id, payload, type, queue, priority, max_attempts, timeout_seconds, notify, user_id)"
+COPY_JOBS = f"COPY nightcrew.jobs {STREAMED} FROM STDIN"
 BARE = "public.nightcrew_floor_bare"
 NARROW = "public.nightcrew_floor_narrow"
 INSERT_JOB = (
@@ -84,9 +85,7 @@ INSERT_JOB = (
 # python_pickup_floor: a single enqueue's row with its wake-up in the statement; the payload
 # names the job and its index (the lessee leases the one and records the other).
 PICKUP_CHANNEL, PICKUP_JOBS = "nightcrew_floor_pickup", 300
-INSERT_PICKUP_JOB = (
-    "INSERT INTO nightcrew.jobs (id, type, queue, payload, priority, run_at, max_attempts)"
-    " VALUES (%s, 'bench.noop', 'default', '{\"i\": 1}', 0, now(), 1)"
+INSERT_PICKUP_JOB = INSERT_JOB.replace("gen_random_uuid()", "%s") + (
     f" RETURNING pg_notify('{PICKUP_CHANNEL}', id::text || ':' || %s)"
 )
 # A wake-up sent as its own transaction after the insert's commit, as a single enqueue does.
@@ -135,9 +134,8 @@ def one_line(sql: str) -> str:
 def preload_drain(conn: psycopg.Connection[Any]) -> None:
     """The drain floors' 20,000 pending jobs, by COPY, vacuumed and checkpointed."""
     conn.execute("TRUNCATE nightcrew.jobs")
-    copy = f"COPY nightcrew.jobs {STREAMED} FROM STDIN"
     for chunk in encoded_chunks()[: DRAIN_JOBS // CHUNK_ROWS]:
-        with conn.transaction(), conn.cursor().copy(copy) as c:
+        with conn.transaction(), conn.cursor().copy(COPY_JOBS) as c:
             c.write(chunk)
     conn.execute("VACUUM ANALYZE nightcrew.jobs")
     conn.execute("CHECKPOINT")
@@ -216,12 +214,18 @@ def encoded_chunks() -> list[bytes]:
     return chunks
 
 
+def settle(conn: psycopg.Connection[Any], table: str = "nightcrew.jobs") -> None:
+    """Empty ``table`` and CHECKPOINT: every bulk run starts from here (no timed checkpoint's
+    writes in its timing, and none of the previous run's dirty pages)."""
+    conn.execute(f"TRUNCATE {table}")
+    conn.execute("CHECKPOINT")
+
+
 def copy_ceiling(conn: psycopg.Connection[Any], table: str, reps: int) -> dict[str, Any]:
     rates = []
     for _ in range(reps):
         chunks = encoded_chunks()  # fresh ids: the primary key refuses repeats
-        conn.execute(f"TRUNCATE {table}")
-        conn.execute("CHECKPOINT")
+        settle(conn, table)
         t0 = time.perf_counter()
         for chunk in chunks:
             with conn.transaction(), conn.cursor().copy(f"COPY {table} {STREAMED} FROM STDIN") as c:
@@ -237,19 +241,17 @@ def python_copy_floor(url: str, uvloop: bool = False) -> dict[str, Any]:
     encoding, no wake-up, so the most generous floor of a Python library's bulk enqueue."""
     chunks = encoded_chunks()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE nightcrew.jobs")
-        conn.execute("CHECKPOINT")
+        settle(conn)
     seconds = run_async(_copy_from_python(url, chunks), uvloop)
     return emit("python_copy_floor", table="nightcrew.jobs", rate=CHUNKS * CHUNK_ROWS / seconds)
 
 
 async def _copy_from_python(url: str, chunks: list[bytes]) -> float:
-    copy = f"COPY nightcrew.jobs {STREAMED} FROM STDIN"
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         t0 = time.perf_counter()
         for start, chunk in zip(range(0, CHUNKS * CHUNK_ROWS, CHUNK_ROWS), chunks, strict=True):
             items = bulk_items(start, CHUNK_ROWS)
-            async with conn.transaction(), conn.cursor().copy(copy) as c:
+            async with conn.transaction(), conn.cursor().copy(COPY_JOBS) as c:
                 await c.write(chunk)
             del items  # held through the call, as a library holds its argument
         return time.perf_counter() - t0
