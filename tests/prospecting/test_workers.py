@@ -73,9 +73,11 @@ def job_status(url: str, job_id: str) -> str:
 
 
 def enriched(url: str, campaign_id: str) -> int:
-    """Leads whose email finder call is recorded."""
+    """Leads enriched as the API counts them: the finder call recorded and, when it found
+    an email, the verifier call too (a lead between its two calls is not enriched yet)."""
     rows = sql(url, "SELECT count(*) FROM prospecting.businesses WHERE campaign_id = %s"
-                    " AND finder_done", (campaign_id,))  # fmt: skip
+                    " AND finder_done AND (email IS NULL OR verifier_done)",
+               (campaign_id,))  # fmt: skip
     return int(rows[0][0])
 
 
