@@ -35,7 +35,13 @@ from nightcrew.errors import ConfigurationError
 from nightcrew.heap import freeze_startup_heap
 from nightcrew.ids import uuid7
 from nightcrew.lifecycle.executor import Executor, released_outcome
-from nightcrew.lifecycle.fetch import configure_fetch_session, fetch_jobs
+from nightcrew.lifecycle.fetch import (
+    CHECKPOINT_COLUMN,
+    TIMEOUT_COLUMN,
+    configure_fetch_session,
+    fetch_jobs,
+    fetched_job,
+)
 from nightcrew.lifecycle.finish import Completer, Outcome
 from nightcrew.lifecycle.heartbeat import renew_leases
 from nightcrew.lifecycle.rescue import rescue_expired
@@ -253,7 +259,7 @@ class Worker:
                 log.warning("limit grant failed (%s)", exc)
                 rows, slots = [r for r in rows if not self._limits_of(r)], {}
             for row in rows:
-                self._start(row, leased_at, slot=slots.get(str(row[0])))
+                self._start(row, leased_at, slot=slots.get(row[0]) if slots else None)
             if fetched < limit:
                 # asyncio.timeout, not wait_for: no extra task between a NOTIFY and the fetch.
                 with contextlib.suppress(TimeoutError):
@@ -277,10 +283,10 @@ class Worker:
 
     async def _grant_limited(
         self, rows: list[tuple[Any, ...]]
-    ) -> tuple[list[tuple[Any, ...]], dict[str, SlotTiming]]:
+    ) -> tuple[list[tuple[Any, ...]], dict[UUID, SlotTiming]]:
         """Pass the fetched jobs that have limits through the grant step: the rows that
-        may start (with the timing of their slot); the others were given back. Jobs
-        without limits pass untouched, at no cost."""
+        may start (with the timing of their slot, by job id); the others were given back.
+        Jobs without limits pass untouched, at no cost."""
         entries = []
         for row in rows:
             limits = self._limits_of(row)
@@ -294,8 +300,8 @@ class Worker:
         for slot in slots.values():
             if slot.wait < 0:  # given back: fetch again when its reserved slot comes
                 heapq.heappush(self._due, now - slot.wait)
-        granted = {job_id: slot for job_id, slot in slots.items() if slot.wait >= 0}
-        kept = [r for r in rows if not self._limits_of(r) or str(r[0]) in granted]
+        granted = {UUID(job_id): slot for job_id, slot in slots.items() if slot.wait >= 0}
+        kept = [r for r in rows if not self._limits_of(r) or r[0] in granted]
         return kept, granted
 
     async def _grant(self, entries: list[dict[str, Any]]) -> dict[str, SlotTiming]:
@@ -355,55 +361,36 @@ class Worker:
     def _start(
         self, row: tuple[Any, ...], leased_at: float, *, slot: SlotTiming | None = None
     ) -> None:
-        (
-            job_id,
-            job_type,
-            queue,
-            payload,
-            priority,
-            attempt,
-            max_attempts,
-            timeout,
-            checkpoint,
-            user_id,
-            _run_at,
-            created_at,
-            parent_count,
-        ) = row
-        info = JobInfo(
-            id=job_id,
-            type=job_type,
-            queue=queue,
-            attempt=attempt,
-            max_attempts=max_attempts,
-            payload=payload,
-            priority=priority,
-            user_id=user_id,
-            created_at=created_at,
-            parent_count=parent_count,
-        )
-        fetched = _Waiting(info, checkpoint, timeout, leased_at, slot)
-        earlier = self._attempt_here.get(job_id)
+        info = fetched_job(row)
+        checkpoint, timeout = row[CHECKPOINT_COLUMN], row[TIMEOUT_COLUMN]
+        earlier = self._attempt_here.get(info.id)
         if earlier is None:
-            self._launch(fetched)
+            self._launch(info, checkpoint, timeout, leased_at, slot)
             return
         # Fetched again, so the earlier attempt's lease is gone for sure, but its handler
         # still runs (a thread that cannot be stopped): start this one after it returns.
-        log.warning("job %s: attempt %d waits for attempt %d to stop", job_id, attempt, earlier)
-        self._stop_lost(self.running[(job_id, earlier)], "lease lost")
-        self._waiting[job_id] = fetched
+        log.warning("job %s: attempt %d waits for attempt %d to stop", info.id,
+                    info.attempt, earlier)  # fmt: skip
+        self._stop_lost(self.running[(info.id, earlier)], "lease lost")
+        self._waiting[info.id] = _Waiting(info, checkpoint, timeout, leased_at, slot)
 
-    def _launch(self, fetched: _Waiting) -> None:
-        info = fetched.info
+    def _launch(
+        self,
+        info: JobInfo,
+        checkpoint: Any,
+        timeout: float | None,
+        leased_at: float,
+        slot: SlotTiming | None,
+    ) -> None:
         ctx = JobContext(
             self.app,
             info,
-            fetched.checkpoint,
+            checkpoint,
             self.id,
             lease_seconds=self.settings.lease_seconds,
-            leased_at=fetched.leased_at,
+            leased_at=leased_at,
         )
-        task = asyncio.create_task(self._run_job(ctx, fetched.timeout, fetched.slot))
+        task = asyncio.create_task(self._run_job(ctx, timeout, slot))
         self.running[(info.id, info.attempt)] = _Running(ctx, task)
         self._attempt_here[info.id] = info.attempt
 
@@ -412,15 +399,17 @@ class Worker:
         job that waited for it (or, when stopping, give that one back)."""
         del self.running[(info.id, info.attempt)]
         del self._attempt_here[info.id]
-        self._lost_here.discard(info.id)
         self._slot_free.set()
-        waiting = self._waiting.pop(info.id, None)
+        if self._lost_here:  # (both usually empty: no hashing of the id when they are)
+            self._lost_here.discard(info.id)
+        waiting = self._waiting.pop(info.id, None) if self._waiting else None
         if waiting is None:
             return
         if self._stopping.is_set() and self._completer is not None:
             self._completer.add(released_outcome(waiting.info))
         else:
-            self._launch(waiting)
+            self._launch(waiting.info, waiting.checkpoint, waiting.timeout,
+                         waiting.leased_at, waiting.slot)  # fmt: skip
 
     def _stop_lost(self, entry: _Running, why: str) -> None:
         """Stop an attempt whose lease is lost (or can no longer be proven): its writes are

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
+import psycopg
 import pytest
 from pydantic import BaseModel
 
 from nightcrew import App, JobContext, JobStatus, Retry, SyncJobContext
+from nightcrew.context import JobInfo
+from nightcrew.lifecycle.fetch import CHECKPOINT_COLUMN, FETCHED_COLUMNS, TIMEOUT_COLUMN
+from nightcrew.queries import query
 from tests.support import await_until
 
 
@@ -382,3 +387,36 @@ async def test_a_result_nested_deeper_than_64_fails_the_job(aapp: App) -> None:
     assert failed.error == "result is nested deeper than 64 levels"
     assert done is not None and done.status is JobStatus.COMPLETED
     assert isinstance(done.result, list)
+
+
+async def test_the_handler_sees_the_job_as_stored(aapp: App) -> None:
+    """ctx.job is built from fetch_jobs' row by position (fetched_job): every field is the
+    stored one, the instance equals the constructor's and stays frozen; the columns the
+    query returns are FETCHED_COLUMNS, in that order."""
+    seen: list[JobInfo] = []
+
+    @aapp.job("t.info", max_attempts=4, timeout=7)
+    async def record(ctx: JobContext, payload: Any) -> None:
+        seen.append(ctx.job)
+        assert ctx.checkpoint is None
+
+    job_id = await aapp.aenqueue("t.info", {"n": [1, "x"]}, priority=3, user_id="alice")
+    await aapp.worker().run_until_idle()
+    job = await aapp.aget_job(job_id)
+    assert job is not None
+    stored = JobInfo(id=job_id, type="t.info", queue="default", attempt=1, max_attempts=4,
+                     payload={"n": [1, "x"]}, priority=3, user_id="alice",
+                     created_at=job.created_at, parent_count=0)  # fmt: skip
+    assert seen == [stored]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        seen[0].attempt = 2  # type: ignore[misc]
+
+    await aapp.aenqueue("t.info", {})
+    async with await psycopg.AsyncConnection.connect(aapp.url, autocommit=True) as conn:
+        cur = await conn.execute(query("fetch_jobs"), {
+            "queues": ["default"], "limit": 1, "worker_id": "w", "lease_seconds": 60,
+            "exclude": [], "now": None})  # fmt: skip
+        assert cur.description is not None
+        assert tuple(column.name for column in cur.description) == FETCHED_COLUMNS
+        (row,) = await cur.fetchall()
+    assert (row[TIMEOUT_COLUMN], row[CHECKPOINT_COLUMN]) == (7, None)

@@ -59,12 +59,10 @@ def timeout_outcome(
 
 def result_outcome(info: JobInfo, result: Any, *, backoff: Backoff) -> Outcome:
     """A handler returned ``result``: completed, unless the result cannot be stored."""
+    if result is None:  # most handlers return nothing
+        return Outcome(info.id, info.attempt, "completed", result_json="null")
     try:
-        result_json = (
-            "null"  # most handlers return nothing
-            if result is None
-            else json.dumps(result, allow_nan=False, default=_json_default)
-        )
+        result_json = json.dumps(result, allow_nan=False, default=_json_default)
     except (TypeError, ValueError) as exc:
         message = f"result is not JSON-serialisable: {exc}"
         return failure_outcome(info, exc, backoff=backoff, message=message)

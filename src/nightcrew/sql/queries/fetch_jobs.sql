@@ -38,5 +38,5 @@ SET status = 'processing',
 -- whole table (right after a bulk load, or in a plan prepared while the table was empty).
 WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM picked))
 RETURNING j.id, j.type, j.queue, j.payload, j.priority, j.attempts, j.max_attempts,
-          j.timeout_seconds, j.checkpoint, j.user_id, j.run_at, j.created_at,
+          j.timeout_seconds, j.checkpoint, j.user_id, j.created_at,
           coalesce(cardinality(j.depends_on), 0) AS parent_count
