@@ -209,6 +209,7 @@ def floors_beside(bench: Bench, figure: str, rep: int, args: argparse.Namespace)
     if figure == "async_bulk":
         keep(floors.copy_ceiling(conn, "nightcrew.jobs", 1))
         keep(floors.python_copy_floor(bench.url, bench.uvloop))
+        keep(floors.python_copy_floor(bench.url, bench.uvloop, encode=True))
     elif figure in ("async_single", "concurrent"):  # asyncpg first in even rounds, as PgQueuer
         clients, jobs = (
             (1, CLIENT_FLOOR_JOBS) if figure == "async_single" else (32, CONCURRENT_FLOOR_JOBS)
@@ -294,6 +295,11 @@ ROWS = (
     Row("  that Python COPY floor against PgQueuer", "python_copy_floor:rate",
         "pgqueuer.async_bulk:rate", None, "peer",
         "(< 3: the target is beyond any Python library handed these items)", None),
+    Row("  the same floor with the payloads JSON-encoded (one stdlib call per 1,000), against "
+        "PgQueuer", "python_copy_floor_encoded:rate", "pgqueuer.async_bulk:rate", None, "peer",
+        "(< 3: beyond any Python library that must encode them)", None),
+    Row("  bulk enqueue against that encoding floor", "async_bulk:rate", None,
+        "python_copy_floor_encoded:rate", "floor", "(what the library costs beyond it)", None),
     Row("drain, 20,000 no-op jobs, kept (jobs/s)", "drain:rate", "pgqueuer.drain:rate",
         "drain_floor:rate", "peer", "≥ 3× PgQueuer", lambda r: r >= 3.0),
     Row("  the same against fetch + finish in the database alone (pgbench, 2 connections)",
