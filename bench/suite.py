@@ -298,6 +298,9 @@ ROWS = (
     Row("  the same floor with the payloads JSON-encoded (one stdlib call per 1,000), against "
         "PgQueuer", "python_copy_floor_encoded:rate", "pgqueuer.async_bulk:rate", None, "peer",
         "(< 3: beyond any Python library that must encode them)", None),
+    Row("  that encoding floor against the COPY ceiling", "python_copy_floor_encoded:rate", None,
+        "copy_ceiling:rate", "floor", "(< 0.80: what stops it, any library that must encode "
+        "them)", None),
     Row("  bulk enqueue against that encoding floor", "async_bulk:rate", None,
         "python_copy_floor_encoded:rate", "floor", "(what the library costs beyond it)", None),
     Row("drain, 20,000 no-op jobs, kept (jobs/s)", "drain:rate", "pgqueuer.drain:rate",
