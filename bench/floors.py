@@ -30,6 +30,9 @@ created and migrated if missing), what no client library can beat on this machin
                    connection each), each taking its 500 leased rows into Python and sending
                    their outcomes back as one JSON array: the most a Python worker of psycopg
                    can drain this way on this machine, with no nightcrew code. jobs/s.
+* python_drain_floor_tasks -- the same, each leased job also running a no-op coroutine as
+                   its own asyncio task (a batch's awaited before its outcomes go): what a
+                   worker whose jobs run side by side adds at the least. jobs/s.
 * psycopg_async_floor / asyncpg_floor -- ``bench/client_floor.py``: the cheapest 1-client
                    async enqueue a Python driver allows, the job row and its NOTIFY in one
                    prepared autocommit statement, back to back from one task: with psycopg
@@ -157,30 +160,41 @@ def drain_floor(url: str, conn: psycopg.Connection[Any]) -> dict[str, Any]:
     return drained(conn, "drain_floor", time.perf_counter() - t0)
 
 
-def python_drain_floor(url: str, conn: psycopg.Connection[Any]) -> dict[str, Any]:
+def python_drain_floor(
+    url: str, conn: psycopg.Connection[Any], tasks: bool = False
+) -> dict[str, Any]:
     """``drain_floor``'s statements from 2 Python processes (psycopg, prepared), each taking
     its leased rows into Python and sending their outcomes back as JSON, as any Python
-    worker must; no nightcrew code between the statements."""
+    worker must; no nightcrew code between the statements.
+
+    ``tasks``: each leased job also runs a no-op coroutine as its own asyncio task, all of
+    a batch's awaited before its outcomes are sent (``python_drain_floor_tasks``): what a
+    worker whose jobs run side by side, each able to wait on I/O, adds at the least."""
     preload_drain(conn)
     ctx = multiprocessing.get_context("spawn")
     ends = ctx.Queue()
     start_at = time.time() + 3.0  # time to spawn and connect
-    procs = [ctx.Process(target=python_drainer, args=(url, f"pyfloor{k}", start_at, ends))
+    procs = [ctx.Process(target=python_drainer, args=(url, f"pyfloor{k}", start_at, ends, tasks))
              for k in range(DRAIN_CLIENTS)]  # fmt: skip
     for p in procs:
         p.start()
     last = max(ends.get(timeout=300) for _ in procs)
     for p in procs:
         p.join(15)
-    return drained(conn, "python_drain_floor", last - start_at)
+    figure = "python_drain_floor_tasks" if tasks else "python_drain_floor"
+    return drained(conn, figure, last - start_at)
 
 
-def python_drainer(url: str, worker_id: str, start_at: float, ends: Any) -> None:
+def python_drainer(url: str, worker_id: str, start_at: float, ends: Any, tasks: bool) -> None:
     """Entry point of one process of :func:`python_drain_floor`."""
-    ends.put(asyncio.run(_drain_from_python(url, worker_id, start_at)))
+    ends.put(asyncio.run(_drain_from_python(url, worker_id, start_at, tasks)))
 
 
-async def _drain_from_python(url: str, worker_id: str, start_at: float) -> float:
+async def _no_op_job(job_id: Any) -> None:
+    return None
+
+
+async def _drain_from_python(url: str, worker_id: str, start_at: float, tasks: bool) -> float:
     from nightcrew.queries import query
 
     fetch, finish = query("fetch_jobs"), query("finish_jobs")
@@ -189,6 +203,8 @@ async def _drain_from_python(url: str, worker_id: str, start_at: float) -> float
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         while rows := await (await conn.execute(fetch, leasing, prepare=True)).fetchall():
+            if tasks:
+                await asyncio.gather(*[asyncio.create_task(_no_op_job(r[0])) for r in rows])
             outcomes = [{"id": str(r[0]), "attempt": r[5], "status": "completed"} for r in rows]
             finishing = {"worker_id": worker_id, "outcomes": json.dumps(outcomes)}
             await conn.execute(finish, finishing, prepare=True)
@@ -438,6 +454,7 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(two_commits(url, args.seconds))
                 results.append(drain_floor(url, conn))
             results.append(python_drain_floor(url, conn))
+            results.append(python_drain_floor(url, conn, tasks=True))
             conn.execute("TRUNCATE nightcrew.jobs")
             results.append(python_pickup_floor(url))
         finally:

@@ -229,6 +229,7 @@ def floors_beside(bench: Bench, figure: str, rep: int, args: argparse.Namespace)
         if pgbench:
             keep(floors.drain_floor(bench.url, conn))
         keep(floors.python_drain_floor(bench.url, conn))
+        keep(floors.python_drain_floor(bench.url, conn, tasks=True))
     elif figure == "latency":
         if pgbench:
             keep(floors.two_commits(bench.url, seconds))
@@ -315,6 +316,11 @@ ROWS = (
     Row("  that Python floor against PgQueuer", "python_drain_floor:rate",
         "pgqueuer.drain:rate", None, "peer",
         "(< 3: the target is beyond any Python worker of psycopg)", None),
+    Row("  the same with each job a no-op asyncio task, against PgQueuer",
+        "python_drain_floor_tasks:rate", "pgqueuer.drain:rate", None, "peer",
+        "(< 3: beyond any Python worker that runs jobs side by side)", None),
+    Row("  drain against that task floor", "drain:rate", None, "python_drain_floor_tasks:rate",
+        "floor", "(what the library costs beyond it)", None),
     Row("idle pickup p99 (ms)", "latency:p99", "pgqueuer.latency:p99", "two_commits:p99",
         "peer", "≤ 0.6× PgQueuer", lambda r: r <= 0.6),
     Row("  two durable commits alone (pgbench at 50 Hz, no NOTIFY, no Python) against PgQueuer",
