@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
@@ -263,8 +264,8 @@ def enter_slot(timing: SlotTiming, forfeited: int = 0) -> LimitSlot | None:
 
 async def grant(
     conn: psycopg.AsyncConnection[Any], entries: Sequence[dict[str, Any]]
-) -> dict[str, SlotTiming]:
-    """Grant fetched limited jobs their limits: job id (text) -> the timing of its slot
+) -> dict[UUID, SlotTiming]:
+    """Grant fetched limited jobs their limits: job id -> the timing of its slot
     (``wait`` >= 0: it may start then; < 0: it was given back, not run and its attempt
     not counted, and is due again in ``-wait`` seconds)."""
     params = {"jobs": json.dumps(entries), "hold": HOLD_SECONDS, "recheck": RECHECK_SECONDS}
@@ -273,7 +274,7 @@ async def grant(
     rows = await cur.fetchall()
     reply = time.monotonic()
     return {
-        str(job_id): SlotTiming(sent, reply, float(wait), after, period)
+        job_id: SlotTiming(sent, reply, float(wait), after, period)
         for job_id, wait, after, period in rows
     }
 

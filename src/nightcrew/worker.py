@@ -300,11 +300,11 @@ class Worker:
         for slot in slots.values():
             if slot.wait < 0:  # given back: fetch again when its reserved slot comes
                 heapq.heappush(self._due, now - slot.wait)
-        granted = {UUID(job_id): slot for job_id, slot in slots.items() if slot.wait >= 0}
+        granted = {job_id: slot for job_id, slot in slots.items() if slot.wait >= 0}
         kept = [r for r in rows if not self._limits_of(r) or r[0] in granted]
         return kept, granted
 
-    async def _grant(self, entries: list[dict[str, Any]]) -> dict[str, SlotTiming]:
+    async def _grant(self, entries: list[dict[str, Any]]) -> dict[UUID, SlotTiming]:
         if not self.settings.listen and not self.app.behind_pooler:  # as _fetch decides
             pool = await self.app.apool()
             async with pool.connection() as conn:
