@@ -279,13 +279,10 @@ async def _copy_from_python(url: str, chunks: list[bytes], encode: bool) -> floa
         t0 = time.perf_counter()
         for start, chunk in zip(range(0, CHUNKS * CHUNK_ROWS, CHUNK_ROWS), chunks, strict=True):
             items = bulk_items(start, CHUNK_ROWS)
-            if encode:
-                payloads = COMPACT_JSON.encode([item["payload"] for item in items])
+            payloads = COMPACT_JSON.encode([item["payload"] for item in items]) if encode else None
             async with conn.transaction(), conn.cursor().copy(COPY_JOBS) as c:
                 await c.write(chunk)
-            del items  # held through the call, as a library holds its argument
-            if encode:
-                del payloads
+            del items, payloads  # held through the call, as a library holds its argument
         return time.perf_counter() - t0
 
 

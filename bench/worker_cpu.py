@@ -87,22 +87,6 @@ async def per_job_path(batches: int, reps: int) -> list[float]:
     return figures
 
 
-def preload(url: str, n: int) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE nightcrew.jobs, nightcrew.workers")
-    client = App(url, migrate_on_start=False)
-    client.job(JOB_TYPE, max_attempts=1)(lambda ctx, payload: None)
-    now = time.time()
-    for start in range(0, n, 1000):
-        client.enqueue_many([{"type": JOB_TYPE, "payload": {"i": i, "t": now}}
-                             for i in range(start, min(n, start + 1000))])  # fmt: skip
-    client.close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
-
-
 async def drain(url: str, n: int) -> dict[str, float]:
     """One worker drains the ``n`` preloaded jobs; stops once every one is completed."""
     app = app_for(url)
@@ -146,12 +130,15 @@ def main() -> None:
         return
     if not a.database_url:
         ap.error("give --database-url (or NIGHTCREW_DATABASE_URL), or --no-database")
-    from throughput import bench_database
+    from throughput import Bench, bench_database
 
     url = bench_database(a.database_url, a.db_name)
+    loader = Bench(url, {"chunk": 1000, "drain": a.n})  # the drain figure's preload
     runs = []
     for _ in range(a.reps):
-        preload(url, a.n)
+        loader.reset()
+        loader.preload(a.n)
+        loader.admin.execute("CHECKPOINT")
         runs.append(asyncio.run(drain(url, a.n)))
         print(json.dumps({"figure": "drain_in_process", **runs[-1]}), flush=True)
     medians = {key: statistics.median(r[key] for r in runs) for key in ("rate", "cpu_us_per_job")}
